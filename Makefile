@@ -1,0 +1,40 @@
+# Two entry points (see README): `make run` and `make test`. Both create .venv from scratch.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup run test test-fast lint bench bench-full clean demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+
+node_modules/.bin/azurite-blob: package.json
+	@command -v npm >/dev/null || { echo "npm is required for the Azurite emulator used by the Azure tests: install Node.js 20+ and npm (e.g. apt-get install nodejs npm)"; exit 1; }
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+## make run: set up, then start `dagster dev` on 127.0.0.1:3000 (local disk under ./data, synthetic market data)
+run: setup
+	mkdir -p "$(DAGSTER_HOME)" "$(CB_STORAGE_LOCAL_ROOT_PATH)"
+	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## make demo: save and read a range with the storage manager (no Dagster)
+demo: setup
+	$(BIN)/python -m cb_storage_dagster.demo
+
+## make test: set up (Python packages + Azurite from npm), then run the whole suite
+test: setup node_modules/.bin/azurite-blob
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules .dagster_home data

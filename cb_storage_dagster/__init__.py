@@ -1,0 +1,17 @@
+"""cb-storage-dagster: crypto market-data storage (Delta Lake, Parquet, JSON) for Dagster.
+
+The storage core (:mod:`cb_storage_dagster.storage`) has no Dagster import; the Dagster
+adapters live in :mod:`cb_storage_dagster.adapters` and the pipeline in
+:mod:`cb_storage_dagster.definitions`. The public names are re-exported here.
+"""
+
+from . import storage as _storage
+
+__version__ = "0.1.0"
+__all__ = list(_storage.__all__)
+
+
+def __getattr__(name: str):  # lazy: keeps the Azure SDK out of plain imports
+    if name in __all__:
+        return getattr(_storage, name)
+    raise AttributeError(name)

@@ -1,0 +1,141 @@
+"""Local-disk backend: a root directory, atomic writes, ``file://`` URIs for delta-rs."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import BackendUnavailableError, NotFoundError, StorageError
+from ..identifiers import normalize_identifier
+from ..interfaces import IStorageBackend
+
+
+class LocalFileBackend(IStorageBackend):
+    """Stores objects as files under ``root_path``.
+
+    Writes go to a temporary file in the target directory, are fsynced and then renamed
+    over the target, so a reader sees the old file or the new one, never half of one.
+    Identifiers are relative and cannot leave the root.
+
+    Example:
+        >>> import tempfile
+        >>> backend = LocalFileBackend(tempfile.mkdtemp())
+        >>> backend.save_bytes("ohlcv/a.json", b"{}")
+        >>> backend.load_bytes("ohlcv/a.json"), backend.list_items("ohlcv")
+        (b'{}', ['ohlcv/a.json'])
+    """
+
+    def __init__(self, root_path: str | os.PathLike[str], *, create: bool = True) -> None:
+        root = Path(root_path).expanduser()
+        if create:
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BackendUnavailableError(
+                    f"Cannot create the storage root {str(root)!r}: {exc.strerror}. "
+                    "Check CB_STORAGE_LOCAL_ROOT_PATH and its permissions."
+                ) from None
+        if not root.is_dir():
+            raise NotFoundError(
+                f"Storage root {str(root)!r} is not a directory; set CB_STORAGE_LOCAL_ROOT_PATH "
+                "to an existing folder."
+            )
+        self._root = root.resolve()
+
+    @property
+    def root_path(self) -> Path:
+        return self._root
+
+    def __repr__(self) -> str:
+        return f"LocalFileBackend(root_path={str(self._root)!r})"
+
+    def describe(self) -> str:
+        return f"local:{self._root}"
+
+    def _path(self, identifier: str, *, allow_empty: bool = False) -> Path:
+        clean = normalize_identifier(identifier, allow_empty=allow_empty)
+        path = (self._root / clean) if clean else self._root
+        # Defence in depth: symlinks inside the root must not lead outside it.
+        resolved = path.resolve()
+        if resolved != self._root and self._root not in resolved.parents:
+            from ..errors import InvalidKeyError
+
+            raise InvalidKeyError(f"Identifier {identifier!r} resolves outside the storage root.")
+        return path
+
+    def get_uri_for_identifier(self, identifier: str) -> str:
+        return self._path(identifier, allow_empty=True).as_uri()
+
+    def get_storage_options(self) -> dict[str, str]:
+        return {}
+
+    def save_bytes(self, identifier: str, data: bytes) -> None:
+        path = self._path(identifier)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise self._os_error(exc, identifier) from None
+
+    def load_bytes(self, identifier: str) -> bytes:
+        path = self._path(identifier)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"No object at {identifier!r} in {self.describe()}.") from None
+        except IsADirectoryError:
+            raise NotFoundError(f"{identifier!r} is a folder, not an object.") from None
+        except OSError as exc:
+            raise self._os_error(exc, identifier) from None
+
+    def list_items(self, prefix: str = "") -> list[str]:
+        base = self._path(prefix, allow_empty=True)
+        if base.is_file():
+            return [normalize_identifier(prefix)]
+        if not base.is_dir():
+            return []
+        items: list[str] = []
+        for dirpath, _dirnames, filenames in os.walk(base):
+            for name in filenames:
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue  # an in-flight atomic write
+                full = Path(dirpath) / name
+                items.append(full.relative_to(self._root).as_posix())
+        return sorted(items)
+
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        """Names of the direct sub-folders of ``prefix`` (a cheap, one-level listing)."""
+        base = self._path(prefix, allow_empty=True)
+        if not base.is_dir():
+            return []
+        return sorted(entry.name for entry in os.scandir(base) if entry.is_dir())
+
+    def exists(self, identifier: str) -> bool:
+        return self._path(identifier, allow_empty=True).exists()
+
+    def delete(self, identifier: str) -> None:
+        path = self._path(identifier)
+        try:
+            path.unlink(missing_ok=True)
+        except IsADirectoryError:
+            raise StorageError(f"{identifier!r} is a folder; delete objects one by one.") from None
+        except OSError as exc:
+            raise self._os_error(exc, identifier) from None
+
+    def _os_error(self, exc: OSError, identifier: str) -> StorageError:
+        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+            return BackendUnavailableError(
+                f"Local storage cannot access {identifier!r}: {exc.strerror}."
+            )
+        return StorageError(f"Local storage error on {identifier!r}: {exc.strerror}.")

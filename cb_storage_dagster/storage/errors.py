@@ -1,0 +1,70 @@
+"""The one exceptions module of cb-storage-dagster.
+
+Every error the public API raises is a :class:`StorageError`. Messages say what is wrong
+and what to do about it; they never contain a secret (account keys, SAS tokens, client
+secrets or connection strings).
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error raised by the storage layer."""
+
+
+class InvalidKeyError(StorageError, ValueError):
+    """An exchange, coin, data type, date or identifier is not acceptable.
+
+    Raised before anything is read or written, e.g. for ``coin="BTC' OR '1'='1"`` or an
+    identifier containing ``..``.
+    """
+
+
+class UnsupportedFormatError(StorageError, ValueError):
+    """A storage format other than ``delta``, ``parquet`` or ``json`` was requested."""
+
+
+class SchemaMismatchError(StorageError, ValueError):
+    """The data does not fit the canonical schema of its data type.
+
+    The message names the column (missing, wrong type, or a value that cannot be cast
+    without loss).
+    """
+
+
+class InvalidDataError(StorageError, ValueError):
+    """A value is not acceptable although its type is: NaN/negative prices, duplicate
+    candle timestamps, an unknown trade side, ..."""
+
+
+class PartitionMismatchError(StorageError, ValueError):
+    """Rows do not belong to the exchange/coin/day partitions being written."""
+
+
+class TimeRangeError(StorageError, ValueError):
+    """A requested time range is invalid (naive datetimes, end before start)."""
+
+
+class NotFoundError(StorageError, LookupError):
+    """The requested object or table does not exist."""
+
+
+class CorruptTableError(StorageError):
+    """A path where a Delta table is expected holds something that is not a readable table."""
+
+
+class BackendUnavailableError(StorageError, ConnectionError):
+    """The storage backend cannot be reached (after the configured retries)."""
+
+
+class AuthenticationError(StorageError, PermissionError):
+    """The backend refused the credentials. The credentials themselves are never shown."""
+
+
+class WriteConflictError(StorageError):
+    """A commit kept conflicting with concurrent writers until the retry budget ran out."""
+
+
+class ConfigurationError(StorageError, ValueError):
+    """The storage configuration is incomplete or inconsistent; the message names the
+    environment variable to set."""

@@ -1,0 +1,113 @@
+"""The two interfaces of the seed design: physical storage and the market-data facade."""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    import pandas as pd
+    import pyarrow as pa
+
+    from .errors import StorageError
+    from .keys import DataType, MarketDataKeyLike
+    from .results import WriteResult
+
+Filter = tuple[str, str, Any]
+"""A ``(column, op, value)`` filter; ``op`` is one of ``= == != < <= > >= in not in``."""
+
+
+class IStorageBackend(ABC):
+    """Low-level, format-agnostic access to one storage location (a root directory, a container).
+
+    Identifiers are relative ``a/b/c`` paths (see
+    :func:`cb_storage_dagster.storage.identifiers.normalize_identifier`); a backend never
+    lets an identifier escape its root. Errors are the project's own:
+    :class:`~cb_storage_dagster.storage.errors.NotFoundError`,
+    :class:`~cb_storage_dagster.storage.errors.BackendUnavailableError`,
+    :class:`~cb_storage_dagster.storage.errors.AuthenticationError`.
+    """
+
+    @abstractmethod
+    def get_uri_for_identifier(self, identifier: str) -> str:
+        """The URI delta-rs and pyarrow use for ``identifier`` (``file://``, ``abfss://``, ...)."""
+
+    @abstractmethod
+    def get_storage_options(self) -> dict[str, str]:
+        """delta-rs ``storage_options`` for URIs of this backend (may hold secrets: never log)."""
+
+    @abstractmethod
+    def save_bytes(self, identifier: str, data: bytes) -> None:
+        """Store ``data`` atomically: readers see the old object or the new one, never a part."""
+
+    @abstractmethod
+    def load_bytes(self, identifier: str) -> bytes:
+        """Return the object's bytes; :class:`NotFoundError` if it does not exist."""
+
+    @abstractmethod
+    def list_items(self, prefix: str = "") -> list[str]:
+        """Identifiers of all objects under ``prefix`` (recursive), sorted. Missing prefix: ``[]``."""
+
+    @abstractmethod
+    def exists(self, identifier: str) -> bool:
+        """Whether an object (or a directory-like prefix) exists at ``identifier``."""
+
+    @abstractmethod
+    def delete(self, identifier: str) -> None:
+        """Delete one object; deleting a missing object is not an error."""
+
+    def describe(self) -> str:
+        """A short, secret-free description for logs and metadata."""
+        return type(self).__name__
+
+    def translate_error(self, error: BaseException) -> StorageError | None:
+        """Map an exception raised by delta-rs or pyarrow for this backend to a project
+        error (unavailable, authentication, ...), or ``None`` if it is not backend-related."""
+        return None
+
+
+class IStorageManager(ABC):
+    """The market-data facade application code talks to (see :class:`StorageManagerImpl`)."""
+
+    @abstractmethod
+    def save_entry(
+        self,
+        context: MarketDataKeyLike,
+        data: pd.DataFrame | pa.Table,
+        format_hint: str | None = None,
+    ) -> WriteResult:
+        """Store ``data`` for the key, replacing exactly the exchange/coin/days it covers."""
+
+    @abstractmethod
+    def get_range(
+        self,
+        context: MarketDataKeyLike,
+        start_time: dt.datetime,
+        end_time: dt.datetime,
+        filters: Sequence[Filter] | None = None,
+        columns: Sequence[str] | None = None,
+        format_hint: str | None = None,
+    ) -> pd.DataFrame:
+        """Rows with ``start_time <= timestamp < end_time``, sorted by timestamp."""
+
+    @abstractmethod
+    def list_exchanges(self, data_type: DataType | str) -> list[str]:
+        """Exchanges that have data of ``data_type``."""
+
+    @abstractmethod
+    def list_coins(self, exchange_name: str, data_type: DataType | str) -> list[str]:
+        """Coins of ``exchange_name`` that have data of ``data_type``."""
+
+    @abstractmethod
+    def list_dates(
+        self, exchange_name: str, coin: str, data_type: DataType | str
+    ) -> list[dt.date]:
+        """UTC days that have data for the instrument."""
+
+    @abstractmethod
+    def delete_range(
+        self, context: MarketDataKeyLike, start_time: dt.datetime, end_time: dt.datetime
+    ) -> WriteResult:
+        """Delete the instrument's rows with ``start_time <= timestamp < end_time``."""

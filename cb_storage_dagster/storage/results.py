@@ -1,0 +1,32 @@
+"""What a write returns: enough to build Dagster output metadata or a service log line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of one committed write.
+
+    Attributes:
+        uri: Where the data lives (table URI for Delta, the table folder for Parquet/JSON).
+        format: ``delta``, ``parquet`` or ``json``.
+        table: The table name inside the storage root (e.g. ``ohlcv``).
+        version: The Delta table version after the commit (``None`` for Parquet/JSON).
+        row_count: Rows written in total.
+        rows_per_partition: Rows per ``exchange/coin/date`` written (0 for a cleared one).
+        schema: The Arrow schema of the written data.
+    """
+
+    uri: str
+    format: str
+    table: str
+    version: int | None
+    row_count: int
+    rows_per_partition: dict[str, int] = field(default_factory=dict)
+    schema: pa.Schema | None = None

@@ -1,0 +1,302 @@
+"""Canonical Arrow schemas per data type, and the normalization every write goes through.
+
+:func:`normalize` turns a pandas DataFrame or a pyarrow Table into the canonical layout:
+canonical columns first (cast where lossless), extra columns kept, timestamps in UTC
+microseconds, a derived ``date`` (UTC day) and the layout column ``month``. Values that
+cannot be right (NaN or negative prices, unknown sides, duplicate candles) are refused
+with :class:`InvalidDataError` before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InvalidDataError, SchemaMismatchError
+from .keys import DataType, validate_name
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+DATE_COLUMN = "date"
+MONTH_COLUMN = "month"
+"""Layout column (``YYYY-MM``): the physical partition below exchange/coin. Never returned."""
+PARTITION_COLUMNS = ("exchange", "coin", MONTH_COLUMN)
+"""Delta partition columns. A day is replaced with ``... AND month = .. AND date = ..``."""
+
+_KEY_FIELDS = [
+    pa.field("exchange", pa.string(), nullable=False),
+    pa.field("coin", pa.string(), nullable=False),
+    pa.field("timestamp", TIMESTAMP_TYPE, nullable=False),
+]
+
+CANONICAL_SCHEMAS: Mapping[DataType, pa.Schema] = {
+    DataType.OHLCV: pa.schema(
+        _KEY_FIELDS
+        + [pa.field(name, pa.float64()) for name in ("open", "high", "low", "close", "volume")]
+    ),
+    DataType.TRADES: pa.schema(
+        _KEY_FIELDS
+        + [
+            pa.field("trade_id", pa.string()),
+            pa.field("price", pa.float64()),
+            pa.field("amount", pa.float64()),
+            pa.field("side", pa.string()),
+        ]
+    ),
+    DataType.ORDER_BOOK: pa.schema(
+        _KEY_FIELDS
+        + [
+            pa.field("side", pa.string()),
+            pa.field("level", pa.int32()),
+            pa.field("price", pa.float64()),
+            pa.field("amount", pa.float64()),
+        ]
+    ),
+}
+
+_POSITIVE_COLUMNS: Mapping[DataType, tuple[str, ...]] = {
+    DataType.OHLCV: ("open", "high", "low", "close"),
+    DataType.TRADES: ("price", "amount"),
+    DataType.ORDER_BOOK: ("price", "amount"),
+}
+_NON_NEGATIVE_COLUMNS: Mapping[DataType, tuple[str, ...]] = {
+    DataType.OHLCV: ("volume",),
+    DataType.ORDER_BOOK: ("level",),
+}
+_ALLOWED_SIDES: Mapping[DataType, frozenset[str]] = {
+    DataType.TRADES: frozenset({"buy", "sell"}),
+    DataType.ORDER_BOOK: frozenset({"bid", "ask"}),
+}
+_UNIQUE_KEYS: Mapping[DataType, tuple[str, ...]] = {
+    DataType.OHLCV: ("exchange", "coin", "timestamp"),
+    DataType.ORDER_BOOK: ("exchange", "coin", "timestamp", "side", "level"),
+}
+
+
+def canonical_schema(data_type: DataType | str) -> pa.Schema:
+    """The user-facing schema: canonical columns plus the derived ``date``.
+
+    >>> canonical_schema("ohlcv").names
+    ['exchange', 'coin', 'timestamp', 'open', 'high', 'low', 'close', 'volume', 'date']
+    """
+    return CANONICAL_SCHEMAS[DataType.parse(data_type)].append(
+        pa.field(DATE_COLUMN, pa.date32(), nullable=False)
+    )
+
+
+def storage_schema(data_type: DataType | str) -> pa.Schema:
+    """The Delta table schema: canonical columns, ``date`` and the layout column ``month``."""
+    return canonical_schema(data_type).append(pa.field(MONTH_COLUMN, pa.string(), nullable=False))
+
+
+def empty_table(data_type: DataType | str, columns: list[str] | None = None) -> pa.Table:
+    schema = canonical_schema(data_type)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns if c in schema.names])
+    return schema.empty_table()
+
+
+def to_arrow(data: pd.DataFrame | pa.Table | Any) -> pa.Table:
+    """Accept a pyarrow Table/RecordBatch or a pandas DataFrame."""
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(data, pd.DataFrame):
+        frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) else data
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise SchemaMismatchError(f"Cannot convert the DataFrame to Arrow: {exc}") from None
+    raise SchemaMismatchError(
+        f"Expected a pandas DataFrame or a pyarrow Table, got {type(data).__name__}."
+    )
+
+
+def _to_utc_timestamp(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    typ = column.type
+    if pa.types.is_dictionary(typ):
+        column = column.cast(typ.value_type)
+        typ = column.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        try:
+            column = pc.cast(column, pa.timestamp("us", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise SchemaMismatchError(
+                "Column 'timestamp' holds strings that are not ISO timestamps with a UTC offset "
+                "(e.g. '2024-01-02T03:04:05Z')."
+            ) from None
+        return column
+    if not pa.types.is_timestamp(typ):
+        raise SchemaMismatchError(
+            f"Column 'timestamp' must be a timezone-aware timestamp, got {typ}. Integers are "
+            "refused because their unit is ambiguous; convert with pd.to_datetime(..., unit=..., utc=True)."
+        )
+    if typ.tz is None:
+        raise SchemaMismatchError(
+            "Column 'timestamp' has no time zone, so its instant is ambiguous. Localize it, e.g. "
+            "df['timestamp'] = df['timestamp'].dt.tz_localize('UTC')."
+        )
+    try:
+        return pc.cast(column, TIMESTAMP_TYPE, safe=True)
+    except pa.ArrowInvalid:
+        raise SchemaMismatchError(
+            "Column 'timestamp' has sub-microsecond precision that would be lost; round it to "
+            "microseconds first."
+        ) from None
+
+
+def _cast_column(column: pa.ChunkedArray, field: pa.Field) -> pa.ChunkedArray:
+    if column.type == field.type:
+        return column
+    source = column.type
+    if pa.types.is_dictionary(source):
+        column = column.cast(source.value_type)
+        source = column.type
+    if pa.types.is_null(source):
+        return pa.chunked_array([pa.nulls(len(column), field.type)])
+    target = field.type
+    allowed = (
+        (pa.types.is_string(target) and (
+            pa.types.is_string(source) or pa.types.is_large_string(source)
+            or pa.types.is_integer(source)
+        ))
+        or (pa.types.is_floating(target) and (
+            pa.types.is_floating(source) or pa.types.is_integer(source)
+            or pa.types.is_decimal(source)
+        ))
+        or (pa.types.is_integer(target) and pa.types.is_integer(source))
+    )
+    if not allowed:
+        raise SchemaMismatchError(
+            f"Column {field.name!r} has type {source}, which cannot be converted to {target} "
+            "without loss; convert it before saving."
+        )
+    try:
+        return pc.cast(column, target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise SchemaMismatchError(
+            f"Column {field.name!r} cannot be cast from {source} to {target} without loss: {exc}"
+        ) from None
+
+
+def normalize(
+    data: pd.DataFrame | pa.Table,
+    data_type: DataType | str,
+    *,
+    exchange: str | None = None,
+    coin: str | None = None,
+) -> pa.Table:
+    """Return ``data`` in the storage schema of ``data_type`` (plus extra columns).
+
+    ``exchange``/``coin`` fill those columns when they are missing. A caller-supplied
+    ``date`` or ``month`` column is ignored: both are derived from ``timestamp``.
+
+    Raises:
+        SchemaMismatchError: a canonical column is missing or has a type that cannot be
+            converted without loss (the message names the column).
+        InvalidDataError: values are impossible (see the module docstring).
+    """
+    data_type = DataType.parse(data_type)
+    table = to_arrow(data)
+    schema = CANONICAL_SCHEMAS[data_type]
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise SchemaMismatchError(f"Duplicate column names in {names}.")
+    n = table.num_rows
+    columns: dict[str, pa.ChunkedArray] = {}
+    for field in schema:
+        if field.name in names:
+            column = table.column(field.name)
+        elif field.name in ("exchange", "coin") and (exchange if field.name == "exchange" else coin):
+            value = exchange if field.name == "exchange" else coin
+            column = pa.chunked_array([pa.array([value] * n, pa.string())], pa.string())
+        else:
+            raise SchemaMismatchError(
+                f"Missing column {field.name!r} for {data_type.value}; expected columns: "
+                f"{', '.join(schema.names)}."
+            )
+        if field.name == "timestamp":
+            column = _to_utc_timestamp(column)
+        else:
+            column = _cast_column(column, field)
+        columns[field.name] = column
+    _check_values(data_type, columns, n)
+    for name in names:
+        if name in columns or name in (DATE_COLUMN, MONTH_COLUMN):
+            continue
+        if name.startswith("__index_level"):
+            continue
+        columns[name] = table.column(name)
+    ts = columns["timestamp"]
+    columns[DATE_COLUMN] = pc.cast(ts, pa.date32())
+    columns[MONTH_COLUMN] = pc.strftime(ts, format="%Y-%m")
+    out_schema = storage_schema(data_type)
+    fields = list(out_schema) + [
+        pa.field(name, columns[name].type) for name in columns if name not in out_schema.names
+    ]
+    return pa.Table.from_arrays([columns[f.name] for f in fields], schema=pa.schema(fields))
+
+
+def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: int) -> None:
+    if n == 0:
+        return
+    for name in ("exchange", "coin", "timestamp"):
+        if columns[name].null_count:
+            raise InvalidDataError(f"Column {name!r} has {columns[name].null_count} null values.")
+    for name in ("exchange", "coin"):
+        for value in pc.unique(columns[name]).to_pylist():
+            validate_name(value, name)
+    for name in _POSITIVE_COLUMNS.get(data_type, ()):
+        _check_range(columns[name], name, strictly_positive=True)
+    for name in _NON_NEGATIVE_COLUMNS.get(data_type, ()):
+        _check_range(columns[name], name, strictly_positive=False)
+    allowed_sides = _ALLOWED_SIDES.get(data_type)
+    if allowed_sides is not None:
+        sides = set(pc.unique(columns["side"]).to_pylist())
+        unknown = sorted(str(s) for s in sides - allowed_sides)
+        if unknown:
+            raise InvalidDataError(
+                f"Column 'side' has values {unknown}; allowed: {sorted(allowed_sides)}."
+            )
+    unique_key = _UNIQUE_KEYS.get(data_type)
+    if unique_key:
+        keys = pa.table({k: columns[k] for k in unique_key})
+        distinct = keys.group_by(list(unique_key)).aggregate([]).num_rows
+        if distinct != n:
+            raise InvalidDataError(
+                f"{n - distinct} duplicate rows on ({', '.join(unique_key)}) in {data_type.value} "
+                "data; each candle/level may appear once per timestamp."
+            )
+
+
+def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool) -> None:
+    if column.null_count:
+        raise InvalidDataError(f"Column {name!r} has {column.null_count} null values.")
+    if pa.types.is_floating(column.type):
+        bad_float = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
+        if bad_float:
+            raise InvalidDataError(f"Column {name!r} has {bad_float} NaN or infinite values.")
+    bad = pc.less_equal(column, 0) if strictly_positive else pc.less(column, 0)
+    count = pc.sum(bad).as_py() or 0
+    if count:
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise InvalidDataError(f"Column {name!r} has {count} values that are not {bound}.")
+
+
+def to_user_table(table: pa.Table, columns: list[str] | None = None) -> pa.Table:
+    """Drop layout columns and order canonical columns first (or as ``columns`` asks)."""
+    if MONTH_COLUMN in table.column_names and (columns is None or MONTH_COLUMN not in columns):
+        table = table.drop_columns([MONTH_COLUMN])
+    if columns is not None:
+        return table.select([c for c in columns])
+    return table
