@@ -1,0 +1,52 @@
+"""Shared fixtures: every storage test runs on local disk and on Azurite.
+
+The ``backend`` fixture is parametrized over ``local`` (a ``tmp_path`` folder) and ``azure``
+(a fresh container on one Azurite emulator the session starts on 127.0.0.1). Azure tests are
+never skipped silently: if the emulator cannot start, they fail with the install hint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
+from cb_storage_dagster.storage.interfaces import IStorageBackend
+
+BACKENDS = ["local", "azure"]
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[object]:
+    from cb_storage_dagster_tests.support.azurite import AzuriteServer
+
+    with AzuriteServer() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "azure":
+        request.applymarker(pytest.mark.azure)
+    return request.param
+
+
+@pytest.fixture
+def backend(backend_kind: str, tmp_path, request: pytest.FixtureRequest) -> IStorageBackend:
+    if backend_kind == "local":
+        return LocalFileBackend(tmp_path / "store")
+    from cb_storage_dagster_tests.support.azurite import new_container_backend
+
+    server = request.getfixturevalue("azurite")
+    return new_container_backend(server)
+
+
+@pytest.fixture
+def manager(backend: IStorageBackend) -> StorageManagerImpl:
+    return StorageManagerImpl(backend)
+
+
+@pytest.fixture(params=["delta", "parquet", "json"])
+def fmt(request: pytest.FixtureRequest) -> str:
+    return request.param
