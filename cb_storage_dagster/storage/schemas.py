@@ -281,7 +281,9 @@ def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: i
 
 def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool) -> None:
     if column.null_count:
-        raise InvalidDataError(f"Column {name!r} has {column.null_count} null values.")
+        raise InvalidDataError(
+            f"Column {name!r} has {column.null_count} missing (null or NaN) values; drop or fill them."
+        )
     if pa.types.is_floating(column.type):
         bad_float = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
         if bad_float:
