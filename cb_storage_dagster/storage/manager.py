@@ -190,11 +190,11 @@ class StorageManagerImpl(IStorageManager):
         This is the entry point of the Dagster IO manager: one commit for a whole range.
         """
         data_type = DataType.parse(data_type)
-        only = next(iter(scope.slots)) if len(scope.slots) == 1 and not scope.days else None
-        normalized = normalize(
-            data, data_type,
-            exchange=only.exchange if only else None, coin=only.coin if only else None,
-        )
+        instruments = {(s.exchange, s.coin) for s in scope.slots} | set(scope.instruments)
+        exchange, coin = (None, None)
+        if len(instruments) == 1 and not (scope.days or scope.whole_table):
+            exchange, coin = next(iter(instruments))  # fills missing exchange/coin columns
+        normalized = normalize(data, data_type, exchange=exchange, coin=coin)
         return self._write(data_type, normalized, scope, format, table)
 
     def _write(
@@ -217,6 +217,13 @@ class StorageManagerImpl(IStorageManager):
         with self._lock:
             self._stored_formats[name] = store.name
         return result
+
+    def table_version(self, data_type: DataType | str, *, table: str | None = None) -> int | None:
+        """The current Delta version of the table (``None`` for Parquet/JSON or no table)."""
+        name = self.table_name(data_type, table)
+        if self.stored_format(name) != "delta":
+            return None
+        return self.delta.open(name).version()
 
     def delete_range(
         self,

@@ -44,8 +44,8 @@ class DaySlot:
 class WriteScope:
     """The exact set of rows a write replaces (and that the data must fall into).
 
-    Either a set of exchange/coin/day :class:`PartitionSlot` s, a set of whole days
-    (:class:`DaySlot`, every instrument), or the whole table.
+    A union of exchange/coin/day :class:`PartitionSlot` s, whole days (:class:`DaySlot`,
+    every instrument) and whole instruments (every day), or the whole table.
 
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> scope.delta_predicate()
@@ -54,6 +54,7 @@ class WriteScope:
 
     slots: frozenset[PartitionSlot] = frozenset()
     days: frozenset[DaySlot] = frozenset()
+    instruments: frozenset[tuple[str, str]] = frozenset()
     whole_table: bool = False
 
     @classmethod
@@ -65,17 +66,26 @@ class WriteScope:
         return cls(days=frozenset(DaySlot(d) for d in days))
 
     @classmethod
+    def of_instruments(cls, instruments: Iterable[tuple[str, str]]) -> WriteScope:
+        return cls(instruments=frozenset(
+            (validate_name(e, "exchange"), validate_name(c, "coin")) for e, c in instruments))
+
+    @classmethod
     def everything(cls) -> WriteScope:
         return cls(whole_table=True)
 
     @property
     def is_empty(self) -> bool:
-        return not (self.slots or self.days or self.whole_table)
+        return not (self.slots or self.days or self.instruments or self.whole_table)
 
     def describe(self) -> list[str]:
         if self.whole_table:
             return ["<whole table>"]
-        return sorted(str(s) for s in self.slots) + sorted(d.date.isoformat() for d in self.days)
+        return (
+            sorted(str(s) for s in self.slots)
+            + sorted(d.date.isoformat() for d in self.days)
+            + sorted(f"{e}/{c}" for e, c in self.instruments)
+        )
 
     def delta_predicate(self) -> str | None:
         """SQL predicate matching exactly the scope (``None`` for the whole table)."""
@@ -100,6 +110,8 @@ class WriteScope:
             clauses.append(
                 f"({MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
             )
+        for exchange, coin in sorted(self.instruments):
+            clauses.append(f"(exchange = {sql_literal(exchange)} AND coin = {sql_literal(coin)})")
         return " OR ".join(clauses)
 
     def row_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
@@ -119,10 +131,20 @@ class WriteScope:
         if self.days:
             wanted_days = pa.array(sorted(d.date for d in self.days), pa.date32())
             mask = pc.or_(mask, pc.is_in(table.column(DATE_COLUMN), value_set=wanted_days))
+        if self.instruments:
+            pairs = pc.binary_join_element_wise(table.column("exchange"), table.column("coin"), "|")
+            wanted_pairs = pa.array(sorted(f"{e}|{c}" for e, c in self.instruments))
+            mask = pc.or_(mask, pc.is_in(pairs, value_set=wanted_pairs))
         return mask
 
-    def file_slots(self) -> list[PartitionSlot]:
-        return sorted(self.slots)
+    def covers(self, slot: PartitionSlot) -> bool:
+        """Whether a stored exchange/coin/day falls inside the scope."""
+        return (
+            self.whole_table
+            or slot in self.slots
+            or DaySlot(slot.date) in self.days
+            or (slot.exchange, slot.coin) in self.instruments
+        )
 
 
 def _date_list(days: Iterable[dt.date]) -> str:

@@ -45,9 +45,7 @@ __all__ = ["AZURITE_URL_ENV", "AuthKind", "AzureBlobBackend"]
 
 logger = logging.getLogger(__name__)
 
-AuthKind = Literal[
-    "connection_string", "account_key", "sas_token", "service_principal", "default_credential"
-]
+AuthKind = Literal["connection_string", "account_key", "sas_token", "service_principal", "default_credential"]
 
 AZURITE_URL_ENV = "AZURITE_BLOB_STORAGE_URL"
 """Environment variable delta-rs (object_store) reads for the emulator's base URL."""
@@ -67,18 +65,37 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(AccountKey|SharedAccessSignature|client_secret|password)=[^;&\s'\"]+"),
     re.compile(r"(?i)(Authorization|x-ms-copy-source-authorization)\s*[:=]\s*[^\r\n,'\"]+"),
 )
+# Classifiers for delta-rs / object_store / pyarrow messages. HTTP codes only count next to
+# their reason phrase or a "status" word, so that "403 rows failed validation" is not a 403.
 _AUTH_ERROR_RE = re.compile(
-    r"(?i)\b(401|403)\b|unauthori[sz]ed|forbidden|AuthenticationFailed|AuthorizationFailure|"
-    r"AuthorizationPermissionMismatch|InvalidAuthenticationInfo|NoAuthenticationInformation|"
-    r"server failed to authenticate|invalid_client|AADSTS\d+"
+    r"(?i)\b(?:401 unauthori[sz]ed|403 forbidden)|\b(?:status(?: code)?|HTTP)[ :=]*(?:401|403)\b|"
+    r"AuthenticationFailed|AuthorizationFailure|AuthorizationPermissionMismatch|"
+    r"InvalidAuthenticationInfo|NoAuthenticationInformation|server failed to authenticate|"
+    r"lacked the necessary privileges|invalid_client|AADSTS\d+"
 )
+_HTTP_STATUS_RE = re.compile(r"\b(401|403)\b")
 _UNAVAILABLE_PATTERNS = (
-    ("connection refused", re.compile(r"(?i)connection refused|ECONNREFUSED|os error 111")),
+    (
+        "connection refused",
+        re.compile(r"(?i)connection refused|ConnectionRefusedError|ECONNREFUSED|os error 111"),
+    ),
     ("DNS lookup failed", re.compile(r"(?i)dns error|failed to lookup address|name or service")),
-    ("timed out", re.compile(r"(?i)timed out|timeout|deadline has elapsed")),
-    ("connection reset", re.compile(r"(?i)connection reset|broken pipe|connection closed")),
-    ("service unavailable", re.compile(r"(?i)\b(500|502|503|504)\b|service unavailable")),
-    ("request failed", re.compile(r"(?i)error sending request|tcp connect error|after \d+ retr")),
+    (
+        "timed out",
+        re.compile(r"(?i)timed out|TimeoutError|deadline has elapsed|(?:connect|read|request) timeout"),
+    ),
+    (
+        "connection reset",
+        re.compile(r"(?i)connection reset|ConnectionResetError|broken pipe|connection closed"),
+    ),
+    (
+        "service unavailable",
+        re.compile(
+            r"(?i)\b(?:500 internal server error|502 bad gateway|503 service unavailable|"
+            r"504 gateway timeout)|\b(?:status(?: code)?|HTTP)[ :=]*5\d\d\b|ServerBusy"
+        ),
+    ),
+    ("request failed", re.compile(r"(?i)error sending request|tcp connect error|after \d+ retries")),
 )
 
 
@@ -241,8 +258,7 @@ class AzureBlobBackend(IStorageBackend):
         self._auth_kind: AuthKind = methods[0]
         if self._auth_kind == "service_principal" and not (tenant and client and secret):
             raise ConfigurationError(
-                "A service principal needs all of tenant_id, client_id and client_secret. "
-                + _AUTH_HELP
+                "A service principal needs all of tenant_id, client_id and client_secret. " + _AUTH_HELP
             )
         self._tenant_id, self._client_id, self._client_secret = tenant, client, secret
         self._connection_string = conn
@@ -278,9 +294,7 @@ class AzureBlobBackend(IStorageBackend):
             self._export_emulator_url()
 
     # -- configuration helpers ------------------------------------------------------------
-    def _apply_connection_string(
-        self, conn: SecretStr, account: str | None
-    ) -> tuple[str | None, str | None]:
+    def _apply_connection_string(self, conn: SecretStr, account: str | None) -> tuple[str | None, str | None]:
         """Take account, key / SAS and endpoint out of the connection string.
 
         delta-rs does not accept a connection string, so its parts become the individual
@@ -291,15 +305,13 @@ class AzureBlobBackend(IStorageBackend):
             fields.setdefault("accountname", "devstoreaccount1")
             fields.setdefault(
                 "accountkey",
-                "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-                "KBHBeksoGMGw==",
+                "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
             )
             fields.setdefault("blobendpoint", "http://127.0.0.1:10000/devstoreaccount1")
         conn_account = fields.get("accountname")
         if account and conn_account and account != conn_account:
             raise ConfigurationError(
-                f"account_name {account!r} differs from the connection string's AccountName "
-                f"{conn_account!r}."
+                f"account_name {account!r} differs from the connection string's AccountName {conn_account!r}."
             )
         account = account or conn_account
         if fields.get("accountkey"):
@@ -353,8 +365,7 @@ class AzureBlobBackend(IStorageBackend):
             endpoint = endpoint.rstrip("/")
         if not account:
             raise ConfigurationError(
-                "account_name is required (or a connection string / endpoint that names the "
-                "storage account)."
+                "account_name is required (or a connection string / endpoint that names the storage account)."
             )
         if not _ACCOUNT_RE.match(account):
             raise ConfigurationError(
@@ -412,6 +423,19 @@ class AzureBlobBackend(IStorageBackend):
         """``scheme://host:port`` of an emulator endpoint (what ``AZURITE_BLOB_STORAGE_URL`` holds)."""
         parts = urlsplit(self._endpoint)
         return f"{parts.scheme}://{parts.netloc}"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable / deep-copyable (Dagster may copy resources): drop the lock and client.
+        state = self.__dict__.copy()
+        state["_lock"] = None
+        state["_container_client"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        if self.is_emulator:
+            self._export_emulator_url()
 
     def __repr__(self) -> str:
         return (
@@ -612,11 +636,17 @@ class AzureBlobBackend(IStorageBackend):
         texts: list[str] = []
         current: BaseException | None = error
         while current is not None and len(texts) < 5:
-            texts.append(str(current))
+            texts.append(f"{type(current).__name__}: {current}")
             current = current.__cause__ or current.__context__
         text = " | ".join(texts)
+        if "ContainerNotFound" in text:
+            return NotFoundError(
+                f"Container {self._container_name!r} does not exist in account "
+                f"{self._account_name!r} ({self._endpoint}). delta-rs never creates containers: "
+                "call ensure_container() first (save_bytes does it when create_container=True)."
+            )
         if _AUTH_ERROR_RE.search(text):
-            status = re.search(r"\b(401|403)\b", text)
+            status = _HTTP_STATUS_RE.search(text)
             return self._authentication_error(f"HTTP {status.group(1)}" if status else "refused")
         reason = _classify_unavailable(text)
         if reason is not None:

@@ -330,6 +330,8 @@ def _partition_filters(scope: WriteScope | None) -> list[list[tuple[str, str, ob
     ]
     if scope.days:
         dnf.append([(MONTH_COLUMN, "in", sorted({d.month for d in scope.days}))])
+    for exchange, coin in sorted(scope.instruments):
+        dnf.append([("exchange", "=", exchange), ("coin", "=", coin)])
     return dnf or None
 
 
@@ -346,6 +348,8 @@ def _scope_expression(scope: WriteScope | None) -> ds.Expression | None:
     ]
     if scope.days:
         terms.append(ds.field(DATE_COLUMN).isin(pa.array(sorted(d.date for d in scope.days), pa.date32())))
+    for exchange, coin in sorted(scope.instruments):
+        terms.append((ds.field("exchange") == exchange) & (ds.field("coin") == coin))
     expr = terms[0]
     for term in terms[1:]:
         expr = expr | term

@@ -73,9 +73,8 @@ class FileFormat(FormatStore):
         present = _slots_in(data)
         targets = set(present) | set(scope.slots)
         stale: set[PartitionSlot] = set()
-        if scope.days or scope.whole_table:
-            days = {d.date for d in scope.days}
-            stale = {s for s in self._objects(table) if scope.whole_table or s.date in days}
+        if scope.days or scope.instruments or scope.whole_table:
+            stale = {s for s in self._objects(table) if scope.covers(s)}
         for slot in sorted(targets):
             rows = data.filter(_slot_mask(data, slot)) if data.num_rows else data
             if rows.num_rows:
@@ -128,14 +127,12 @@ class FileFormat(FormatStore):
     def _selected_objects(self, table: str, scope: WriteScope | None) -> list[str]:
         if scope is None or scope.whole_table or scope.days:
             objects = self._objects(table)
-            if scope is None or scope.whole_table:
-                return [objects[s] for s in sorted(objects)]
-            days = {d.date for d in scope.days}
-            return [objects[s] for s in sorted(objects) if s.date in days or s in scope.slots]
+            return [objects[s] for s in sorted(objects) if scope is None or scope.covers(s)]
         wanted: list[str] = []
-        for exchange, coin in sorted({(s.exchange, s.coin) for s in scope.slots}):
+        instruments = {(s.exchange, s.coin) for s in scope.slots} | set(scope.instruments)
+        for exchange, coin in sorted(instruments):  # list only these instruments' folders
             objects = self._objects(table, slot_prefix(table, exchange, coin))
-            wanted += [objects[s] for s in sorted(objects) if s in scope.slots]
+            wanted += [objects[s] for s in sorted(objects) if scope.covers(s)]
         return wanted
 
     def instruments(self, table: str) -> list[tuple[str, str]]:

@@ -1,0 +1,120 @@
+"""Storage backends as Dagster resources, so a run can be pointed at local disk or Azure
+from the launchpad or the environment without code changes.
+
+Secrets are passed with ``dg.EnvVar`` so the UI shows the variable's name, never its value.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from cb_storage_dagster.storage.interfaces import IStorageBackend
+
+
+class StorageBackendResource(dg.ConfigurableResource):
+    """Base class: a resource that builds one :class:`IStorageBackend`."""
+
+    _backend: IStorageBackend | None = PrivateAttr(default=None)
+
+    @abstractmethod
+    def _build_backend(self) -> IStorageBackend: ...
+
+    def get_backend(self) -> IStorageBackend:
+        """The backend, built once per process."""
+        if self._backend is None:
+            self._backend = self._build_backend()
+        return self._backend
+
+
+class LocalStorageResource(StorageBackendResource):
+    """Local disk rooted at ``root_path``.
+
+    Example:
+        >>> LocalStorageResource(root_path="/tmp/market-data").get_backend()  # doctest: +SKIP
+        LocalFileBackend(root_path='/tmp/market-data')
+    """
+
+    root_path: str
+
+    def _build_backend(self) -> IStorageBackend:
+        from cb_storage_dagster.storage.backends.local import LocalFileBackend
+
+        return LocalFileBackend(self.root_path)
+
+
+class AzureStorageResource(StorageBackendResource):
+    """One container of an Azure storage account (Blob storage or ADLS Gen2).
+
+    Give exactly one credential: ``connection_string``, ``account_key``, ``sas_token``, a
+    service principal (``tenant_id``/``client_id``/``client_secret``) or
+    ``use_default_credential`` (managed identity, workload identity, Azure CLI).
+
+    Example:
+        >>> AzureStorageResource(  # doctest: +SKIP
+        ...     container_name="market-data", account_name="myaccount",
+        ...     account_key=dg.EnvVar("CB_STORAGE_AZURE_ACCOUNT_KEY"))
+    """
+
+    container_name: str
+    account_name: str | None = None
+    connection_string: str | None = None
+    account_key: str | None = None
+    sas_token: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    use_default_credential: bool = False
+    endpoint: str | None = None
+    prefix: str = ""
+    max_retries: int = 3
+
+    def _build_backend(self) -> IStorageBackend:
+        from cb_storage_dagster.storage.backends.azure import AzureBlobBackend
+
+        return AzureBlobBackend(
+            self.container_name,
+            account_name=self.account_name,
+            connection_string=self.connection_string,
+            account_key=self.account_key,
+            sas_token=self.sas_token,
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            use_default_credential=self.use_default_credential,
+            endpoint=self.endpoint,
+            prefix=self.prefix,
+            max_retries=self.max_retries,
+        )
+
+
+_AZURE_SECRET_FIELDS = ("connection_string", "account_key", "sas_token", "client_secret")
+_AZURE_PLAIN_FIELDS = ("account_name", "tenant_id", "client_id", "endpoint", "prefix")
+
+
+def storage_resource_from_env() -> StorageBackendResource:
+    """The backend resource the ``CB_STORAGE_*`` environment describes.
+
+    Validates the configuration at definitions load (a clear error naming the variable),
+    and passes secrets as ``dg.EnvVar`` so they never appear in the UI or run config.
+    """
+    from cb_storage_dagster.storage.config import ENV_PREFIX, StorageConfig
+
+    config = StorageConfig.load()
+    if config.backend_type == "local":
+        return LocalStorageResource(root_path=str(config.local_root_path))
+    kwargs: dict[str, object] = {"container_name": config.azure_container_name}
+    for name in _AZURE_SECRET_FIELDS:
+        variable = f"{ENV_PREFIX}AZURE_{name.upper()}"
+        if os.environ.get(variable):
+            kwargs[name] = dg.EnvVar(variable)
+    for name in _AZURE_PLAIN_FIELDS:
+        value = getattr(config, f"azure_{name}")
+        if value:
+            kwargs[name] = value
+    kwargs["use_default_credential"] = config.azure_use_default_credential
+    kwargs["max_retries"] = config.azure_max_retries
+    return AzureStorageResource(**kwargs)  # type: ignore[arg-type]
