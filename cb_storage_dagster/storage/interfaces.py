@@ -58,6 +58,11 @@ class IStorageBackend(ABC):
     def delete(self, identifier: str) -> None:
         """Delete one object; deleting a missing object is not an error."""
 
+    def prepare_for_writes(self) -> None:
+        """Make the location writable by delta-rs (e.g. create a missing Azure container).
+
+        Called before a Delta table is created; the default does nothing."""
+
     def describe(self) -> str:
         """A short, secret-free description for logs and metadata."""
         return type(self).__name__

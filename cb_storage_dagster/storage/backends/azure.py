@@ -708,6 +708,11 @@ class AzureBlobBackend(IStorageBackend):
                 pass
         self._container_ready = True
 
+    def prepare_for_writes(self) -> None:
+        """Create the container before delta-rs writes, if ``create_container`` allows it."""
+        if self._create_container and not self._container_ready:
+            self.ensure_container()
+
     def save_bytes(self, identifier: str, data: bytes) -> None:
         """Upload ``data`` with one ``upload_blob(overwrite=True)``.
 

@@ -174,6 +174,7 @@ class DeltaFormat(FormatStore):
                 create_schema = create_schema.append(fld)
 
         def create() -> None:
+            self.backend.prepare_for_writes()
             DeltaTable.create(
                 self.uri(table),
                 create_schema,
