@@ -1,0 +1,48 @@
+"""The market-data pipeline: what a Dagster user sees.
+
+Assets (``trades``, ``order_book`` -> ``ohlcv_1m`` -> ``ohlcv_1d``), their checks, the
+``market_data_job``, the daily schedule and the instruments sensor. The definitions module
+wires these lists into ``dg.Definitions`` together with the ``market_data_io_manager`` and
+``market_data_source`` resources.
+"""
+
+from cb_storage_dagster.pipeline.assets import (
+    ASSETS,
+    MARKET_DATA_BACKFILL_POLICY,
+    MARKET_DATA_PARTITIONS,
+    MARKET_DATA_RETRY_POLICY,
+    ohlcv_1d,
+    ohlcv_1m,
+    order_book,
+    trades,
+)
+from cb_storage_dagster.pipeline.checks import ASSET_CHECKS
+from cb_storage_dagster.pipeline.jobs import JOBS, market_data_job
+from cb_storage_dagster.pipeline.schedules import SCHEDULES, daily_market_data_schedule
+from cb_storage_dagster.pipeline.sensors import (
+    SENSORS,
+    configured_instruments,
+    instruments_sensor,
+)
+from cb_storage_dagster.pipeline.sources import MarketDataSource, SyntheticMarketDataSource
+
+__all__ = [
+    "ASSETS",
+    "ASSET_CHECKS",
+    "JOBS",
+    "MARKET_DATA_BACKFILL_POLICY",
+    "MARKET_DATA_PARTITIONS",
+    "MARKET_DATA_RETRY_POLICY",
+    "SCHEDULES",
+    "SENSORS",
+    "MarketDataSource",
+    "SyntheticMarketDataSource",
+    "configured_instruments",
+    "daily_market_data_schedule",
+    "instruments_sensor",
+    "market_data_job",
+    "ohlcv_1d",
+    "ohlcv_1m",
+    "order_book",
+    "trades",
+]

@@ -1,0 +1,157 @@
+"""The market-data assets: raw trades and order books, and the candles built from them.
+
+Every asset is partitioned by UTC day x instrument (:func:`market_data_partitions`). A run
+covers one partition or several (a range or a batch of a backfill): each asset produces
+the rows of *every* partition of its run in one frame, and the ``market_data_io_manager``
+writes them, one table per asset (it reads ``data_type`` and the optional ``format`` from
+the asset metadata).
+
+Lineage (group in brackets)::
+
+    trades [raw_market_data] ──> ohlcv_1m [candles] ──> ohlcv_1d [candles]
+    order_book [raw_market_data]
+"""
+
+import datetime as dt
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+
+from cb_storage_dagster.adapters.partitions import decode_multi_key, market_data_partitions
+from cb_storage_dagster.pipeline.sources import MarketDataSource
+from cb_storage_dagster.pipeline.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
+from cb_storage_dagster.storage.keys import DataType, PartitionSlot
+
+__all__ = [
+    "ASSETS",
+    "MARKET_DATA_BACKFILL_POLICY",
+    "MARKET_DATA_PARTITIONS",
+    "MARKET_DATA_RETRY_POLICY",
+    "ohlcv_1d",
+    "ohlcv_1m",
+    "order_book",
+    "run_partition_slots",
+    "trades",
+]
+
+MARKET_DATA_PARTITIONS = market_data_partitions()
+"""UTC day x instrument, shared by every asset and check of the pipeline."""
+
+MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+"""A UI backfill writes up to a month of partitions per run: one commit per batch instead
+of one per day, while a failed run only redoes its own batch."""
+
+MARKET_DATA_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+"""Retries transient failures (source hiccups, storage commit conflicts) after ~5 s, ~10 s."""
+
+IO_MANAGER_KEY = "market_data_io_manager"
+RAW_GROUP = "raw_market_data"
+CANDLES_GROUP = "candles"
+KINDS = {"delta", "pandas"}
+
+
+def run_partition_slots(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> list[PartitionSlot]:
+    """The (exchange, coin, UTC day) slots of every partition of the run, sorted.
+
+    A run covers one partition (``context.partition_key``) or several (a range, or a batch
+    of a backfill); ``context.partition_keys`` lists them in both cases.
+    """
+    return sorted(decode_multi_key(key) for key in context.partition_keys)
+
+
+def _fetch_for_run(
+    context: dg.AssetExecutionContext,
+    data_type: DataType,
+    fetch: Callable[[str, str, dt.date], pd.DataFrame],
+) -> pd.DataFrame:
+    slots = run_partition_slots(context)
+    frames = [fetch(slot.exchange, slot.coin, slot.date) for slot in slots]
+    frames = [frame for frame in frames if not frame.empty]
+    data = pd.concat(frames, ignore_index=True) if frames else empty_frame(data_type)
+    context.add_output_metadata(
+        {
+            "partition_count": len(slots),
+            "instruments": sorted({f"{slot.exchange}:{slot.coin}" for slot in slots}),
+            "first_day": slots[0].date.isoformat(),
+            "last_day": slots[-1].date.isoformat(),
+        }
+    )
+    return data
+
+
+@dg.asset(
+    partitions_def=MARKET_DATA_PARTITIONS,
+    io_manager_key=IO_MANAGER_KEY,
+    group_name=RAW_GROUP,
+    kinds=KINDS,
+    metadata={"data_type": DataType.TRADES.value},
+    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
+    retry_policy=MARKET_DATA_RETRY_POLICY,
+)
+def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource) -> pd.DataFrame:
+    """Every trade of one instrument and UTC day, as the market-data source reports it.
+
+    Columns: exchange, coin, timestamp, trade_id, price, amount, side ("buy"/"sell").
+    """
+    return _fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
+
+
+@dg.asset(
+    partitions_def=MARKET_DATA_PARTITIONS,
+    io_manager_key=IO_MANAGER_KEY,
+    group_name=RAW_GROUP,
+    kinds=KINDS,
+    metadata={"data_type": DataType.ORDER_BOOK.value},
+    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
+    retry_policy=MARKET_DATA_RETRY_POLICY,
+)
+def order_book(
+    context: dg.AssetExecutionContext, market_data_source: MarketDataSource
+) -> pd.DataFrame:
+    """Order-book snapshots of one instrument and UTC day (levels per side, 0 = best).
+
+    Columns: exchange, coin, timestamp, side ("bid"/"ask"), level, price, amount.
+    """
+    return _fetch_for_run(context, DataType.ORDER_BOOK, market_data_source.fetch_order_book)
+
+
+@dg.asset(
+    partitions_def=MARKET_DATA_PARTITIONS,
+    io_manager_key=IO_MANAGER_KEY,
+    group_name=CANDLES_GROUP,
+    kinds=KINDS,
+    metadata={"data_type": DataType.OHLCV.value},
+    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
+    retry_policy=MARKET_DATA_RETRY_POLICY,
+)
+def ohlcv_1m(trades: pd.DataFrame) -> pd.DataFrame:
+    """One-minute candles built from the trades; minutes without trades have no candle.
+
+    Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
+    """
+    return trades_to_ohlcv(trades, "1min")
+
+
+@dg.asset(
+    partitions_def=MARKET_DATA_PARTITIONS,
+    io_manager_key=IO_MANAGER_KEY,
+    group_name=CANDLES_GROUP,
+    kinds=KINDS,
+    metadata={"data_type": DataType.OHLCV.value},
+    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
+    retry_policy=MARKET_DATA_RETRY_POLICY,
+)
+def ohlcv_1d(ohlcv_1m: pd.DataFrame) -> pd.DataFrame:
+    """One daily candle per instrument and UTC day, combined from the one-minute candles.
+
+    Columns: exchange, coin, timestamp (midnight UTC), open, high, low, close, volume.
+    """
+    return resample_ohlcv(ohlcv_1m, "1D")
+
+
+ASSETS = [trades, order_book, ohlcv_1m, ohlcv_1d]

@@ -1,0 +1,20 @@
+"""Jobs of the market-data pipeline."""
+
+import dagster as dg
+
+from cb_storage_dagster.pipeline.assets import ASSETS, MARKET_DATA_PARTITIONS
+
+__all__ = ["JOBS", "market_data_job"]
+
+market_data_job = dg.define_asset_job(
+    name="market_data_job",
+    selection=dg.AssetSelection.assets(*ASSETS),
+    partitions_def=MARKET_DATA_PARTITIONS,
+    description=(
+        "Fetches trades and order books of instrument-days and builds their 1-minute and "
+        "daily candles; the asset checks of these assets run in the same run."
+    ),
+)
+"""Materializes ``trades``, ``order_book``, ``ohlcv_1m`` and ``ohlcv_1d`` with their checks."""
+
+JOBS = [market_data_job]

@@ -1,0 +1,193 @@
+"""The daily schedule and the instruments sensor, evaluated against an ephemeral instance."""
+
+import datetime as dt
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+
+from cb_storage_dagster.pipeline import (
+    ASSETS,
+    JOBS,
+    SCHEDULES,
+    SENSORS,
+    SyntheticMarketDataSource,
+    configured_instruments,
+    daily_market_data_schedule,
+    instruments_sensor,
+    market_data_job,
+)
+from cb_storage_dagster.pipeline.schedules import previous_utc_day
+from cb_storage_dagster.pipeline.sensors import (
+    DEFAULT_INSTRUMENTS,
+    INSTRUMENTS_ENV_VAR,
+    instrument_changes,
+)
+from cb_storage_dagster.storage.errors import InvalidKeyError
+
+INSTRUMENTS = ["binance:BTC", "binance:ETH", "coinbase:BTC"]
+MARCH_1ST_0030 = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)
+
+
+def repository() -> dg.RepositoryDefinition:
+    """The pipeline's definitions with in-memory stand-ins for the lead's resources."""
+    return dg.Definitions(
+        assets=ASSETS,
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=SENSORS,
+        resources={
+            "market_data_io_manager": dg.InMemoryIOManager(),
+            "market_data_source": SyntheticMarketDataSource(),
+        },
+    ).get_repository_def()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    # A throw-away instance in a temporary folder: schedule contexts need a persistent
+    # instance (they re-open it from its reference), an in-memory one is refused.
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def registered(instance: dg.DagsterInstance) -> list[str]:
+    return sorted(instance.get_dynamic_partitions("instruments"))
+
+
+def tick(instance: dg.DagsterInstance):
+    """Evaluate the sensor once and apply its partition requests, as the daemon would."""
+    result = instruments_sensor(dg.build_sensor_context(instance=instance))
+    if isinstance(result, dg.SensorResult):
+        for request in result.dynamic_partitions_requests or []:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+            else:
+                for key in request.partition_keys:
+                    instance.delete_dynamic_partition(request.partitions_def_name, key)
+    return result
+
+
+class TestDailySchedule:
+    def test_runs_at_half_past_midnight_utc(self):
+        assert daily_market_data_schedule.cron_schedule == "30 0 * * *"
+        assert daily_market_data_schedule.execution_timezone == "UTC"
+        assert daily_market_data_schedule.job_name == "market_data_job"
+
+    def test_requests_yesterday_for_every_registered_instrument(self, instance):
+        instance.add_dynamic_partitions("instruments", INSTRUMENTS)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=MARCH_1ST_0030
+        )
+        requests = daily_market_data_schedule(context)
+        assert sorted(str(r.partition_key) for r in requests) == [
+            "2024-02-29|binance:BTC",
+            "2024-02-29|binance:ETH",
+            "2024-02-29|coinbase:BTC",
+        ]
+        for request in requests:
+            assert isinstance(request.partition_key, dg.MultiPartitionKey)
+            assert request.partition_key.keys_by_dimension["date"] == "2024-02-29"
+            assert request.run_key == str(request.partition_key)  # a retried tick runs nothing twice
+
+    def test_the_day_is_the_previous_utc_day_whatever_the_time_zone(self):
+        tokyo = dt.timezone(dt.timedelta(hours=9))
+        # 08:00 in Tokyo on March 2nd is 23:00 UTC on March 1st: yesterday is Feb 29th.
+        assert previous_utc_day(dt.datetime(2024, 3, 2, 8, 0, tzinfo=tokyo)) == dt.date(2024, 2, 29)
+        assert previous_utc_day(dt.datetime(2024, 1, 1, 0, 30)) == dt.date(2023, 12, 31)
+
+    def test_a_tick_passes_dagster_validation_of_job_and_partitions(self, instance):
+        instance.add_dynamic_partitions("instruments", INSTRUMENTS)
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=MARCH_1ST_0030,
+            repository_def=repository(),
+        )
+        requests = daily_market_data_schedule.evaluate_tick(context).run_requests
+        assert len(requests) == len(INSTRUMENTS)
+        assert {r.tags["dagster/partition/date"] for r in requests} == {"2024-02-29"}
+        assert {r.tags["dagster/partition/instrument"] for r in requests} == set(INSTRUMENTS)
+
+    def test_skips_while_no_instrument_is_registered(self, instance):
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=MARCH_1ST_0030
+        )
+        data = daily_market_data_schedule.evaluate_tick(context)
+        assert not data.run_requests
+        assert "instruments_sensor" in data.skip_message
+
+
+class TestInstrumentsSensor:
+    def test_is_running_by_default(self):
+        assert instruments_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+    def test_first_tick_registers_the_default_instruments(self, instance, monkeypatch):
+        monkeypatch.delenv(INSTRUMENTS_ENV_VAR, raising=False)
+        result = tick(instance)
+        assert isinstance(result, dg.SensorResult)
+        assert registered(instance) == sorted(DEFAULT_INSTRUMENTS.split(","))
+
+    def test_adds_configured_instruments_then_follows_changes(self, instance, monkeypatch):
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC, binance:ETH")
+        result = tick(instance)
+        [add] = result.dynamic_partitions_requests
+        assert isinstance(add, dg.AddDynamicPartitionsRequest)
+        assert list(add.partition_keys) == ["binance:BTC", "binance:ETH"]
+        assert registered(instance) == ["binance:BTC", "binance:ETH"]
+
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC,kraken:SOL")
+        result = tick(instance)
+        add, delete = result.dynamic_partitions_requests
+        assert isinstance(add, dg.AddDynamicPartitionsRequest)
+        assert list(add.partition_keys) == ["kraken:SOL"]
+        assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
+        assert list(delete.partition_keys) == ["binance:ETH"]
+        assert registered(instance) == ["binance:BTC", "kraken:SOL"]
+
+    def test_skips_when_nothing_changed(self, instance, monkeypatch):
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC,binance:ETH")
+        tick(instance)
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:ETH, binance:BTC,binance:BTC")
+        result = tick(instance)
+        assert isinstance(result, dg.SkipReason)
+        assert registered(instance) == ["binance:BTC", "binance:ETH"]
+
+    def test_removing_every_but_one_instrument_only_deletes(self, instance, monkeypatch):
+        instance.add_dynamic_partitions("instruments", INSTRUMENTS)
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "coinbase:BTC")
+        [delete] = tick(instance).dynamic_partitions_requests
+        assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
+        assert registered(instance) == ["coinbase:BTC"]
+
+    def test_a_typo_fails_the_tick_instead_of_deleting_instruments(self, instance, monkeypatch):
+        instance.add_dynamic_partitions("instruments", INSTRUMENTS)
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC,binance/ETH")
+        with pytest.raises(ValueError):
+            tick(instance)
+        assert registered(instance) == sorted(INSTRUMENTS)
+
+
+class TestConfiguredInstruments:
+    def test_default_when_unset_or_blank(self, monkeypatch):
+        monkeypatch.delenv(INSTRUMENTS_ENV_VAR, raising=False)
+        assert configured_instruments() == DEFAULT_INSTRUMENTS.split(",")
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "  ")
+        assert configured_instruments() == DEFAULT_INSTRUMENTS.split(",")
+
+    def test_parses_validates_and_deduplicates(self, monkeypatch):
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, " kraken:SOL ,binance:BTC,,kraken:SOL")
+        assert configured_instruments() == ["kraken:SOL", "binance:BTC"]
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC' OR '1'='1")
+        with pytest.raises(InvalidKeyError):
+            configured_instruments()
+
+    def test_instrument_changes(self):
+        assert instrument_changes([], ["a:B"]) == (["a:B"], [])
+        assert instrument_changes(["a:B", "c:D"], ["c:D"]) == ([], ["a:B"])
+        assert instrument_changes(["a:B"], ["a:B"]) == ([], [])
+
+
+def test_module_lists_hold_the_definitions():
+    assert JOBS == [market_data_job]
+    assert SCHEDULES == [daily_market_data_schedule]
+    assert SENSORS == [instruments_sensor]
