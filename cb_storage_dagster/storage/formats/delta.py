@@ -8,10 +8,13 @@ one day is still replaced exactly with ``... AND month = '2024-01' AND date IN (
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
@@ -38,15 +41,78 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_COMMIT_RETRIES = 25
-"""delta-rs' own retries per commit attempt (disjoint partitions rebase cheaply)."""
+"""delta-rs' own rebase retries per attempt. Rebasing onto a concurrent commit to other
+partitions is cheap; 8 processes committing at once needed up to 14 (STACK-NOTES)."""
+COMMIT_RETRIES_GROWTH_LIMIT = 8
+"""When an attempt runs out of rebase retries (more concurrent writers than the budget
+covers), the next attempt gets twice as many, up to this multiple of the configured budget."""
+DEFAULT_CONFLICT_ATTEMPTS = 8
+"""Our own attempts: a lost conflict is redone from a fresh snapshot, at most this often."""
+DEFAULT_CONFLICT_BACKOFF_SECONDS = 0.05
+DEFAULT_MAX_BACKOFF_SECONDS = 2.0
+
+_RETRIES_EXHAUSTED = re.compile(r"Failed to commit transaction: \d+\s*$")
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """How one commit went. Logged by this module's logger (DEBUG, or INFO after a lost
+    conflict) with ``extra={"cb_commit": report}``.
+
+    Attributes:
+        table: the table name.
+        operation: ``create``, ``write`` or ``delete``.
+        version: the version the commit created (``None`` for a create that found the table).
+        attempts: our attempts; 1 means no conflict had to be redone.
+        conflicts: why each lost attempt lost (classified, never raw error text).
+        concurrent_commits: commits of other writers that landed between the snapshot the
+            successful attempt read and its own commit (delta-rs rebased over them).
+        max_commit_retries: delta-rs' rebase budget of the successful attempt.
+        seconds: wall time including backoff.
+    """
+
+    table: str
+    operation: str
+    version: int | None
+    attempts: int
+    conflicts: tuple[str, ...]
+    concurrent_commits: int
+    max_commit_retries: int
+    seconds: float
 
 
 class DeltaFormat(FormatStore):
     """Reads and writes Delta tables through a backend's URI and storage options.
 
     Open tables are cached per URI and brought up to date before each use, which saves the
-    ~13 ms table open on every call.
+    ~13 ms table open on every call. Writes use their own cached table per URI and hold a
+    per-table lock, so threads of one process commit one after another and never share a
+    table object with a reader.
+
+    Concurrent writers (other threads, processes or machines) are safe:
+
+    * The table is created with ``DeltaTable.create(mode="ignore")`` before the first write,
+      so first writers racing to create it all succeed.
+    * A commit that finds a newer version rebases onto it inside delta-rs when the
+      concurrent commits touched other partitions (``max_commit_retries`` times per attempt;
+      the budget doubles, up to ``COMMIT_RETRIES_GROWTH_LIMIT`` x, when an attempt runs out,
+      so it follows the number of writers actually seen).
+    * A commit that lost against a writer of the same partitions (or a metadata change) is
+      redone from a fresh snapshot after a backoff with full jitter (uniform in
+      ``[0, min(max_backoff, backoff * 2**n)]``), at most ``conflict_attempts`` times; then
+      :class:`WriteConflictError`. A lost attempt changes nothing visible (its data files
+      are never referenced by the log), so the table always holds exactly one writer's rows
+      for a partition.
+
+    Args:
+        backend: where the tables live.
+        max_commit_retries: delta-rs' rebase retries per attempt (``None``: the default).
+        conflict_attempts: our attempts per commit.
+        conflict_backoff_seconds: backoff window of the first retry (doubles per retry).
+        max_backoff_seconds: largest backoff window.
     """
 
     name = "delta"
@@ -55,16 +121,27 @@ class DeltaFormat(FormatStore):
         self,
         backend: IStorageBackend,
         *,
-        max_commit_retries: int = DEFAULT_COMMIT_RETRIES,
-        conflict_attempts: int = 8,
-        conflict_backoff_seconds: float = 0.05,
+        max_commit_retries: int | None = DEFAULT_COMMIT_RETRIES,
+        conflict_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
+        conflict_backoff_seconds: float = DEFAULT_CONFLICT_BACKOFF_SECONDS,
+        max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
     ) -> None:
         super().__init__(backend)
-        self.max_commit_retries = max_commit_retries
-        self.conflict_attempts = conflict_attempts
-        self.conflict_backoff_seconds = conflict_backoff_seconds
+        if max_commit_retries is None:
+            max_commit_retries = DEFAULT_COMMIT_RETRIES
+        if max_commit_retries < 0 or conflict_attempts < 1 or conflict_backoff_seconds < 0:
+            raise ValueError(
+                "max_commit_retries must be >= 0, conflict_attempts >= 1 and "
+                "conflict_backoff_seconds >= 0."
+            )
+        self.max_commit_retries = int(max_commit_retries)
+        self.conflict_attempts = int(conflict_attempts)
+        self.conflict_backoff_seconds = float(conflict_backoff_seconds)
+        self.max_backoff_seconds = float(max_backoff_seconds)
         self._tables: dict[str, DeltaTable] = {}
         self._lock = threading.RLock()
+        self._writers: dict[str, DeltaTable] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
 
     # -- paths and errors -------------------------------------------------------------
     def uri(self, table: str) -> str:
@@ -160,20 +237,53 @@ class DeltaFormat(FormatStore):
                 f"{type(exc).__name__}."
             ) from None
 
-    def _ensure_table(self, table: str, data_type: DataType, schema: pa.Schema) -> DeltaTable:
-        """Create the table before the first write: concurrent first writers race safely."""
+    # -- writes ---------------------------------------------------------------------------
+    def _write_lock(self, table: str) -> threading.Lock:
+        with self._lock:
+            return self._write_locks.setdefault(self.uri(table), threading.Lock())
+
+    def _open_for_write(self, table: str, *, fresh: bool = False) -> DeltaTable:
+        """The writer's own table object, at the latest version (call with the write lock)."""
         from deltalake import DeltaTable
 
+        uri = self.uri(table)
+        cached = None if fresh else self._writers.get(uri)
         try:
-            return self.open(table)
+            if cached is None:
+                cached = DeltaTable(uri, storage_options=self.backend.get_storage_options())
+                self._writers[uri] = cached
+            else:
+                cached.update_incremental()
+        except Exception as exc:
+            self._writers.pop(uri, None)
+            translated = self._translate(exc, table, "open")
+            if type(translated) is StorageError:
+                raise CorruptTableError(
+                    f"{table!r} in {self.backend.describe()} is not a readable Delta table "
+                    f"({type(exc).__name__}). Restore it from a backup or move it aside."
+                ) from None
+            raise translated from None
+        return cached
+
+    def _ensure_table(self, table: str, data_type: DataType, schema: pa.Schema) -> None:
+        """Create the table before the first write, so concurrent first writers race safely:
+        ``mode="ignore"`` makes every creator but the first a no-op, and a creator that loses
+        the race for version 0 retries and then finds the table."""
+        from deltalake import DeltaTable
+
+        if self.uri(table) in self._writers:
+            return
+        try:
+            self._open_for_write(table)
+            return
         except NotFoundError:
-            pass
+            pass  # no table yet, or a creation that was interrupted before version 0
         create_schema = storage_schema(data_type)
         for fld in schema:
             if fld.name not in create_schema.names:
                 create_schema = create_schema.append(fld)
 
-        def create() -> None:
+        def create(budget: int) -> tuple[int | None, int | None]:
             self.backend.prepare_for_writes()
             DeltaTable.create(
                 self.uri(table),
@@ -184,48 +294,80 @@ class DeltaFormat(FormatStore):
                 description=f"cb-storage-dagster {data_type.value} market data",
                 storage_options=self.backend.get_storage_options(),
             )
+            return None, None
 
         self._with_conflict_retries(create, table, "create")
-        return self.open(table)
 
-    def _with_conflict_retries(self, action: Callable[[], T], table: str, what: str) -> T:
-        """Retry commit conflicts with exponential backoff and full jitter."""
-        from deltalake.exceptions import CommitFailedError
+    def _with_conflict_retries(
+        self,
+        attempt: Callable[[int], tuple[int | None, int | None]],
+        table: str,
+        what: str,
+    ) -> CommitReport:
+        """Run ``attempt(max_commit_retries) -> (read_version, committed_version)`` until it
+        commits, redoing lost conflicts with exponential backoff and full jitter.
 
-        for attempt in range(1, self.conflict_attempts + 1):
+        Backend failures (unreachable, authentication) are not conflicts: they are raised at
+        once, translated, because the backend client already retried them.
+        """
+        started = time.monotonic()
+        budget = self.max_commit_retries
+        conflicts: list[str] = []
+        for number in range(1, self.conflict_attempts + 1):
             try:
-                return action()
-            except CommitFailedError as exc:
-                if attempt == self.conflict_attempts:
-                    raise self._translate(exc, table, what) from None
-                delay = self.conflict_backoff_seconds * (2 ** (attempt - 1))
-                time.sleep(random.uniform(0, delay))
+                read_version, version = attempt(budget)
             except Exception as exc:
-                message = str(exc)
-                # A concurrent create can surface as a metadata/protocol change on the first commit.
-                if ("Metadata changed" in message or "Protocol changed" in message) and (
-                    attempt < self.conflict_attempts
-                ):
-                    with self._lock:
-                        self._tables.pop(self.uri(table), None)
-                    time.sleep(random.uniform(0, self.conflict_backoff_seconds * attempt))
-                    continue
-                raise self._translate(exc, table, what) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                # An unreachable backend can surface inside a CommitFailedError: not a conflict.
+                backend_error = None if isinstance(exc, StorageError) else self.backend.translate_error(exc)
+                reason = None if backend_error is not None else _conflict_reason(exc)
+                if reason is None:
+                    raise (backend_error or self._translate(exc, table, what)) from None
+                conflicts.append(reason)
+                with self._lock:  # the next attempt starts from a fresh snapshot
+                    self._writers.pop(self.uri(table), None)
+                    self._tables.pop(self.uri(table), None)
+                if number == self.conflict_attempts:
+                    break
+                if reason == _EXHAUSTED:
+                    budget = min(budget * 2 or 1, self.max_commit_retries * COMMIT_RETRIES_GROWTH_LIMIT or 1)
+                window = min(self.max_backoff_seconds, self.conflict_backoff_seconds * 2 ** (number - 1))
+                time.sleep(random.uniform(0, window))
+                continue
+            concurrent = 0
+            if read_version is not None and version is not None:
+                concurrent = max(version - read_version - 1, 0)
+            report = CommitReport(
+                table=table, operation=what, version=version, attempts=number,
+                conflicts=tuple(conflicts), concurrent_commits=concurrent,
+                max_commit_retries=budget, seconds=round(time.monotonic() - started, 4),
+            )
+            logger.log(
+                logging.INFO if conflicts else logging.DEBUG,
+                "Delta %s of %r committed version %s after %d attempt(s) (%d concurrent commits rebased over)",
+                what, table, version, number, concurrent, extra={"cb_commit": report},
+            )
+            return report
+        logger.warning(
+            "Delta %s of %r gave up after %d attempts: %s", what, table, len(conflicts), "; ".join(conflicts)
+        )
+        raise WriteConflictError(
+            f"Could not commit the {what} of Delta table {table!r}: it lost against concurrent "
+            f"writers {len(conflicts)} times in {time.monotonic() - started:.1f} s (last: "
+            f"{conflicts[-1]}). Nothing was changed by this {what}; run it again. If this keeps "
+            "happening, fewer parallel runs should write the same partitions at once (or raise "
+            "conflict_attempts / max_commit_retries)."
+        ) from None
 
-    # -- writes ---------------------------------------------------------------------------
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
         from deltalake import CommitProperties, write_deltalake
 
         data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
         predicate = scope.delta_predicate()
-        commit = CommitProperties(
-            max_commit_retries=self.max_commit_retries,
-            custom_metadata={"cb_storage.scope": ",".join(scope.describe())[:4000]},
-        )
+        scope_text = ",".join(scope.describe())[:4000]
 
-        def commit_write() -> None:
-            delta_table = self._ensure_table(table, data_type, data.schema)
+        def commit_write(budget: int) -> tuple[int | None, int | None]:
+            delta_table = self._open_for_write(table)
+            read_version = delta_table.version()
             write_deltalake(
                 delta_table,
                 data,
@@ -233,30 +375,37 @@ class DeltaFormat(FormatStore):
                 predicate=predicate,
                 schema_mode="merge",
                 partition_by=list(PARTITION_COLUMNS),
-                commit_properties=commit,
+                commit_properties=CommitProperties(
+                    max_commit_retries=budget, custom_metadata={"cb_storage.scope": scope_text}
+                ),
             )
+            return read_version, delta_table.version()
 
-        self._with_conflict_retries(commit_write, table, "write")
-        version = self.open(table, refresh=False).version()
+        with self._write_lock(table):
+            self._ensure_table(table, data_type, data.schema)
+            report = self._with_conflict_retries(commit_write, table, "write")
         return WriteResult(
             uri=self.uri(table),
             format=self.name,
             table=table,
-            version=version,
+            version=report.version,
             row_count=data.num_rows,
             rows_per_partition=rows_per_partition(data, scope),
             schema=data.schema,
         )
 
     def delete(self, table: str, predicate: str) -> WriteResult:
-        def commit_delete() -> None:
-            self.open(table).delete(predicate)
+        from deltalake import CommitProperties
 
-        self._with_conflict_retries(commit_delete, table, "delete")
-        return WriteResult(
-            uri=self.uri(table), format=self.name, table=table,
-            version=self.open(table, refresh=False).version(), row_count=0,
-        )
+        def commit_delete(budget: int) -> tuple[int | None, int | None]:
+            delta_table = self._open_for_write(table)
+            read_version = delta_table.version()
+            delta_table.delete(predicate, commit_properties=CommitProperties(max_commit_retries=budget))
+            return read_version, delta_table.version()
+
+        with self._write_lock(table):
+            report = self._with_conflict_retries(commit_delete, table, "delete")
+        return WriteResult(uri=self.uri(table), format=self.name, table=table, version=report.version, row_count=0)
 
     # -- reads ----------------------------------------------------------------------------
     def read(self, table: str, request: ReadRequest) -> pa.Table:
@@ -363,3 +512,30 @@ def _combine(a: ds.Expression | None, b: ds.Expression | None) -> ds.Expression 
     if b is None:
         return a
     return a & b
+
+
+_EXHAUSTED = "more concurrent commits than the rebase budget covered"
+
+
+def _conflict_reason(error: BaseException) -> str | None:
+    """Why a commit lost against a concurrent writer (a fixed phrase, never the raw error
+    text), or ``None`` if ``error`` is not a commit conflict."""
+    from deltalake.exceptions import CommitFailedError
+
+    text = str(error)
+    if isinstance(error, CommitFailedError) and _RETRIES_EXHAUSTED.search(text):
+        return _EXHAUSTED
+    lowered = text.lower()
+    if "concurrent" in lowered and ("delete" in lowered or "remove" in lowered):
+        return "a concurrent writer removed files this commit replaces"
+    if "concurrent" in lowered:
+        return "a concurrent writer added data to the same partitions"
+    if "metadata changed" in lowered:
+        return "the table's metadata changed concurrently"
+    if "protocol changed" in lowered:
+        return "the table's protocol changed concurrently"
+    if "already exists" in lowered and "version" in lowered:
+        return "a concurrent writer took the same version"
+    if isinstance(error, CommitFailedError):
+        return "the commit conflicted with a concurrent writer"
+    return None
