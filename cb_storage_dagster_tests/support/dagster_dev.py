@@ -32,7 +32,7 @@ BACKFILL_STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
-    ... on PartitionBackfill { id status numPartitions runs(limit: 1000) { runId status } }
+    ... on PartitionBackfill { id status numPartitions runs(limit: 1000) { runId status startTime endTime tags { key value } } }
     ... on PythonError { message }
   }
 }"""
@@ -133,6 +133,25 @@ class DagsterDev:
             os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+    def leftover_processes(self, wait: float = 15.0) -> list[str]:
+        """Live (non-zombie) processes still in the server's process group after stop()."""
+        import psutil
+
+        if self.process is None:
+            return []
+        deadline = time.monotonic() + wait
+        while True:
+            alive = []
+            for proc in psutil.process_iter(["pid", "status", "cmdline"]):
+                try:
+                    if os.getpgid(proc.pid) == self.process.pid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                        alive.append(" ".join(proc.info["cmdline"] or []))
+                except (ProcessLookupError, psutil.Error):
+                    continue
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.5)
 
     def __enter__(self) -> DagsterDev:
         return self.start()
