@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidKeyError
 
@@ -130,7 +130,7 @@ class MarketDataKey:
         return PartitionSlot(self.exchange, self.coin, day)
 
 
-MarketDataKeyLike = Union[MarketDataKey, Mapping[str, Any]]
+MarketDataKeyLike = MarketDataKey | Mapping[str, Any]
 
 
 @dataclass(frozen=True, order=True)
