@@ -17,6 +17,7 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .formats import FORMAT_MARKER, FORMATS, DeltaFormat, FormatStore, JsonFormat, ParquetFormat, ReadRequest
+from .formats.delta_scan import sort_rows
 from .identifiers import normalize_identifier
 from .interfaces import Filter, IStorageBackend, IStorageManager
 from .keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
@@ -333,7 +334,8 @@ class StorageManagerImpl(IStorageManager):
                 as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
             ),
         )
-        data = data.sort_by([(k, "ascending") for k in sort_keys if k in data.column_names])
+        # Direct Delta reads come out in (instrument, time) order already: check in one pass.
+        data = sort_rows(data, sort_keys, single_instrument=_single_instrument(scope))
         return _project(data, data_type, wanted)
 
     # -- listing -----------------------------------------------------------------------
@@ -388,6 +390,13 @@ def _sort_keys(data_type: DataType) -> list[str]:
     elif data_type is DataType.TRADES:
         keys += ["trade_id"]
     return keys
+
+
+def _single_instrument(scope: WriteScope | None) -> bool:
+    """Whether every row of a read of ``scope`` belongs to one exchange/coin."""
+    if scope is None or scope.whole_table or scope.days:
+        return False
+    return len({(s.exchange, s.coin) for s in scope.slots} | set(scope.instruments)) == 1
 
 
 def _check_rows_in_scope(data: pa.Table, scope: WriteScope) -> None:

@@ -33,6 +33,7 @@ from ..predicates import WriteScope
 from ..results import WriteResult
 from ..schemas import DATE_COLUMN, MONTH_COLUMN, PARTITION_COLUMNS, storage_schema
 from .base import FormatStore, ReadRequest, rows_per_partition
+from .delta_scan import DeltaScanPlanner, direct_read_supported, scope_range_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -142,6 +143,7 @@ class DeltaFormat(FormatStore):
         self._lock = threading.RLock()
         self._writers: dict[str, DeltaTable] = {}
         self._write_locks: dict[str, threading.Lock] = {}
+        self._scans = DeltaScanPlanner()
 
     # -- paths and errors -------------------------------------------------------------
     def uri(self, table: str) -> str:
@@ -409,6 +411,9 @@ class DeltaFormat(FormatStore):
 
     # -- reads ----------------------------------------------------------------------------
     def read(self, table: str, request: ReadRequest) -> pa.Table:
+        """Rows of ``request``: files pruned from the log (partition values, ``date`` stats),
+        read directly as Parquet; tables with deletion vectors or column mapping go
+        through delta-rs' dataset instead."""
         try:
             delta_table = self.open_version(table, request.as_of_version, request.as_of_timestamp)
         except NotFoundError:
@@ -416,16 +421,12 @@ class DeltaFormat(FormatStore):
                 raise
             return storage_schema(request.data_type).empty_table()
         try:
+            if direct_read_supported(delta_table):
+                return self._read_direct(table, delta_table, request)
             dataset = delta_table.to_pyarrow_dataset(partitions=_partition_filters(request.scope))
             row_filter = _combine(_scope_expression(request.scope), request.row_filter)
-            columns = request.columns
-            if columns is not None:
-                missing = [c for c in columns if c not in dataset.schema.names]
-                if missing:
-                    raise SchemaMismatchError(
-                        f"Unknown columns {missing}; table {table!r} has {dataset.schema.names}."
-                    )
-            return dataset.to_table(filter=row_filter, columns=columns)
+            _check_columns(request.columns, dataset.schema.names, table)
+            return dataset.to_table(filter=row_filter, columns=request.columns)
         except StorageError:
             raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -433,21 +434,42 @@ class DeltaFormat(FormatStore):
         except Exception as exc:
             raise self._translate(exc, table, "read") from None
 
-    def instruments(self, table: str) -> list[tuple[str, str]]:
-        try:
-            partitions = self.open(table).partitions()
-        except NotFoundError:
-            return []
-        return sorted({(p["exchange"], p["coin"]) for p in partitions})
+    def _read_direct(self, table: str, delta_table: DeltaTable, request: ReadRequest) -> pa.Table:
+        snapshot = self._scans.snapshot(delta_table)
+        _check_columns(request.columns, snapshot.schema.names, table)
+        plan = self._scans.plan(snapshot, request.scope)
+        row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
+        return self._scans.read(
+            delta_table, snapshot, plan, row_filter=row_filter, columns=request.columns,
+            storage_options=self.backend.get_storage_options(),
+        )
 
-    def list_dates(self, table: str, exchange: str, coin: str) -> list[dt.date]:
-        """Days from the log's per-file ``date`` statistics; files that span several days
-        (after compaction) are resolved by reading only their ``date`` column."""
+    def instruments(self, table: str) -> list[tuple[str, str]]:
+        """``(exchange, coin)`` pairs from the log's partition values (cached per version)."""
         try:
             delta_table = self.open(table)
         except NotFoundError:
             return []
-        actions = pa.table(delta_table.get_add_actions(flatten=True))
+        if not direct_read_supported(delta_table):
+            return sorted({(p["exchange"], p["coin"]) for p in delta_table.partitions()})
+        actions = self._scans.snapshot(delta_table).actions
+        pairs = actions.select(["partition.exchange", "partition.coin"])
+        unique = pairs.group_by(pairs.column_names).aggregate([])
+        return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+
+    def list_dates(self, table: str, exchange: str, coin: str) -> list[dt.date]:
+        """Days from the log's per-file ``date`` statistics; files that span several days
+        (after compaction) are resolved by reading only their ``date`` column (once per
+        file: data files never change)."""
+        try:
+            delta_table = self.open(table)
+        except NotFoundError:
+            return []
+        if direct_read_supported(delta_table):
+            snapshot = self._scans.snapshot(delta_table)
+            actions = snapshot.actions
+        else:
+            snapshot, actions = None, pa.table(delta_table.get_add_actions(flatten=True))
         if actions.num_rows == 0:
             return []
         mask = pc.and_(
@@ -458,13 +480,28 @@ class DeltaFormat(FormatStore):
         if mine.num_rows == 0:
             return []
         lo, hi = mine.column(f"min.{DATE_COLUMN}"), mine.column(f"max.{DATE_COLUMN}")
-        if lo.null_count == 0 and pc.all(pc.equal(lo, hi)).as_py():
-            return sorted(set(lo.to_pylist()))
+        one_day = pc.fill_null(pc.equal(lo, hi), False)
+        days = set(lo.filter(one_day).to_pylist())
+        spanning = mine.filter(pc.invert(one_day))
+        if spanning.num_rows == 0:
+            return sorted(days)
+        if snapshot is not None:
+            days |= self._scans.dates_of_files(
+                delta_table, snapshot, spanning, self.backend.get_storage_options()
+            )
+            return sorted(days)
         dataset = delta_table.to_pyarrow_dataset(
             partitions=[("exchange", "=", exchange), ("coin", "=", coin)]
         )
         dates = dataset.to_table(columns=[DATE_COLUMN]).column(DATE_COLUMN)
         return sorted(pc.unique(dates).to_pylist())
+
+
+def _check_columns(columns: list[str] | None, available: list[str], table: str) -> None:
+    if columns is not None:
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise SchemaMismatchError(f"Unknown columns {missing}; table {table!r} has {available}.")
 
 
 def _partition_filters(scope: WriteScope | None) -> list[list[tuple[str, str, object]]] | None:

@@ -1,0 +1,474 @@
+"""Delta table maintenance: compaction, checkpoints and vacuum. No Dagster here.
+
+A year of daily writes leaves one small file per instrument-day (~60-80 KB of 1-minute
+candles). The layout (``exchange / coin / month`` partitions, ``date`` a data column, see
+``docs/LAYOUT.md``) lets compaction merge a month of days into one file, which is what
+keeps reads fast. Three operations, each returning a dataclass with file counts and bytes
+before and after:
+
+* :func:`compact_table` rewrites the partitions written since the last maintenance (found
+  from the log: files added after the last maintenance commit) or the partitions given,
+  into files of about ``target_size`` bytes, **sorted by timestamp** by default (delta-rs'
+  plain ``compact`` concatenates a month's day files in log order, which costs every later
+  read a sort). It commits as an ``OPTIMIZE`` (no data change) and is retried with backoff
+  when it conflicts with a concurrent writer: delta-rs refuses the commit when a writer
+  removed a file the compaction read, so no write is ever lost or resurrected.
+* :func:`checkpoint_table` writes a checkpoint (table opens and commits stop replaying a
+  growing JSON log) and removes log files past ``delta.logRetentionDuration``.
+* :func:`vacuum_table` deletes data files no longer referenced by any version inside the
+  retention window (default 7 days). A retention below ``min_retention_hours`` (default
+  also 7 days) is refused: readers running or reproducing a past version need those files.
+
+:func:`maintain_table` runs all three; :func:`find_delta_tables` lists the tables under a
+storage root.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import ConfigurationError, NotFoundError, WriteConflictError
+from .identifiers import normalize_identifier
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+    from .interfaces import IStorageBackend
+
+__all__ = [
+    "DEFAULT_MIN_RETENTION_HOURS",
+    "DEFAULT_RETENTION_HOURS",
+    "DEFAULT_TARGET_FILE_SIZE",
+    "CheckpointResult",
+    "CompactionResult",
+    "FileStats",
+    "MaintenanceResult",
+    "VacuumResult",
+    "checkpoint_table",
+    "compact_table",
+    "find_delta_tables",
+    "maintain_table",
+    "partitions_written_since_last_maintenance",
+    "table_file_stats",
+    "vacuum_table",
+]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024
+"""Bytes per compacted file. A month of 1-minute candles (~2.5 MB) fits in one file; a month
+of trades of a busy instrument is split into files of about this size."""
+DEFAULT_RETENTION_HOURS = 168
+"""Vacuum keeps files removed in the last 7 days (Delta's own default)."""
+DEFAULT_MIN_RETENTION_HOURS = 168
+"""Vacuum refuses a shorter retention unless the caller lowers this minimum explicitly."""
+DEFAULT_ATTEMPTS = 6
+DEFAULT_BACKOFF_SECONDS = 0.2
+MAINTENANCE_MARKER = "cb_storage.maintenance"
+"""Commit metadata key of our maintenance commits (value: the operation)."""
+MAINTENANCE_STARTED = "cb_storage.maintenance_started_ms"
+_LOOKBACK_SLACK_MS = 3_600_000
+"""Files written up to an hour before the last maintenance started are looked at again:
+a writer may create its file before and commit it after that maintenance's snapshot."""
+_HISTORY_LIMIT = 2_000
+
+Partition = dict[str, str]
+
+
+@dataclass(frozen=True)
+class FileStats:
+    """Data files and their total size."""
+
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What a compaction did to the table's active (referenced) data files."""
+
+    table: str
+    partitions: list[Partition]
+    before: FileStats
+    after: FileStats
+    files_added: int
+    files_removed: int
+    version_before: int
+    version_after: int
+    attempts: int
+    seconds: float
+    sorted_by_time: bool
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    """A checkpoint at ``version`` and the log files before/after cleaning up expired ones."""
+
+    table: str
+    version: int
+    log_before: FileStats
+    log_after: FileStats
+    seconds: float
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    """Data files in storage (referenced or not) before and after the vacuum."""
+
+    table: str
+    retention_hours: int
+    dry_run: bool
+    files_deleted: list[str]
+    before: FileStats
+    after: FileStats
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MaintenanceResult:
+    table: str
+    compaction: CompactionResult
+    checkpoint: CheckpointResult
+    vacuum: VacuumResult
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# -- helpers ------------------------------------------------------------------------------
+def _open(backend: IStorageBackend, table: str) -> DeltaTable:
+    from deltalake import DeltaTable
+
+    table = normalize_identifier(table)
+    if not backend.exists(f"{table}/_delta_log"):
+        raise NotFoundError(f"No Delta table {table!r} in {backend.describe()}.")
+    return DeltaTable(backend.get_uri_for_identifier(table), storage_options=backend.get_storage_options())
+
+
+def _actions(delta_table: DeltaTable) -> pa.Table:
+    return pa.table(delta_table.get_add_actions(flatten=True))
+
+
+def table_file_stats(delta_table: DeltaTable) -> FileStats:
+    """Active data files of the loaded version (from the log, no listing)."""
+    actions = _actions(delta_table)
+    size = pc.sum(actions.column("size_bytes")).as_py() if actions.num_rows else 0
+    return FileStats(actions.num_rows, int(size or 0))
+
+
+def _storage_files(delta_table: DeltaTable, storage_options: Mapping[str, str]) -> dict[str, int]:
+    """Every data file under the table root, referenced or not, with its size (lists the
+    storage: fine for weekly maintenance, never done on a read path)."""
+    import pyarrow.fs as pa_fs
+    from deltalake.fs import DeltaStorageHandler
+
+    filesystem = pa_fs.PyFileSystem(DeltaStorageHandler(delta_table.table_uri, dict(storage_options) or None))
+    infos = filesystem.get_file_info(pa_fs.FileSelector("", recursive=True, allow_not_found=True))
+    return {
+        i.path.lstrip("/"): int(i.size or 0)
+        for i in infos
+        if i.type == pa_fs.FileType.File and i.path.endswith(".parquet")
+        and not i.path.lstrip("/").startswith("_delta_log")
+    }
+
+
+def _stats(files: Mapping[str, int]) -> FileStats:
+    return FileStats(len(files), sum(files.values()))
+
+
+def _log_files(delta_table: DeltaTable, storage_options: Mapping[str, str]) -> FileStats:
+    import pyarrow.fs as pa_fs
+    from deltalake.fs import DeltaStorageHandler
+
+    filesystem = pa_fs.PyFileSystem(DeltaStorageHandler(delta_table.table_uri, dict(storage_options) or None))
+    infos = filesystem.get_file_info(pa_fs.FileSelector("_delta_log", recursive=True, allow_not_found=True))
+    files = [i for i in infos if i.type == pa_fs.FileType.File]
+    return FileStats(len(files), sum(i.size or 0 for i in files))
+
+
+def _is_conflict(error: BaseException) -> bool:
+    from deltalake.exceptions import CommitFailedError
+
+    if isinstance(error, CommitFailedError):
+        return True
+    message = str(error)
+    return any(
+        marker in message
+        for marker in ("Failed to commit transaction", "concurrent", "Concurrent", "Metadata changed", "Version mismatch")
+    )
+
+
+def _with_retries(action: Callable[[int], T], what: str, *, attempts: int, backoff_seconds: float) -> tuple[T, int]:
+    """Run ``action(attempt)``; retry commit conflicts with exponential backoff and jitter."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action(attempt), attempt
+        except Exception as exc:
+            if not _is_conflict(exc) or attempt == attempts:
+                if _is_conflict(exc):
+                    raise WriteConflictError(
+                        f"{what} kept conflicting with concurrent writers after {attempts} attempts; "
+                        "run it again later (nothing was changed by the failed attempts)."
+                    ) from None
+                raise
+            delay = random.uniform(0, backoff_seconds * (2 ** (attempt - 1)))
+            logger.info("%s conflicted with a concurrent commit (attempt %d); retrying in %.2fs", what, attempt, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _partition_key(partition: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in partition.items()))
+
+
+def _partitions_of(actions: pa.Table, columns: Sequence[str]) -> list[Partition]:
+    if actions.num_rows == 0:
+        return []
+    names = [f"partition.{c}" for c in columns]
+    unique = actions.select(names).group_by(names).aggregate([])
+    rows = zip(*(unique.column(n).to_pylist() for n in names))
+    return sorted(({c: v for c, v in zip(columns, row)} for row in rows), key=_partition_key)
+
+
+def _multi_file_partitions(actions: pa.Table, columns: Sequence[str]) -> set[tuple[tuple[str, str], ...]]:
+    if actions.num_rows == 0:
+        return set()
+    names = [f"partition.{c}" for c in columns]
+    counts = actions.select(names).group_by(names).aggregate([([], "count_all")])
+    many = counts.filter(pc.greater(counts.column("count_all"), 1))
+    rows = zip(*(many.column(n).to_pylist() for n in names))
+    return {_partition_key(dict(zip(columns, row))) for row in rows}
+
+
+def last_maintenance_started(delta_table: DeltaTable) -> int | None:
+    """Start time (ms since the epoch) of the newest compaction by this module, if any."""
+    for commit in delta_table.history(limit=_HISTORY_LIMIT):
+        marker = commit.get(MAINTENANCE_MARKER)
+        if marker == "compaction":
+            started = commit.get(MAINTENANCE_STARTED)
+            try:
+                return int(started) if started is not None else int(commit["timestamp"])
+            except (TypeError, ValueError):
+                return int(commit.get("timestamp", 0))
+    return None
+
+
+def partitions_written_since_last_maintenance(delta_table: DeltaTable) -> list[Partition]:
+    """Partitions with a data file added since the last compaction by this module started
+    (all partitions if it never ran), from the log's add actions."""
+    columns = list(delta_table.metadata().partition_columns)
+    actions = _actions(delta_table)
+    since = last_maintenance_started(delta_table)
+    if since is not None and actions.num_rows:
+        actions = actions.filter(pc.greater_equal(actions.column("modification_time"), since - _LOOKBACK_SLACK_MS))
+    return _partitions_of(actions, columns)
+
+
+def _filters(partition: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    return [(k, "=", v) for k, v in sorted(partition.items())]
+
+
+# -- operations ---------------------------------------------------------------------------
+def compact_table(
+    backend: IStorageBackend,
+    table: str,
+    *,
+    partitions: Iterable[Mapping[str, str]] | None = None,
+    target_size: int = DEFAULT_TARGET_FILE_SIZE,
+    sort_by_time: bool = True,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+) -> CompactionResult:
+    """Merge the small files of ``partitions`` (default: those written since the last
+    maintenance) into files of about ``target_size`` bytes.
+
+    Only partitions with more than one file are rewritten. With ``sort_by_time`` the rows
+    of each rewritten partition come out sorted by ``timestamp`` (a z-order on that single
+    column), so reads need no sort and row-group statistics prune; without it delta-rs'
+    bin-packing ``compact`` is used (faster, but a month's days end up in log order).
+    Safe while writers run: a conflicting commit is retried on a fresh snapshot.
+    """
+    from deltalake import CommitProperties, WriterProperties
+
+    if target_size <= 0:
+        raise ConfigurationError("target_size must be a positive number of bytes.")
+    started = time.perf_counter()
+    started_ms = int(time.time() * 1000)
+    delta_table = _open(backend, table)
+    before = table_file_stats(delta_table)
+    version_before = delta_table.version()
+    columns = list(delta_table.metadata().partition_columns)
+    if partitions is None:
+        wanted = partitions_written_since_last_maintenance(delta_table)
+    else:
+        wanted = [dict(p) for p in partitions]
+    multi = _multi_file_partitions(_actions(delta_table), columns)
+    todo = [p for p in wanted if _partition_key(p) in multi or not columns]
+    writer = WriterProperties(compression="SNAPPY")
+    metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
+    added = removed = 0
+    attempts_used = 0
+
+    def run(partition: Mapping[str, str] | None) -> dict[str, Any]:
+        def attempt(n: int) -> dict[str, Any]:
+            if n > 1:
+                delta_table.update_incremental()
+            commit = CommitProperties(custom_metadata=metadata)
+            filters = _filters(partition) if partition else None
+            if sort_by_time and "timestamp" in pa.schema(delta_table.schema().to_arrow()).names:
+                return delta_table.optimize.z_order(
+                    ["timestamp"], partition_filters=filters, target_size=target_size,
+                    writer_properties=writer, commit_properties=commit,
+                )
+            return delta_table.optimize.compact(
+                partition_filters=filters, target_size=target_size,
+                writer_properties=writer, commit_properties=commit,
+            )
+
+        metrics, used = _with_retries(attempt, f"Compaction of {table!r}", attempts=attempts, backoff_seconds=backoff_seconds)
+        nonlocal attempts_used
+        attempts_used = max(attempts_used, used)
+        return metrics
+
+    if not columns:
+        todo = [{}] if before.files > 1 else []
+    for partition in todo:
+        metrics = run(partition or None)
+        added += int(metrics.get("numFilesAdded", 0))
+        removed += int(metrics.get("numFilesRemoved", 0))
+    delta_table.update_incremental()
+    return CompactionResult(
+        table=table, partitions=todo, before=before, after=table_file_stats(delta_table),
+        files_added=added, files_removed=removed, version_before=version_before,
+        version_after=delta_table.version(), attempts=attempts_used,
+        seconds=time.perf_counter() - started, sorted_by_time=sort_by_time,
+    )
+
+
+def checkpoint_table(backend: IStorageBackend, table: str, *, cleanup_log: bool = True) -> CheckpointResult:
+    """Write a checkpoint of the current version; remove log files past the table's
+    ``delta.logRetentionDuration`` (30 days by default) when ``cleanup_log``."""
+    started = time.perf_counter()
+    delta_table = _open(backend, table)
+    options = backend.get_storage_options()
+    log_before = _log_files(delta_table, options)
+    delta_table.create_checkpoint()
+    if cleanup_log:
+        delta_table.cleanup_metadata()
+    return CheckpointResult(
+        table=table, version=delta_table.version(), log_before=log_before,
+        log_after=_log_files(delta_table, options), seconds=time.perf_counter() - started,
+    )
+
+
+def vacuum_table(
+    backend: IStorageBackend,
+    table: str,
+    *,
+    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    min_retention_hours: int = DEFAULT_MIN_RETENTION_HOURS,
+    dry_run: bool = False,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+) -> VacuumResult:
+    """Delete data files that no version of the last ``retention_hours`` references.
+
+    Raises:
+        ConfigurationError: ``retention_hours`` is below ``min_retention_hours`` (a reader
+            still running on, or reproducing, a version of that window would lose its files).
+    """
+    if min_retention_hours < 0:
+        raise ConfigurationError("min_retention_hours must be >= 0.")
+    if retention_hours < min_retention_hours:
+        raise ConfigurationError(
+            f"Vacuum retention of {retention_hours} h is below the minimum of {min_retention_hours} h: "
+            "readers of recent versions (running jobs, time travel) would lose their files. Use a "
+            "longer retention, or lower min_retention_hours deliberately."
+        )
+    started = time.perf_counter()
+    delta_table = _open(backend, table)
+    options = backend.get_storage_options()
+    before = _storage_files(delta_table, options)
+
+    def attempt(n: int) -> list[str]:
+        if n > 1:
+            delta_table.update_incremental()
+        # Our minimum replaces delta-rs' check against the table's configured retention.
+        return delta_table.vacuum(
+            retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False, full=True,
+        )
+
+    listed, _ = _with_retries(attempt, f"Vacuum of {table!r}", attempts=attempts, backoff_seconds=backoff_seconds)
+    # delta-rs also lists tombstones whose files are already gone: report what was stored.
+    root = delta_table.table_uri.rstrip("/") + "/"
+    candidates = {p[len(root):] if p.startswith(root) else p.lstrip("/") for p in listed}
+    after = before if dry_run else _storage_files(delta_table, options)
+    deleted = sorted(p for p in before if p in candidates and (dry_run or p not in after))
+    return VacuumResult(
+        table=table, retention_hours=retention_hours, dry_run=dry_run, files_deleted=deleted,
+        before=_stats(before), after=_stats(after), seconds=time.perf_counter() - started,
+    )
+
+
+def maintain_table(
+    backend: IStorageBackend,
+    table: str,
+    *,
+    target_size: int = DEFAULT_TARGET_FILE_SIZE,
+    sort_by_time: bool = True,
+    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    min_retention_hours: int = DEFAULT_MIN_RETENTION_HOURS,
+    vacuum_dry_run: bool = False,
+) -> MaintenanceResult:
+    """Compaction, then a checkpoint (so the next opens start from the compacted state),
+    then vacuum."""
+    compaction = compact_table(backend, table, target_size=target_size, sort_by_time=sort_by_time)
+    checkpoint = checkpoint_table(backend, table)
+    vacuum = vacuum_table(
+        backend, table, retention_hours=retention_hours, min_retention_hours=min_retention_hours,
+        dry_run=vacuum_dry_run,
+    )
+    summary = {
+        "table": table,
+        "partitions_compacted": len(compaction.partitions),
+        "active_files_before": compaction.before.files,
+        "active_files_after": compaction.after.files,
+        "active_bytes_before": compaction.before.bytes,
+        "active_bytes_after": compaction.after.bytes,
+        "stored_files_before": vacuum.before.files,
+        "stored_files_after": vacuum.after.files,
+        "stored_bytes_before": vacuum.before.bytes,
+        "stored_bytes_after": vacuum.after.bytes,
+        "files_vacuumed": len(vacuum.files_deleted),
+        "log_files_before": checkpoint.log_before.files,
+        "log_files_after": checkpoint.log_after.files,
+        "version": checkpoint.version,
+    }
+    return MaintenanceResult(table, compaction, checkpoint, vacuum, summary)
+
+
+def find_delta_tables(backend: IStorageBackend, prefix: str = "") -> list[str]:
+    """Names of the Delta tables under ``prefix`` (folders holding a ``_delta_log``)."""
+    tables: set[str] = set()
+    for item in backend.list_items(prefix):
+        head, sep, _ = item.partition("/_delta_log/")
+        if sep and "/_delta_log/" not in head and not any(
+            part.startswith(("_", ".")) or "=" in part for part in head.split("/")
+        ):
+            tables.add(head)
+    return sorted(tables)
+
+
+def describe(result: CompactionResult | CheckpointResult | VacuumResult | MaintenanceResult) -> str:
+    """A one-line JSON summary for logs."""
+    if isinstance(result, MaintenanceResult):
+        return json.dumps(result.summary, sort_keys=True)
+    return json.dumps({k: v for k, v in result.__dict__.items() if k != "files_deleted"}, default=str, sort_keys=True)
