@@ -51,7 +51,10 @@ COMMIT_RETRIES_GROWTH_LIMIT = 8
 """When an attempt runs out of rebase retries (more concurrent writers than the budget
 covers), the next attempt gets twice as many, up to this multiple of the configured budget."""
 DEFAULT_CONFLICT_ATTEMPTS = 8
-"""Our own attempts: a lost conflict is redone from a fresh snapshot, at most this often."""
+"""Our own attempts when no other writer is seen: a lost conflict is redone from a fresh
+snapshot. Each commit of another writer seen between our attempts adds one attempt, up to
+``DEFAULT_MAX_CONFLICT_ATTEMPTS``, so the budget follows the number of competing writers."""
+DEFAULT_MAX_CONFLICT_ATTEMPTS = 32
 DEFAULT_CONFLICT_BACKOFF_SECONDS = 0.05
 DEFAULT_MAX_BACKOFF_SECONDS = 2.0
 
@@ -103,15 +106,17 @@ class DeltaFormat(FormatStore):
       so it follows the number of writers actually seen).
     * A commit that lost against a writer of the same partitions (or a metadata change) is
       redone from a fresh snapshot after a backoff with full jitter (uniform in
-      ``[0, min(max_backoff, backoff * 2**n)]``), at most ``conflict_attempts`` times; then
-      :class:`WriteConflictError`. A lost attempt changes nothing visible (its data files
+      ``[0, min(max_backoff, backoff * 2**n)]``). The attempt budget starts at
+      ``conflict_attempts`` and grows by one per commit of another writer seen meanwhile, up
+      to ``max_conflict_attempts``; then :class:`WriteConflictError`. A lost attempt changes nothing visible (its data files
       are never referenced by the log), so the table always holds exactly one writer's rows
       for a partition.
 
     Args:
         backend: where the tables live.
         max_commit_retries: delta-rs' rebase retries per attempt (``None``: the default).
-        conflict_attempts: our attempts per commit.
+        conflict_attempts: our attempts per commit when no competing writer is seen.
+        max_conflict_attempts: hard limit of attempts, however many writers compete.
         conflict_backoff_seconds: backoff window of the first retry (doubles per retry).
         max_backoff_seconds: largest backoff window.
     """
@@ -124,6 +129,7 @@ class DeltaFormat(FormatStore):
         *,
         max_commit_retries: int | None = DEFAULT_COMMIT_RETRIES,
         conflict_attempts: int = DEFAULT_CONFLICT_ATTEMPTS,
+        max_conflict_attempts: int = DEFAULT_MAX_CONFLICT_ATTEMPTS,
         conflict_backoff_seconds: float = DEFAULT_CONFLICT_BACKOFF_SECONDS,
         max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
     ) -> None:
@@ -137,6 +143,7 @@ class DeltaFormat(FormatStore):
             )
         self.max_commit_retries = int(max_commit_retries)
         self.conflict_attempts = int(conflict_attempts)
+        self.max_conflict_attempts = max(int(max_conflict_attempts), self.conflict_attempts)
         self.conflict_backoff_seconds = float(conflict_backoff_seconds)
         self.max_backoff_seconds = float(max_backoff_seconds)
         self._tables: dict[str, DeltaTable] = {}
@@ -271,7 +278,7 @@ class DeltaFormat(FormatStore):
         """Create the table before the first write, so concurrent first writers race safely:
         ``mode="ignore"`` makes every creator but the first a no-op, and a creator that loses
         the race for version 0 retries and then finds the table."""
-        from deltalake import DeltaTable
+        from deltalake import CommitProperties, DeltaTable
 
         if self.uri(table) in self._writers:
             return
@@ -285,8 +292,10 @@ class DeltaFormat(FormatStore):
             if fld.name not in create_schema.names:
                 create_schema = create_schema.append(fld)
 
-        def create(budget: int) -> tuple[int | None, int | None]:
+        def create(budget: int, read_versions: list[int]) -> int | None:
             self.backend.prepare_for_writes()
+            # No rebase: a creator that loses the race for version 0 must not commit its
+            # CREATE as version 1 (a second table id); it fails, retries and finds the table.
             DeltaTable.create(
                 self.uri(table),
                 create_schema,
@@ -295,29 +304,35 @@ class DeltaFormat(FormatStore):
                 name=table,
                 description=f"cb-storage-dagster {data_type.value} market data",
                 storage_options=self.backend.get_storage_options(),
+                commit_properties=CommitProperties(max_commit_retries=0),
             )
-            return None, None
+            return None
 
         self._with_conflict_retries(create, table, "create")
 
     def _with_conflict_retries(
-        self,
-        attempt: Callable[[int], tuple[int | None, int | None]],
-        table: str,
-        what: str,
+        self, attempt: Callable[[int, list[int]], int | None], table: str, what: str
     ) -> CommitReport:
-        """Run ``attempt(max_commit_retries) -> (read_version, committed_version)`` until it
-        commits, redoing lost conflicts with exponential backoff and full jitter.
+        """Run ``attempt(max_commit_retries, read_versions) -> committed version`` until it
+        commits, redoing lost conflicts after an exponential backoff with full jitter.
 
-        Backend failures (unreachable, authentication) are not conflicts: they are raised at
-        once, translated, because the backend client already retried them.
+        ``attempt`` appends the version of the snapshot it starts from to ``read_versions``;
+        the versions other writers committed between our attempts measure the concurrency,
+        and each one adds an attempt to the budget (``conflict_attempts`` up to
+        ``max_conflict_attempts``). Backend failures (unreachable, authentication) are not
+        conflicts: they are raised at once, translated, since the backend client already
+        retried them.
         """
         started = time.monotonic()
         budget = self.max_commit_retries
         conflicts: list[str] = []
-        for number in range(1, self.conflict_attempts + 1):
+        read_versions: list[int] = []
+        allowed = self.conflict_attempts
+        number = 0
+        while True:
+            number += 1
             try:
-                read_version, version = attempt(budget)
+                version = attempt(budget, read_versions)
             except Exception as exc:
                 # An unreachable backend can surface inside a CommitFailedError: not a conflict.
                 backend_error = None if isinstance(exc, StorageError) else self.backend.translate_error(exc)
@@ -328,7 +343,10 @@ class DeltaFormat(FormatStore):
                 with self._lock:  # the next attempt starts from a fresh snapshot
                     self._writers.pop(self.uri(table), None)
                     self._tables.pop(self.uri(table), None)
-                if number == self.conflict_attempts:
+                if len(read_versions) >= 2:
+                    rivals = read_versions[-1] - read_versions[0]
+                    allowed = max(allowed, min(self.max_conflict_attempts, self.conflict_attempts + rivals))
+                if number >= allowed:
                     break
                 if reason == _EXHAUSTED:
                     budget = min(budget * 2 or 1, self.max_commit_retries * COMMIT_RETRIES_GROWTH_LIMIT or 1)
@@ -336,8 +354,8 @@ class DeltaFormat(FormatStore):
                 time.sleep(random.uniform(0, window))
                 continue
             concurrent = 0
-            if read_version is not None and version is not None:
-                concurrent = max(version - read_version - 1, 0)
+            if read_versions and version is not None:
+                concurrent = max(version - read_versions[-1] - 1, 0)
             report = CommitReport(
                 table=table, operation=what, version=version, attempts=number,
                 conflicts=tuple(conflicts), concurrent_commits=concurrent,
@@ -357,7 +375,7 @@ class DeltaFormat(FormatStore):
             f"writers {len(conflicts)} times in {time.monotonic() - started:.1f} s (last: "
             f"{conflicts[-1]}). Nothing was changed by this {what}; run it again. If this keeps "
             "happening, fewer parallel runs should write the same partitions at once (or raise "
-            "conflict_attempts / max_commit_retries)."
+            "max_conflict_attempts / max_commit_retries)."
         ) from None
 
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
@@ -367,9 +385,9 @@ class DeltaFormat(FormatStore):
         predicate = scope.delta_predicate()
         scope_text = ",".join(scope.describe())[:4000]
 
-        def commit_write(budget: int) -> tuple[int | None, int | None]:
+        def commit_write(budget: int, read_versions: list[int]) -> int | None:
             delta_table = self._open_for_write(table)
-            read_version = delta_table.version()
+            read_versions.append(delta_table.version())
             write_deltalake(
                 delta_table,
                 data,
@@ -381,7 +399,7 @@ class DeltaFormat(FormatStore):
                     max_commit_retries=budget, custom_metadata={"cb_storage.scope": scope_text}
                 ),
             )
-            return read_version, delta_table.version()
+            return delta_table.version()
 
         with self._write_lock(table):
             self._ensure_table(table, data_type, data.schema)
@@ -399,11 +417,11 @@ class DeltaFormat(FormatStore):
     def delete(self, table: str, predicate: str) -> WriteResult:
         from deltalake import CommitProperties
 
-        def commit_delete(budget: int) -> tuple[int | None, int | None]:
+        def commit_delete(budget: int, read_versions: list[int]) -> int | None:
             delta_table = self._open_for_write(table)
-            read_version = delta_table.version()
+            read_versions.append(delta_table.version())
             delta_table.delete(predicate, commit_properties=CommitProperties(max_commit_retries=budget))
-            return read_version, delta_table.version()
+            return delta_table.version()
 
         with self._write_lock(table):
             report = self._with_conflict_retries(commit_delete, table, "delete")

@@ -1,0 +1,149 @@
+"""Many writer processes on one Delta table, on local disk and on Azurite.
+
+Each worker is a separate ``python -m cb_storage_dagster_tests.support.writer_process``
+(spawned, never forked) configured through ``CB_STORAGE_*`` like production. Workers wait on
+a go-file so that they all start committing in the same instant.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from cb_storage_dagster.storage import StorageManagerImpl
+from cb_storage_dagster.storage.formats.delta import DeltaFormat
+from cb_storage_dagster_tests.support.processes import HelperProcess, run_together, storage_env, writer
+
+TABLE = "ohlcv"
+
+
+def commit_summary(workers: list[HelperProcess]) -> dict[str, object]:
+    done = [e for w in workers for e in w.named("done")]
+    conflicts = collections.Counter(c for e in done for c in e["conflicts"])
+    return {
+        "writes": len(done),
+        "max_attempts": max(e["attempts"] for e in done),
+        "writes_redone": sum(e["attempts"] > 1 for e in done),
+        "max_concurrent_commits_rebased": max(e["concurrent_commits"] for e in done),
+        "max_rebase_budget": max(e["max_commit_retries"] or 0 for e in done),
+        "conflicts": dict(conflicts),
+        "slowest_write_s": max(e["seconds"] for e in done),
+        "creates_that_lost_the_race": sum(e.get("create_attempts", 1) > 1 for e in done),
+    }
+
+
+def assert_all_succeeded(workers: list[HelperProcess]) -> None:
+    for worker in workers:
+        assert worker.process.returncode == 0, (worker, worker.named("error"), worker.stderr[-2000:])
+
+
+@pytest.mark.slow
+def test_eight_processes_writing_disjoint_partitions_all_commit(backend, tmp_path):
+    """8 processes x 20 one-day commits into one (not yet existing) table."""
+    processes, writes, rows = 8, 20, 5
+    env = storage_env(backend)
+    go = tmp_path / "go"
+    workers = [
+        writer(["disjoint", "--worker", str(w), "--count", str(writes), "--rows", str(rows),
+                "--go-file", str(go)], env)
+        for w in range(processes)
+    ]
+    run_together(workers, go)
+    assert_all_succeeded(workers)
+
+    summary = commit_summary(workers)
+    print("disjoint writers:", json.dumps(summary))
+    versions = sorted(e["version"] for w in workers for e in w.named("done"))
+    assert versions == list(range(1, processes * writes + 1))  # every write is its own commit
+    manager = StorageManagerImpl(backend)
+    assert manager.table_version("ohlcv") == processes * writes
+
+    stored = manager.read_partitions("ohlcv", None)
+    assert stored.num_rows == processes * writes * rows
+    keys = stored.group_by(["coin", "timestamp"]).aggregate([])
+    assert keys.num_rows == stored.num_rows  # no duplicates
+    per_partition = stored.group_by(["coin", "date"]).aggregate([([], "count_all")])
+    assert per_partition.num_rows == processes * writes
+    assert set(per_partition.column("count_all").to_pylist()) == {rows}
+    for w in range(processes):  # each worker's rows carry its signature
+        mine = stored.filter(pc.equal(stored.column("coin"), f"W{w}"))
+        assert set(mine.column("volume").to_pylist()) == {float(w)}
+
+
+def partition_signatures(table: pa.Table) -> list[tuple[float, int]]:
+    """(signature, row count) of each distinct signature in binance/BTC/2024-01-02."""
+    day = table.filter(pc.equal(table.column("date"), pa.scalar(dt.date(2024, 1, 2), pa.date32())))
+    counts = collections.Counter(day.column("volume").to_pylist())
+    return sorted(counts.items())
+
+
+@pytest.mark.slow
+def test_four_processes_replacing_the_same_partition_leave_exactly_one_writers_rows(backend, tmp_path):
+    """Every committed version (not only the last) holds exactly one write's rows."""
+    processes, writes = 4, 8
+    env = storage_env(backend)
+    go = tmp_path / "go"
+    workers = [
+        writer(["same", "--worker", str(w), "--count", str(writes), "--go-file", str(go)], env)
+        for w in range(processes)
+    ]
+    run_together(workers, go)
+    assert_all_succeeded(workers)
+    summary = commit_summary(workers)
+    print("same-partition writers:", json.dumps(summary))
+    assert summary["writes_redone"] > 0  # the race really happened
+
+    delta = DeltaFormat(backend)
+    latest = delta.open(TABLE).version()
+    assert latest == processes * writes  # each write committed exactly once (+ version 0)
+    committed = {e["version"]: e["signature"] for w in workers for e in w.named("done")}
+    for version in range(1, latest + 1):
+        snapshot = delta.open_version(TABLE, version, None).to_pyarrow_dataset().to_table(use_threads=False)
+        signatures = partition_signatures(snapshot)
+        assert len(signatures) == 1, f"version {version} mixes writers: {signatures}"
+        signature, count = signatures[0]
+        assert signature == committed[version]
+        assert count == 5 + int(signature) // 1000  # all of that writer's rows, nothing else
+
+    final = StorageManagerImpl(backend).read_partitions("ohlcv", None)
+    assert partition_signatures(final) == [(float(committed[latest]), 5 + committed[latest] // 1000)]
+
+
+def test_concurrent_first_writes_all_create_the_same_table(backend, tmp_path):
+    """6 processes race to create each of 5 new tables with their first write."""
+    processes, rounds = 6, 5
+    env = storage_env(backend)
+    go = tmp_path / "go"
+    workers = [
+        writer(["create", "--worker", str(w), "--rounds", str(rounds), "--table", "fresh",
+                "--go-file", str(go)], env)
+        for w in range(processes)
+    ]
+    try:
+        for worker in workers:
+            worker.wait_for("ready", timeout=120)
+        for r in range(rounds):
+            (tmp_path / f"go.{r}").touch()
+            for worker in workers:
+                worker.wait_for_count("done", r + 1, timeout=120)
+    finally:
+        for worker in workers:
+            worker.wait(timeout=60)
+    assert_all_succeeded(workers)
+    summary = commit_summary(workers)
+    print("first writers:", json.dumps(summary))
+    assert summary["creates_that_lost_the_race"] >= 1  # the race for version 0 happened
+
+    manager = StorageManagerImpl(backend)
+    for r in range(rounds):
+        stored = manager.read_partitions("ohlcv", None, table=f"fresh{r}")
+        assert sorted(set(stored.column("coin").to_pylist())) == [f"W{w}" for w in range(processes)]
+        assert stored.num_rows == processes * 5
+        operations = [h["operation"] for h in manager.delta.open(f"fresh{r}").history()]
+        assert operations.count("CREATE TABLE") == 1, operations  # one table id, never re-created
+        assert manager.table_version("ohlcv", table=f"fresh{r}") == processes
