@@ -12,8 +12,6 @@ The core logic lives in :mod:`cb_storage_dagster.storage.maintenance` (no Dagste
 these ops only read the configuration, fan out over the tables and publish metadata.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import dagster as dg
