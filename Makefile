@@ -33,6 +33,14 @@ demo: setup
 test: setup node_modules/.bin/azurite-blob
 	$(BIN)/python -m pytest -p no:cacheprovider
 
+## make bench: quick benchmark (CI size): ours vs raw delta-rs, a one-file floor and dagster-deltalake-pandas
+bench: setup
+	$(BIN)/python benchmarks/bench.py --quick
+
+## make bench-full: full size (8 instruments x 365 days of 1-minute candles), about 15-20 minutes
+bench-full: setup
+	$(BIN)/python benchmarks/bench.py
+
 lint: setup
 	$(BIN)/ruff check .
 
