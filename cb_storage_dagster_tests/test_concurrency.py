@@ -15,11 +15,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from cb_storage_dagster.storage import StorageManagerImpl
-from cb_storage_dagster.storage.formats.delta import DeltaFormat
+from cb_storage_dagster.storage import (
+    DataType,
+    LocalFileBackend,
+    PartitionSlot,
+    StorageManagerImpl,
+    WriteConflictError,
+    WriteScope,
+)
+from cb_storage_dagster.storage.formats import DeltaFormat, ReadRequest
+from cb_storage_dagster.storage.schemas import normalize
 from cb_storage_dagster_tests.support.processes import HelperProcess, run_together, storage_env, writer
+from cb_storage_dagster_tests.support.writer_process import candles
 
 TABLE = "ohlcv"
+SCOPE = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
 
 
 def commit_summary(workers: list[HelperProcess]) -> dict[str, object]:
@@ -147,3 +157,77 @@ def test_concurrent_first_writes_all_create_the_same_table(backend, tmp_path):
         operations = [h["operation"] for h in manager.delta.open(f"fresh{r}").history()]
         assert operations.count("CREATE TABLE") == 1, operations  # one table id, never re-created
         assert manager.table_version("ohlcv", table=f"fresh{r}") == processes
+
+
+# -- the retry policy, in one process with a deterministic rival -------------------------------
+class RivalWriter:
+    """Wraps ``write_deltalake`` so that a rival replaces the same partition (a real commit,
+    through its own table object) right before each of our first ``rivals`` attempts commits."""
+
+    def __init__(self, backend, rivals: int) -> None:
+        import deltalake
+
+        self.real = deltalake.write_deltalake
+        self.uri = backend.get_uri_for_identifier(TABLE)
+        self.left = rivals
+        self.attempts = 0
+
+    def __call__(self, table, data, **kwargs):
+        import deltalake
+
+        self.attempts += 1
+        if self.left > 0:
+            self.left -= 1
+            rival_rows = data.set_column(
+                data.column_names.index("volume"), "volume",
+                pa.array([7000.0 + self.left] * data.num_rows),
+            )
+            self.real(
+                deltalake.DeltaTable(self.uri), rival_rows, mode="overwrite",
+                predicate=SCOPE.delta_predicate(), partition_by=["exchange", "coin", "month"],
+            )
+        return self.real(table, data, **kwargs)
+
+
+
+def ours() -> pa.Table:
+    return normalize(candles(dt.date(2024, 1, 2), 6, 1.0), "ohlcv")
+
+
+def test_a_lost_conflict_is_redone_on_a_fresh_snapshot(tmp_path, monkeypatch, caplog):
+    backend = LocalFileBackend(tmp_path)
+    delta = DeltaFormat(backend, conflict_backoff_seconds=0.001)
+    delta.write(TABLE, DataType.OHLCV, ours(), SCOPE)
+    rival = RivalWriter(backend, rivals=3)
+    monkeypatch.setattr("deltalake.write_deltalake", rival)
+
+    with caplog.at_level("INFO", logger="cb_storage_dagster.storage.formats.delta"):
+        result = delta.write(TABLE, DataType.OHLCV, ours(), SCOPE)
+
+    assert rival.attempts == 4
+    assert result.version == 1 + 3 + 1  # our first write, 3 rival commits, ours
+    report = next(r.cb_commit for r in caplog.records if hasattr(r, "cb_commit") and r.cb_commit.operation == "write")
+    assert report.attempts == 4
+    assert report.conflicts == ("a concurrent writer added data to the same partitions",) * 3
+    stored = delta.read(TABLE, ReadRequest(DataType.OHLCV, None)).to_pandas()
+    assert stored["volume"].tolist() == [1.0] * 6  # ours replaced the rival's rows, no mix
+
+
+def test_the_attempt_budget_grows_with_competing_writers_then_gives_up_cleanly(tmp_path, monkeypatch):
+    backend = LocalFileBackend(tmp_path)
+    delta = DeltaFormat(backend, conflict_attempts=2, max_conflict_attempts=5, conflict_backoff_seconds=0.001)
+    delta.write(TABLE, DataType.OHLCV, ours(), SCOPE)
+    rival = RivalWriter(backend, rivals=100)
+    monkeypatch.setattr("deltalake.write_deltalake", rival)
+
+    with pytest.raises(WriteConflictError) as raised:
+        delta.write(TABLE, DataType.OHLCV, ours(), SCOPE)
+
+    assert rival.attempts == 5  # 2 to start with, +1 per rival commit seen, capped at 5
+    message = str(raised.value)
+    assert "lost against concurrent writers 5 times" in message
+    assert "Nothing was changed by this write; run it again" in message
+    assert raised.value.__suppress_context__
+    stored = delta.read(TABLE, ReadRequest(DataType.OHLCV, None)).to_pandas()
+    assert set(stored["volume"]) == {7000.0 + 95}  # exactly the last rival's rows
+    assert len(stored) == 6
