@@ -276,6 +276,26 @@ def _filters(partition: Mapping[str, str]) -> list[tuple[str, str, str]]:
     return [(k, "=", v) for k, v in sorted(partition.items())]
 
 
+def _batches(todo: list[Partition], existing: list[Partition]) -> list[Partition]:
+    """Group the partitions to rewrite into as few optimize commits as possible: when every
+    partition of a month is to be rewritten (the weekly case: all instruments wrote), one
+    commit for the month; otherwise one per partition. Each entry is a filter mapping."""
+    if not todo or any("month" not in p for p in todo):
+        return todo
+    wanted = {_partition_key(p) for p in todo}
+    by_month: dict[str, list[Partition]] = {}
+    for partition in existing:
+        by_month.setdefault(partition["month"], []).append(partition)
+    batches: list[Partition] = []
+    for month in sorted({p["month"] for p in todo}):
+        members = by_month.get(month, [])
+        if len(members) > 1 and all(_partition_key(p) in wanted for p in members):
+            batches.append({"month": month})
+        else:
+            batches.extend(p for p in todo if p["month"] == month)
+    return batches
+
+
 # -- operations ---------------------------------------------------------------------------
 def compact_table(
     backend: IStorageBackend,
@@ -340,8 +360,8 @@ def compact_table(
 
     if not columns:
         todo = [{}] if before.files > 1 else []
-    for partition in todo:
-        metrics = run(partition or None)
+    for filters in _batches(todo, _partitions_of(_actions(delta_table), columns)):
+        metrics = run(filters or None)
         added += int(metrics.get("numFilesAdded", 0))
         removed += int(metrics.get("numFilesRemoved", 0))
     delta_table.update_incremental()
