@@ -72,6 +72,13 @@ class AzureStorageResource(StorageBackendResource):
     prefix: str = ""
     max_retries: int = 3
 
+    def __repr_args__(self):  # type: ignore[no-untyped-def]
+        """Secrets print as ``'**********'`` in ``repr()`` and ``str()`` (an ``EnvVar`` shows its name)."""
+        for name, value in super().__repr_args__():
+            if name in _AZURE_SECRET_FIELDS and value is not None and not isinstance(value, dg.EnvVar):
+                value = "**********"
+            yield name, value
+
     def _build_backend(self) -> IStorageBackend:
         from cb_storage_dagster.storage.backends.azure import AzureBlobBackend
 

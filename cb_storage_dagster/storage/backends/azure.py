@@ -290,6 +290,7 @@ class AzureBlobBackend(IStorageBackend):
         self._lock = threading.Lock()
         self._container_client: ContainerClient | None = None
         self._container_ready = False
+        _install_log_redaction()
         if self.is_emulator:
             self._export_emulator_url()
 
@@ -434,6 +435,7 @@ class AzureBlobBackend(IStorageBackend):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        _install_log_redaction()
         if self.is_emulator:
             self._export_emulator_url()
 
@@ -591,6 +593,14 @@ class AzureBlobBackend(IStorageBackend):
             return NotFoundError(f"{action} {identifier!r}: {code} in {self._where()}.")
         if isinstance(error, ClientAuthenticationError):
             status = getattr(error, "status_code", None)
+            unreachable = None if status else _classify_unavailable(str(error))
+            if unreachable is not None:  # no answer from the token authority: not a refusal
+                return BackendUnavailableError(
+                    f"Could not get a Microsoft Entra ID token for {self._where()} (auth "
+                    f"{self._auth_kind}; {unreachable}): the token authority is unreachable after "
+                    f"{self._max_retries} retries. Check that this host can reach "
+                    "login.microsoftonline.com (or AZURE_AUTHORITY_HOST), then retry."
+                )
             detail = f"HTTP {status}" if status else type(error).__name__
             return self._authentication_error(detail)
         if isinstance(error, HttpResponseError):
@@ -669,7 +679,10 @@ class AzureBlobBackend(IStorageBackend):
 
             assert self._tenant_id and self._client_id and self._client_secret is not None
             credential = ClientSecretCredential(
-                self._tenant_id, self._client_id, self._client_secret.get_secret_value()
+                self._tenant_id, self._client_id, self._client_secret.get_secret_value(),
+                # the token request retries like every other request (default: 3 over ~10 s)
+                retry_total=self._max_retries, retry_backoff_factor=self._retry_backoff_seconds,
+                connection_timeout=self._connect_timeout_seconds, read_timeout=self._timeout_seconds,
             )
             return credential
         from azure.identity import DefaultAzureCredential
@@ -709,9 +722,18 @@ class AzureBlobBackend(IStorageBackend):
         self._container_ready = True
 
     def prepare_for_writes(self) -> None:
-        """Create the container before delta-rs writes, if ``create_container`` allows it."""
+        """Create the container before delta-rs writes, if ``create_container`` allows it.
+
+        A container-scoped SAS may neither create nor inspect its container (HTTP 403): the
+        container is then used as it is, and a missing one is reported by the write itself.
+        """
         if self._create_container and not self._container_ready:
-            self.ensure_container()
+            try:
+                self.ensure_container()
+            except AuthenticationError:
+                if self._sas_token is None:
+                    raise
+                self._container_ready = True
 
     def save_bytes(self, identifier: str, data: bytes) -> None:
         """Upload ``data`` with one ``upload_blob(overwrite=True)``.
@@ -790,6 +812,44 @@ class AzureBlobBackend(IStorageBackend):
                 self._container().delete_blob(name)
             except ResourceNotFoundError:
                 pass
+
+
+class _RedactSecretsFilter(logging.Filter):
+    """Removes SAS signatures and other secret-looking fragments from log records.
+
+    urllib3 (the Azure SDK's transport) logs every request line at DEBUG, query string
+    included, and a SAS token *is* a query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        redacted = _redact(text)
+        if redacted != text:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_REDACT_FILTER = _RedactSecretsFilter()
+_REDACTED_LOGGERS = (
+    "urllib3.connectionpool",
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.identity",
+)
+
+
+def _install_log_redaction() -> None:
+    for name in _REDACTED_LOGGERS:
+        target = logging.getLogger(name)
+        if _REDACT_FILTER not in target.filters:
+            target.addFilter(_REDACT_FILTER)
+
+
+def _redact(text: str) -> str:
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda m: m.group(0).split("=", 1)[0].split(":", 1)[0] + "=***", text)
+    return text
 
 
 def _duration(seconds: float) -> str:
