@@ -37,7 +37,7 @@ test: setup node_modules/.bin/azurite-blob
 bench: setup
 	$(BIN)/python benchmarks/bench.py --quick
 
-## make bench-full: full size (8 instruments x 365 days of 1-minute candles), about 15-20 minutes
+## make bench-full: full size (8 instruments x 365 days of 1-minute candles), about 6 minutes
 bench-full: setup
 	$(BIN)/python benchmarks/bench.py
 
