@@ -629,4 +629,6 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 HEADER = ("case", "ours", "median", "compared with", "ratio", "target")
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from cb_storage_dagster.entrypoint import run_and_exit
+
+    run_and_exit(main)  # exit 0 despite delta-rs' abort at interpreter exit (STACK-NOTES)

@@ -7,11 +7,11 @@ Saves two days of synthetic 1-minute BTC candles to the configured backend (``CB
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import numpy as np
 import pandas as pd
 
+from .entrypoint import run_and_exit
 from .storage import StorageConfig
 
 UTC = dt.timezone.utc
@@ -55,6 +55,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    # delta-rs can abort at interpreter exit after threaded scans (STACK-NOTES, issue 2184).
-    os._exit(code)
+    # delta-rs can abort at interpreter exit (STACK-NOTES, issue 2184): flush, then exit at once.
+    run_and_exit(main)
