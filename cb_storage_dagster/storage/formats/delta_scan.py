@@ -108,6 +108,8 @@ class DeltaScanPlanner:
         actions = pa.table(delta_table.get_add_actions(flatten=True))
         schema = pa.schema(delta_table.schema().to_arrow())
         snapshot = Snapshot(actions, schema, tuple(delta_table.metadata().partition_columns))
+        if delta_table.version() != key[2]:  # refreshed meanwhile by another thread: do not cache
+            return snapshot
         with self._lock:
             self._cache[key] = snapshot
             while len(self._cache) > self._cache_size:
