@@ -19,6 +19,7 @@ from cb_storage_dagster.pipeline import (
     SENSORS,
     SyntheticMarketDataSource,
 )
+from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from cb_storage_dagster.storage.config import StorageConfig
 
 
@@ -29,8 +30,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=ASSET_CHECKS,
-        jobs=JOBS,
-        schedules=SCHEDULES,
+        jobs=[*JOBS, *MAINTENANCE_JOBS],
+        schedules=[*SCHEDULES, *MAINTENANCE_SCHEDULES],
         sensors=SENSORS,
         resources={
             "storage": storage,

@@ -30,6 +30,8 @@ def test_definitions_load_with_every_piece(load_definitions):
     assert keys == {"trades", "order_book", "ohlcv_1m", "ohlcv_1d"}
     assert defs.resolve_job_def("market_data_job") is not None
     assert defs.resolve_schedule_def("daily_market_data_schedule") is not None
+    assert defs.resolve_job_def("delta_maintenance_job") is not None
+    assert defs.resolve_schedule_def("weekly_delta_maintenance").cron_schedule == "0 3 * * 0"
     assert defs.resolve_sensor_def("instruments_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     repository = defs.get_repository_def()
     assert set(repository.get_top_level_resources()) >= {"market_data_io_manager", "market_data_source", "storage"}
