@@ -74,6 +74,13 @@ BAD_WRITES = [
     BadWrite("naive timestamps", SchemaMismatchError, "no time zone",
              lambda m: m.save_entry(BTC, with_column(ohlcv("2024-01-02"), "timestamp",
                                                      ohlcv("2024-01-02")["timestamp"].dt.tz_localize(None)))),
+    BadWrite("timestamp strings without a UTC offset", SchemaMismatchError, "with a UTC offset",
+             lambda m: m.save_entry(BTC, with_column(ohlcv("2024-01-02"), "timestamp",
+                                                     ohlcv("2024-01-02")["timestamp"].dt.strftime("%Y-%m-%dT%H:%M")))),
+    BadWrite("non-UTC timestamps falling on another UTC day", PartitionMismatchError, "binance/BTC/2024-01-01",
+             lambda m: m.save_entry({**BTC, "date": "2024-01-02"}, with_column(
+                 ohlcv("2024-01-02"), "timestamp",
+                 ohlcv("2024-01-02")["timestamp"].dt.tz_localize(None).dt.tz_localize("Asia/Tokyo")))),
     BadWrite("integer timestamps", SchemaMismatchError, "unit is ambiguous",
              lambda m: m.save_entry(BTC, with_column(ohlcv("2024-01-02"), "timestamp", np.arange(10)))),
     BadWrite("duplicate candle timestamps", InvalidDataError, "duplicate rows",
@@ -93,6 +100,8 @@ BAD_WRITES = [
              lambda m: m.save_entry(BTC, [{"open": 1}])),
     BadWrite("table name escaping the root", InvalidKeyError, "'..'",
              lambda m: m.save_entry(BTC, ohlcv("2024-01-02"), table="../outside")),
+    BadWrite("control character in a table name", InvalidKeyError, "forbidden characters",
+             lambda m: m.save_entry(BTC, ohlcv("2024-01-02"), table="ohlcv\x07")),
 ] + [
     BadWrite(f"hostile coin {name[:20]!r}", InvalidKeyError, "coin",
              lambda m, name=name: m.save_entry({**BTC, "coin": name}, ohlcv("2024-01-02", coin=None)))
@@ -136,6 +145,12 @@ BAD_READS = [
      lambda m: m.get_range({**BTC, "coin": "BTC' OR '1'='1"}, at(2024, 1, 2), at(2024, 1, 3))),
     ("list with a hostile exchange", InvalidKeyError, "Invalid exchange",
      lambda m: m.list_coins("../binance", "ohlcv")),
+    ("unknown format", UnsupportedFormatError, "Unknown format 'csv'",
+     lambda m: m.get_range(BTC, at(2024, 1, 2), at(2024, 1, 3), format_hint="csv")),
+    ("unknown data type", InvalidKeyError, "Unknown data type 'candles'",
+     lambda m: m.get_range({**BTC, "data_type": "candles"}, at(2024, 1, 2), at(2024, 1, 3))),
+    ("non-UTC time zone is fine, a naive end is not", TimeRangeError, "no time zone",
+     lambda m: m.get_range(BTC, pd.Timestamp("2024-01-02", tz="Asia/Tokyo"), pd.Timestamp("2024-01-03"))),
 ]
 
 
@@ -157,5 +172,16 @@ def test_a_corrupt_delta_log_is_reported_and_left_alone(manager):
     with pytest.raises(CorruptTableError, match="not a readable Delta table"):
         manager.get_range(BTC, at(2024, 1, 2), at(2024, 1, 3))
     with pytest.raises(CorruptTableError):
+        manager.save_entry(BTC, ohlcv("2024-01-02"))
+    assert snapshot(manager.backend) == before
+
+
+def test_a_non_delta_directory_is_refused_and_left_alone(manager):
+    manager.backend.save_bytes("ohlcv/part-0.parquet", b"PAR1 someone else's data")
+    manager.backend.save_bytes("ohlcv/README.txt", b"not a table")
+    before = snapshot(manager.backend)
+    with pytest.raises(CorruptTableError, match="not a table of this storage layer"):
+        manager.get_range(BTC, at(2024, 1, 2), at(2024, 1, 3))
+    with pytest.raises(CorruptTableError, match="Nothing was read or written"):
         manager.save_entry(BTC, ohlcv("2024-01-02"))
     assert snapshot(manager.backend) == before

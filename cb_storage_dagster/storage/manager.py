@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import (
+    CorruptTableError,
     NotFoundError,
     PartitionMismatchError,
     TimeRangeError,
@@ -130,7 +131,25 @@ class StorageManagerImpl(IStorageManager):
         if found is not None:
             with self._lock:
                 self._stored_formats[table] = found
+        else:
+            self._refuse_foreign_objects(table)
         return found
+
+    def _refuse_foreign_objects(self, table: str) -> None:
+        """A table folder that holds objects but no table of ours (no ``_delta_log``, no
+        format marker) is someone else's data: reading it as "no rows" or writing a table
+        over it would both be wrong, so nothing is done with it."""
+        items = self.backend.list_items(table)
+        nested = {i.split("/_delta_log/")[0] for i in items if "/_delta_log/" in i}
+        nested |= {i.rsplit("/", 1)[0] for i in items if i.endswith(f"/{FORMAT_MARKER}")}
+        foreign = [i for i in items if not any(i.startswith(f"{root}/") for root in nested)]
+        if foreign:
+            raise CorruptTableError(
+                f"{table!r} in {self.backend.describe()} holds {len(foreign)} objects (e.g. "
+                f"{foreign[0]!r}) but no Delta table and no {FORMAT_MARKER} marker: it is not a "
+                "table of this storage layer. Nothing was read or written; move those objects "
+                "aside, or use another table name."
+            )
 
     def _write_format(self, table: str, format_hint: str | None) -> FormatStore:
         wanted = parse_format(format_hint) or self.default_format
