@@ -204,6 +204,22 @@ class TestInputs:
         assert seen == {"type": pa.Table, "rows": 120}
         assert output_metadata(result, "everything")["dagster/row_count"] == 120
 
+    def test_an_input_records_the_table_version_it_read(self, io_manager, manager, instance):
+        run([candles], io_manager, instance, partition_key="2024-01-02|binance:BTC")  # version 1
+        run([candles], io_manager, instance, partition_key="2024-01-03|binance:BTC")  # version 2
+
+        @dg.asset(partitions_def=PARTITIONS, metadata={"data_type": "ohlcv"}, io_manager_key="market_data_io_manager")
+        def copy(candles: pd.DataFrame) -> pd.DataFrame:
+            return candles
+
+        result = run([candles.to_source_asset(), copy], io_manager, instance, partition_key="2024-01-03|binance:BTC")
+        [observation] = [
+            e.event_specific_data.asset_observation for e in result.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
+        ]
+        assert observation.metadata["table_version"].value == 2
+        assert observation.metadata["rows_loaded"].value == 60
+
     def test_an_input_can_be_pinned_to_a_table_version(self, io_manager, manager, instance):
         run([candles], io_manager, instance, partition_key="2024-01-02|binance:BTC")  # version 1
         run([candles], io_manager, instance, partition_key="2024-01-03|binance:BTC")  # version 2

@@ -90,7 +90,10 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             data_type, scope, table=table,
             as_of_version=int(version) if version is not None else None,
         )
-        read_version = version if version is not None else self.manager.table_version(data_type, table=table)
+        read_version = (
+            version if version is not None
+            else self.manager.table_version(data_type, table=table, refresh=False)
+        )
         info: dict[str, Any] = {"rows_loaded": data.num_rows}
         if read_version is not None:
             info["table_version"] = int(read_version)

@@ -238,12 +238,18 @@ class StorageManagerImpl(IStorageManager):
             self._stored_formats[name] = store.name
         return result
 
-    def table_version(self, data_type: DataType | str, *, table: str | None = None) -> int | None:
-        """The current Delta version of the table (``None`` for Parquet/JSON or no table)."""
+    def table_version(
+        self, data_type: DataType | str, *, table: str | None = None, refresh: bool = True
+    ) -> int | None:
+        """The Delta version of the table (``None`` for Parquet/JSON or no table).
+
+        ``refresh=False`` gives the version this manager last read or wrote, without asking
+        the storage again (what the IO manager records for the input it just loaded).
+        """
         name = self.table_name(data_type, table)
         if self.stored_format(name) != "delta":
             return None
-        return self.delta.open(name).version()
+        return self.delta.open(name, refresh=refresh).version()
 
     def delete_range(
         self,
