@@ -230,3 +230,25 @@ def test_the_format_is_inferred_when_reading(backend):
 def test_data_types_parse_case_insensitively():
     assert DataType.parse("OHLCV") is DataType.OHLCV
     assert trades("2024-01-01").shape[0] == 10 and order_book("2024-01-01").shape[0] == 12
+
+
+class TestDeltaHousekeeping:
+    def test_new_tables_checkpoint_every_20_commits(self, manager):
+        manager.save_entry(BTC, ohlcv("2024-01-02"))
+        table = manager.delta.open("ohlcv")
+        assert table.metadata().configuration["delta.checkpointInterval"] == "20"
+        for day in range(3, 23):
+            manager.save_entry(BTC, ohlcv(f"2024-01-{day:02d}", n=2))
+        checkpoints = [i for i in manager.backend.list_items("ohlcv/_delta_log") if i.endswith(".checkpoint.parquet")]
+        assert checkpoints == ["ohlcv/_delta_log/00000000000000000019.checkpoint.parquet"]  # 20th commit
+
+    def test_a_long_lived_writer_reopens_its_table_and_keeps_every_row(self, manager, monkeypatch):
+        from cb_storage_dagster.storage.formats import delta as delta_module
+
+        monkeypatch.setattr(delta_module, "WRITER_REOPEN_COMMITS", 3)
+        writers = set()
+        for day in range(1, 9):
+            manager.save_entry(BTC, ohlcv(f"2024-01-{day:02d}", n=5))
+            writers.add(id(manager.delta._writers[manager.delta.uri("ohlcv")]))
+        assert len(writers) >= 2
+        assert len(read_all(manager)) == 40
