@@ -199,6 +199,16 @@ class DeltaFormat(FormatStore):
             )
         return StorageError(f"Delta {action} of table {table!r} failed: {type(error).__name__}.")
 
+    def _open_error(self, error: BaseException, table: str) -> StorageError:
+        """A failed open: the backend's error if it has one, else the table is unreadable."""
+        translated = self._translate(error, table, "open")
+        if type(translated) is StorageError:
+            return CorruptTableError(
+                f"{table!r} in {self.backend.describe()} is not a readable Delta table "
+                f"({type(error).__name__}). Restore it from a backup or move it aside."
+            )
+        return translated
+
     # -- tables -------------------------------------------------------------------------
     def open(self, table: str, *, refresh: bool = True) -> DeltaTable:
         """The cached DeltaTable for ``table``, updated to the latest version."""
@@ -221,13 +231,7 @@ class DeltaFormat(FormatStore):
                 raise
             except Exception as exc:  # delta-rs raises plain exceptions for corrupt logs
                 self._tables.pop(uri, None)
-                translated = self._translate(exc, table, "open")
-                if type(translated) is StorageError:
-                    raise CorruptTableError(
-                        f"{table!r} in {self.backend.describe()} is not a readable Delta table "
-                        f"({type(exc).__name__}). Restore it from a backup or move it aside."
-                    ) from None
-                raise translated from None
+                raise self._open_error(exc, table) from None
             return cached
 
     def open_version(
@@ -279,13 +283,7 @@ class DeltaFormat(FormatStore):
                 self._writer_opened_at[uri] = cached.version()
         except Exception as exc:
             self._writers.pop(uri, None)
-            translated = self._translate(exc, table, "open")
-            if type(translated) is StorageError:
-                raise CorruptTableError(
-                    f"{table!r} in {self.backend.describe()} is not a readable Delta table "
-                    f"({type(exc).__name__}). Restore it from a backup or move it aside."
-                ) from None
-            raise translated from None
+            raise self._open_error(exc, table) from None
         return cached
 
     def _ensure_table(self, table: str, data_type: DataType, schema: pa.Schema) -> None:
