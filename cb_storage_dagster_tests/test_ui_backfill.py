@@ -77,6 +77,8 @@ def test_a_parallel_backfill_of_4_instruments_x_10_days_writes_every_partition(d
     spans = sorted((r["startTime"], r["endTime"]) for r in runs)
     overlapping = any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     assert overlapping, f"runs did not run in parallel: {spans}"
+    messages = dev.engine_messages(runs[0]["runId"])
+    assert any("multiprocess executor" in m for m in messages), messages
 
     counts = in_table(rows_per_partition(dev.data / "trades"), days)
     source = SyntheticMarketDataSource()

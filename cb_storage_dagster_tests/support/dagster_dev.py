@@ -45,6 +45,14 @@ mutation Add($repo: RepositorySelector!, $name: String!, $key: String!) {
   }
 }"""
 
+RUN_ENGINE_MESSAGES = """
+query Logs($runId: ID!) {
+  logsForRun(runId: $runId) {
+    __typename
+    ... on EventConnection { events { __typename ... on EngineEvent { message } } }
+  }
+}"""
+
 REPOSITORIES = """
 query { repositoriesOrError { __typename ... on RepositoryConnection {
   nodes { name location { name } } } ... on PythonError { message } } }"""
@@ -185,6 +193,11 @@ class DagsterDev:
         if result["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"Backfill was not launched: {result}")
         return result["backfillId"]
+
+    def engine_messages(self, run_id: str) -> list[str]:
+        """The engine events of a run (e.g. which executor ran its steps)."""
+        logs = self.graphql(RUN_ENGINE_MESSAGES, {"runId": run_id})["logsForRun"]
+        return [e["message"] for e in logs.get("events", []) if e["__typename"] == "EngineEvent"]
 
     def wait_for_backfill(self, backfill_id: str, timeout: float = 400.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
