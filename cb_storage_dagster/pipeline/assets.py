@@ -52,6 +52,15 @@ RAW_GROUP = "raw_market_data"
 CANDLES_GROUP = "candles"
 KINDS = {"delta", "pandas"}
 
+_MARKET_DATA_ASSET = {
+    "partitions_def": MARKET_DATA_PARTITIONS,
+    "io_manager_key": IO_MANAGER_KEY,
+    "kinds": KINDS,
+    "backfill_policy": MARKET_DATA_BACKFILL_POLICY,
+    "retry_policy": MARKET_DATA_RETRY_POLICY,
+}
+"""What every market-data asset shares: partitions, storage, backfill batches and retries."""
+
 
 def run_partition_slots(
     context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
@@ -84,15 +93,7 @@ def _fetch_for_run(
     return data
 
 
-@dg.asset(
-    partitions_def=MARKET_DATA_PARTITIONS,
-    io_manager_key=IO_MANAGER_KEY,
-    group_name=RAW_GROUP,
-    kinds=KINDS,
-    metadata={"data_type": DataType.TRADES.value},
-    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
-    retry_policy=MARKET_DATA_RETRY_POLICY,
-)
+@dg.asset(group_name=RAW_GROUP, metadata={"data_type": DataType.TRADES.value}, **_MARKET_DATA_ASSET)
 def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource) -> pd.DataFrame:
     """Every trade of one instrument and UTC day, as the market-data source reports it.
 
@@ -101,15 +102,7 @@ def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSour
     return _fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
 
 
-@dg.asset(
-    partitions_def=MARKET_DATA_PARTITIONS,
-    io_manager_key=IO_MANAGER_KEY,
-    group_name=RAW_GROUP,
-    kinds=KINDS,
-    metadata={"data_type": DataType.ORDER_BOOK.value},
-    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
-    retry_policy=MARKET_DATA_RETRY_POLICY,
-)
+@dg.asset(group_name=RAW_GROUP, metadata={"data_type": DataType.ORDER_BOOK.value}, **_MARKET_DATA_ASSET)
 def order_book(
     context: dg.AssetExecutionContext, market_data_source: MarketDataSource
 ) -> pd.DataFrame:
@@ -120,15 +113,7 @@ def order_book(
     return _fetch_for_run(context, DataType.ORDER_BOOK, market_data_source.fetch_order_book)
 
 
-@dg.asset(
-    partitions_def=MARKET_DATA_PARTITIONS,
-    io_manager_key=IO_MANAGER_KEY,
-    group_name=CANDLES_GROUP,
-    kinds=KINDS,
-    metadata={"data_type": DataType.OHLCV.value},
-    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
-    retry_policy=MARKET_DATA_RETRY_POLICY,
-)
+@dg.asset(group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value}, **_MARKET_DATA_ASSET)
 def ohlcv_1m(trades: pd.DataFrame) -> pd.DataFrame:
     """One-minute candles built from the trades; minutes without trades have no candle.
 
@@ -137,15 +122,7 @@ def ohlcv_1m(trades: pd.DataFrame) -> pd.DataFrame:
     return trades_to_ohlcv(trades, "1min")
 
 
-@dg.asset(
-    partitions_def=MARKET_DATA_PARTITIONS,
-    io_manager_key=IO_MANAGER_KEY,
-    group_name=CANDLES_GROUP,
-    kinds=KINDS,
-    metadata={"data_type": DataType.OHLCV.value},
-    backfill_policy=MARKET_DATA_BACKFILL_POLICY,
-    retry_policy=MARKET_DATA_RETRY_POLICY,
-)
+@dg.asset(group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value}, **_MARKET_DATA_ASSET)
 def ohlcv_1d(ohlcv_1m: pd.DataFrame) -> pd.DataFrame:
     """One daily candle per instrument and UTC day, combined from the one-minute candles.
 
