@@ -8,8 +8,19 @@ secrets or connection strings).
 from __future__ import annotations
 
 
+from typing import ClassVar
+
+
 class StorageError(Exception):
-    """Base class of every error raised by the storage layer."""
+    """Base class of every error raised by the storage layer.
+
+    ``transient`` tells a caller whether the same call may succeed if simply tried again
+    (a commit conflict, throttling, an outage) or never will (bad data, a bad key, a bad
+    configuration). Retry layers (the storage core's retry policy, Dagster's step and run
+    retries) decide on this attribute and nothing else.
+    """
+
+    transient: ClassVar[bool] = False
 
 
 class InvalidKeyError(StorageError, ValueError):
@@ -56,6 +67,8 @@ class CorruptTableError(StorageError):
 class BackendUnavailableError(StorageError, ConnectionError):
     """The storage backend cannot be reached (after the configured retries)."""
 
+    transient = True
+
 
 class AuthenticationError(StorageError, PermissionError):
     """The backend refused the credentials. The credentials themselves are never shown."""
@@ -63,6 +76,8 @@ class AuthenticationError(StorageError, PermissionError):
 
 class WriteConflictError(StorageError):
     """A commit kept conflicting with concurrent writers until the retry budget ran out."""
+
+    transient = True
 
 
 class ConfigurationError(StorageError, ValueError):
