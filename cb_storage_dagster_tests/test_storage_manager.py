@@ -17,6 +17,7 @@ from cb_storage_dagster.storage import (
     WriteScope,
     canonical_schema,
 )
+from cb_storage_dagster.storage.errors import PartitionMismatchError
 from cb_storage_dagster_tests.support.data import MAKERS, at, ohlcv, order_book, trades
 
 BTC = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
@@ -131,6 +132,29 @@ class TestReplaceSemantics:
         assert result.rows_per_partition == {
             "binance/BTC/2024-01-30": 10, "binance/BTC/2024-01-31": 0, "binance/BTC/2024-02-01": 10}
         assert sorted(set(read_all(manager)["date"])) == [dt.date(2024, 1, 30), dt.date(2024, 2, 1)]
+
+    def test_an_exchange_day_write_replaces_every_coin_of_that_exchange_day_only(self, manager, fmt):
+        for coin in ("BTC", "ETH", "SOL"):
+            manager.save_entry(key(coin=coin), ohlcv("2024-01-02", coin=coin), fmt)
+        manager.save_entry(key(coin="BTC"), ohlcv("2024-01-03"), fmt)
+        manager.save_entry(key(exchange="kraken"), ohlcv("2024-01-02", exchange="kraken"), fmt)
+        new_day = pd.concat([ohlcv("2024-01-02", n=5, coin="BTC"), ohlcv("2024-01-02", n=5, coin="ADA")])
+
+        result = manager.write_partitions(
+            "ohlcv", new_day, WriteScope.of_exchange_days([("binance", dt.date(2024, 1, 2))]), format=fmt)
+
+        assert result.rows_per_partition == {"binance/ADA/2024-01-02": 5, "binance/BTC/2024-01-02": 5}
+        assert manager.list_coins("binance", "ohlcv") == ["ADA", "BTC"]  # ETH, SOL were replaced
+        assert len(read_all(manager, coin="BTC")) == 5 + 10  # 2024-01-03 untouched
+        assert len(read_all(manager, exchange="kraken")) == 10  # another exchange untouched
+
+    def test_an_exchange_day_write_refuses_rows_of_another_exchange_or_day(self, manager):
+        manager.save_entry(BTC, ohlcv("2024-01-02"))
+        scope = WriteScope.of_exchange_days([("binance", dt.date(2024, 1, 2))])
+        for stray in (ohlcv("2024-01-02", exchange="kraken"), ohlcv("2024-01-03")):
+            with pytest.raises(PartitionMismatchError):
+                manager.write_partitions("ohlcv", stray, scope)
+        assert len(read_all(manager)) == 10
 
 
 class TestRanges:

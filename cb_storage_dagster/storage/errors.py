@@ -7,7 +7,6 @@ secrets or connection strings).
 
 from __future__ import annotations
 
-
 from typing import ClassVar
 
 

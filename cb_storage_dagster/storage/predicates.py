@@ -31,21 +31,33 @@ _OPS = {"=", "==", "!=", "<", "<=", ">", ">=", "in", "not in"}
 
 @dataclass(frozen=True)
 class DaySlot:
-    """All instruments of one UTC day (used for daily-only Dagster assets)."""
+    """All instruments of one UTC day, of one exchange or (``exchange=None``) of every exchange.
+
+    Whole days serve daily-only Dagster assets (``exchange=None``) and the exchange partition
+    profile, where one Dagster partition is an exchange-day holding every instrument of it.
+
+    >>> DaySlot(dt.date(2024, 1, 2), "binance").describe()
+    'binance/*/2024-01-02'
+    """
 
     date: dt.date
+    exchange: str | None = None
 
     @property
     def month(self) -> str:
         return self.date.strftime("%Y-%m")
+
+    def describe(self) -> str:
+        return self.date.isoformat() if self.exchange is None else f"{self.exchange}/*/{self.date.isoformat()}"
 
 
 @dataclass(frozen=True)
 class WriteScope:
     """The exact set of rows a write replaces (and that the data must fall into).
 
-    A union of exchange/coin/day :class:`PartitionSlot` s, whole days (:class:`DaySlot`,
-    every instrument) and whole instruments (every day), or the whole table.
+    A union of exchange/coin/day :class:`PartitionSlot` s, whole days (:class:`DaySlot`:
+    every instrument of the day, or of one exchange's day) and whole instruments (every day),
+    or the whole table.
 
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> scope.delta_predicate()
@@ -66,6 +78,15 @@ class WriteScope:
         return cls(days=frozenset(DaySlot(d) for d in days))
 
     @classmethod
+    def of_exchange_days(cls, exchange_days: Iterable[tuple[str, dt.date]]) -> WriteScope:
+        """Every instrument of each ``(exchange, day)``: the exchange partition profile's unit.
+
+        >>> WriteScope.of_exchange_days([("binance", dt.date(2024, 1, 2))]).delta_predicate()
+        "(exchange = 'binance' AND month = '2024-01' AND date IN ('2024-01-02'))"
+        """
+        return cls(days=frozenset(DaySlot(d, validate_name(e, "exchange")) for e, d in exchange_days))
+
+    @classmethod
     def of_instruments(cls, instruments: Iterable[tuple[str, str]]) -> WriteScope:
         return cls(instruments=frozenset(
             (validate_name(e, "exchange"), validate_name(c, "coin")) for e, c in instruments))
@@ -83,7 +104,7 @@ class WriteScope:
             return ["<whole table>"]
         return (
             sorted(str(s) for s in self.slots)
-            + sorted(d.date.isoformat() for d in self.days)
+            + sorted(d.describe() for d in self.days)
             + sorted(f"{e}/{c}" for e, c in self.instruments)
         )
 
@@ -103,12 +124,15 @@ class WriteScope:
                 f"coin = {sql_literal(validate_name(coin, 'coin'))} AND "
                 f"{MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
             )
-        by_month: dict[str, list[dt.date]] = defaultdict(list)
+        by_month: dict[tuple[str | None, str], list[dt.date]] = defaultdict(list)
         for day in self.days:
-            by_month[day.month].append(day.date)
-        for month, days in sorted(by_month.items()):
+            by_month[(day.exchange, day.month)].append(day.date)
+        for (exchange, month), days in sorted(by_month.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+            exchange_term = (
+                "" if exchange is None else f"exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+            )
             clauses.append(
-                f"({MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
+                f"({exchange_term}{MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
             )
         for exchange, coin in sorted(self.instruments):
             clauses.append(f"(exchange = {sql_literal(exchange)} AND coin = {sql_literal(coin)})")
@@ -128,9 +152,16 @@ class WriteScope:
                 sorted(f"{s.exchange}|{s.coin}|{s.date.isoformat()}" for s in self.slots)
             )
             mask = pc.or_(mask, pc.is_in(keys, value_set=wanted))
-        if self.days:
-            wanted_days = pa.array(sorted(d.date for d in self.days), pa.date32())
+        any_exchange = sorted(d.date for d in self.days if d.exchange is None)
+        if any_exchange:
+            wanted_days = pa.array(any_exchange, pa.date32())
             mask = pc.or_(mask, pc.is_in(table.column(DATE_COLUMN), value_set=wanted_days))
+        exchange_days = sorted(f"{d.exchange}|{d.date.isoformat()}" for d in self.days if d.exchange is not None)
+        if exchange_days:
+            keys = pc.binary_join_element_wise(
+                table.column("exchange"), pc.cast(table.column(DATE_COLUMN), pa.string()), "|",
+            )
+            mask = pc.or_(mask, pc.is_in(keys, value_set=pa.array(exchange_days)))
         if self.instruments:
             pairs = pc.binary_join_element_wise(table.column("exchange"), table.column("coin"), "|")
             wanted_pairs = pa.array(sorted(f"{e}|{c}" for e, c in self.instruments))
@@ -143,6 +174,7 @@ class WriteScope:
             self.whole_table
             or slot in self.slots
             or DaySlot(slot.date) in self.days
+            or DaySlot(slot.date, slot.exchange) in self.days
             or (slot.exchange, slot.coin) in self.instruments
         )
 

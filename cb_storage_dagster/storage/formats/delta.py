@@ -546,8 +546,12 @@ def _partition_filters(scope: WriteScope | None) -> list[list[tuple[str, str, ob
         [("exchange", "=", e), ("coin", "=", c), (MONTH_COLUMN, "in", sorted(months))]
         for (e, c), months in sorted(groups.items())
     ]
-    if scope.days:
-        dnf.append([(MONTH_COLUMN, "in", sorted({d.month for d in scope.days}))])
+    day_months: dict[str | None, set[str]] = {}
+    for day in scope.days:
+        day_months.setdefault(day.exchange, set()).add(day.month)
+    for exchange, months in sorted(day_months.items(), key=lambda item: item[0] or ""):
+        exchange_term = [] if exchange is None else [("exchange", "=", exchange)]
+        dnf.append([*exchange_term, (MONTH_COLUMN, "in", sorted(months))])
     for exchange, coin in sorted(scope.instruments):
         dnf.append([("exchange", "=", exchange), ("coin", "=", coin)])
     return dnf or None
@@ -564,8 +568,12 @@ def _scope_expression(scope: WriteScope | None) -> ds.Expression | None:
         & ds.field(DATE_COLUMN).isin(pa.array(sorted(days), pa.date32()))
         for (e, c), days in sorted(by_instrument.items())
     ]
-    if scope.days:
-        terms.append(ds.field(DATE_COLUMN).isin(pa.array(sorted(d.date for d in scope.days), pa.date32())))
+    day_groups: dict[str | None, list[dt.date]] = {}
+    for day in scope.days:
+        day_groups.setdefault(day.exchange, []).append(day.date)
+    for exchange, days in sorted(day_groups.items(), key=lambda item: item[0] or ""):
+        term = ds.field(DATE_COLUMN).isin(pa.array(sorted(days), pa.date32()))
+        terms.append(term if exchange is None else (ds.field("exchange") == exchange) & term)
     for exchange, coin in sorted(scope.instruments):
         terms.append((ds.field("exchange") == exchange) & (ds.field("coin") == coin))
     expr = terms[0]

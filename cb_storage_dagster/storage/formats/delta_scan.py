@@ -244,8 +244,12 @@ def _scope_mask(actions: pa.Table, scope: WriteScope | None) -> pa.ChunkedArray 
     for (e, c), days in by_instrument.items():
         term = pc.and_(pc.and_(pc.equal(exchange, e), pc.equal(coin, c)), day_terms(days))
         mask = pc.or_(mask, term)
-    if scope.days:
-        mask = pc.or_(mask, day_terms(d.date for d in scope.days))
+    day_groups: dict[str | None, list[dt.date]] = {}
+    for day in scope.days:
+        day_groups.setdefault(day.exchange, []).append(day.date)
+    for e, days in day_groups.items():
+        term = day_terms(days)
+        mask = pc.or_(mask, term if e is None else pc.and_(pc.equal(exchange, e), term))
     for e, c in scope.instruments:
         mask = pc.or_(mask, pc.and_(pc.equal(exchange, e), pc.equal(coin, c)))
     return mask
@@ -288,8 +292,12 @@ def scope_range_expression(scope: WriteScope | None) -> ds.Expression | None:
         (ds.field("exchange") == e) & (ds.field("coin") == c) & days_expr(days)
         for (e, c), days in sorted(by_instrument.items())
     ]
-    if scope.days:
-        terms.append(days_expr(d.date for d in scope.days))
+    day_groups: dict[str | None, list[dt.date]] = {}
+    for day in scope.days:
+        day_groups.setdefault(day.exchange, []).append(day.date)
+    for e, days in sorted(day_groups.items(), key=lambda item: item[0] or ""):
+        term = days_expr(days)
+        terms.append(term if e is None else (ds.field("exchange") == e) & term)
     for e, c in sorted(scope.instruments):
         terms.append((ds.field("exchange") == e) & (ds.field("coin") == c))
     return _or_all(terms)
