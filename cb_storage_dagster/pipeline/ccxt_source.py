@@ -58,6 +58,9 @@ class CcxtMarketDataSource(MarketDataSource):
     rate_limit_ms: float | None = Field(
         default=None, description="Milliseconds between requests; None keeps ccxt's value for the exchange."
     )
+    page_limit: int | None = Field(
+        default=None, description="Rows per request, at most the exchange's own maximum (the default)."
+    )
     max_attempts: int = Field(default=5, description="Attempts per request for transient failures.")
     max_wait_seconds: float = Field(default=60.0, description="Total backoff per request before giving up.")
     order_book_depth: int = Field(default=20, description="Order-book levels per side in a snapshot.")
@@ -74,8 +77,8 @@ class CcxtMarketDataSource(MarketDataSource):
                 raise SourceConfigError(
                     f"api_urls[{exchange!r}] = {url!r} is not an http(s) URL such as 'http://127.0.0.1:8123/binance'."
                 )
-        if self.timeout_ms <= 0 or self.order_book_depth < 1:
-            raise SourceConfigError("timeout_ms must be positive and order_book_depth at least 1.")
+        if self.timeout_ms <= 0 or self.order_book_depth < 1 or (self.page_limit is not None and self.page_limit < 1):
+            raise SourceConfigError("timeout_ms must be positive, order_book_depth and page_limit at least 1.")
         return self
 
     # -- MarketDataSource -------------------------------------------------------------------
@@ -124,6 +127,7 @@ class CcxtMarketDataSource(MarketDataSource):
                 api_url=self.api_urls.get(exchange),
                 timeout_ms=self.timeout_ms,
                 rate_limit_ms=self.rate_limit_ms,
+                page_limit=self.page_limit,
                 retry=self._retry_budget(),
             )
         return self._clients[exchange]

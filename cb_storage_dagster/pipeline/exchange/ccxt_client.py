@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -89,6 +89,7 @@ class CcxtExchangeClient:
         api_url: str | None = None,
         timeout_ms: int = 10_000,
         rate_limit_ms: float | None = None,
+        page_limit: int | None = None,
         retry: RetryBudget | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -100,6 +101,12 @@ class CcxtExchangeClient:
             )
         self.exchange_id = exchange_id
         self.profile = EXCHANGE_PROFILES.get(exchange_id, ExchangeProfile())
+        if page_limit is not None:  # smaller pages only: a larger one than the exchange's cap looks complete
+            self.profile = replace(
+                self.profile,
+                candle_limit=min(page_limit, self.profile.candle_limit),
+                trade_limit=min(page_limit, self.profile.trade_limit),
+            )
         config: dict[str, Any] = {
             "enableRateLimit": True,
             "timeout": timeout_ms,
