@@ -4,8 +4,6 @@ reports only in part is stored as it is, its gap shown in the minute-coverage ch
 
 from __future__ import annotations
 
-import datetime as dt
-
 import dagster as dg
 import pandas as pd
 import pytest
