@@ -69,3 +69,15 @@ def test_bad_source_settings_fail_at_load_saying_what_to_fix(env, message):
 def test_the_definitions_refuse_to_load_with_a_bad_source_setting(load_definitions):
     with pytest.raises(SourceConfigError, match="not a spot symbol"):
         load_definitions(CB_STORAGE_SOURCE="ccxt", CB_STORAGE_CCXT_SYMBOLS="kraken:BTC=btc")
+
+
+def test_a_source_without_a_candle_api_builds_fetch_ohlcv_from_its_trades():
+    import datetime as dt
+
+    from cb_storage_dagster.pipeline.transforms import trades_to_ohlcv
+
+    source = SyntheticMarketDataSource(trades_per_day=500)
+    day = dt.date(2024, 1, 2)
+    candles = source.fetch_ohlcv("binance", "BTC", day)
+    assert candles.equals(trades_to_ohlcv(source.fetch_trades("binance", "BTC", day), "1min"))
+    assert 0 < len(candles) <= 500

@@ -43,19 +43,22 @@ class ExchangeProfile:
     ``candle_limit`` / ``trade_limit``: rows per request at most (the exchange's documented
     maximum); ``trade_window_ms``: longest time window of one trades request, if bounded;
     ``candles_from_listing``: asking for candles since time 0 returns the first candle ever
-    (so the listing time can be found); ``options``: ccxt options for this exchange.
+    (so the listing time can be found); ``supports_until``: ccxt maps an ``until`` parameter
+    to the exchange's end time (elsewhere it would be sent on as an unknown parameter);
+    ``options``: ccxt options for this exchange.
     """
 
     candle_limit: int = 500
     trade_limit: int = 500
     trade_window_ms: int | None = None
     candles_from_listing: bool = False
+    supports_until: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
 EXCHANGE_PROFILES: dict[str, ExchangeProfile] = {
     # Spot only: ccxt would also load the futures markets from two more hosts.
-    "binance": ExchangeProfile(1000, 1000, 3_600_000, True, {"fetchMarkets": {"types": ["spot"]}}),
+    "binance": ExchangeProfile(1000, 1000, 3_600_000, True, True, {"fetchMarkets": {"types": ["spot"]}}),
     # Kraken's OHLC endpoint keeps only the latest 720 candles; trades go back to the listing.
     "kraken": ExchangeProfile(720, 1000, None, False),
 }
@@ -136,14 +139,14 @@ class CcxtExchangeClient:
 
     def candles(self, symbol: str, *, since_ms: int, until_ms: int, limit: int) -> list[list[Any]]:
         """One page of one-minute candles from ``since_ms`` (``until_ms`` inclusive, where supported)."""
+        params = {"until": until_ms} if self.profile.supports_until else {}
         return self._call(
-            f"fetch_ohlcv({symbol})",
-            lambda: self.exchange.fetch_ohlcv(symbol, "1m", since_ms, limit, {"until": until_ms}),
+            f"fetch_ohlcv({symbol})", lambda: self.exchange.fetch_ohlcv(symbol, "1m", since_ms, limit, params)
         )
 
     def trades(self, symbol: str, *, since_ms: int, until_ms: int, limit: int) -> list[dict[str, Any]]:
         """One page of public trades from ``since_ms`` (``until_ms`` inclusive, where supported)."""
-        params = {"until": until_ms} if self.profile.trade_window_ms else {}
+        params = {"until": until_ms} if self.profile.supports_until else {}
         return self._call(
             f"fetch_trades({symbol})", lambda: self.exchange.fetch_trades(symbol, since_ms, limit, params)
         )
