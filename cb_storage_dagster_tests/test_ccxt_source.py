@@ -106,13 +106,15 @@ def test_a_fault_outlasting_the_budget_is_a_retryable_failure(fake):
     assert fake.requests["klines"] == 3
 
 
-def test_a_symbol_the_exchange_rejects_fails_at_once_naming_the_instrument(fake):
-    fake.unknown_symbols.add("ETHUSDT")
+@pytest.mark.parametrize(("exchange", "market_id", "endpoint"), [("binance", "ETHUSDT", "aggTrades"),
+                                                                  ("kraken", "ETHUSD", "Trades")])
+def test_a_symbol_the_exchange_rejects_fails_at_once_naming_the_instrument(fake, exchange, market_id, endpoint):
+    fake.unknown_symbols.add(market_id)  # listed by the markets endpoint, refused by the data endpoint
     with pytest.raises(dg.Failure) as info:
-        make_source(fake).fetch_trades("binance", "ETH", DAY)
+        make_source(fake).fetch_trades(exchange, "ETH", DAY)
     assert info.value.allow_retries is False
-    assert "binance:ETH" in info.value.description and "BadSymbol" in info.value.description
-    assert fake.requests["aggTrades"] == 1  # not retried
+    assert f"{exchange}:ETH" in info.value.description and "refused" in info.value.description
+    assert fake.requests[endpoint] == 1  # not retried
 
 
 def test_an_instrument_the_exchange_does_not_list_says_how_to_map_it(fake):
