@@ -5,6 +5,8 @@ GraphQL API stores exactly the exchange's trades and candles."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+import urllib.error
 
 import pandas as pd
 import pytest
@@ -27,6 +29,18 @@ def stored(path, data_type: str) -> pd.DataFrame:
     return data[canonical_columns(data_type)].sort_values(keys, ignore_index=True)
 
 
+def add_instruments(dev: DagsterDev, keys: list[str], attempts: int = 5) -> None:
+    """Register the partitions; the instruments sensor may be adding the same keys at this moment
+    (a concurrent insert answers HTTP 500), so a failed attempt is tried again."""
+    for attempt in range(attempts):
+        try:
+            return dev.add_dynamic_partitions("instruments", keys)
+        except urllib.error.HTTPError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2)
+
+
 def test_a_ui_backfill_with_the_ccxt_source_stores_exactly_the_exchanges_rows(tmp_path):
     with FakeExchange() as fake:
         env = {
@@ -37,7 +51,7 @@ def test_a_ui_backfill_with_the_ccxt_source_stores_exactly_the_exchanges_rows(tm
             "CB_STORAGE_CCXT_RATE_LIMIT_MS": "1",
         }
         with DagsterDev(tmp_path / "dev", env=env) as dev:
-            dev.add_dynamic_partitions("instruments", list(INSTRUMENTS))
+            add_instruments(dev, list(INSTRUMENTS))
             partitions = [f"{DAY}|{instrument}" for instrument in INSTRUMENTS]
             backfill = dev.wait_for_backfill(dev.launch_backfill(["trades", "ohlcv_1m"], partitions, "ccxt day"))
             assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (backfill, dev.log_tail())
