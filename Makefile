@@ -33,9 +33,11 @@ demo: setup
 test: setup node_modules/.bin/azurite-blob
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-## make bench: quick benchmark (CI size): ours vs raw delta-rs, a one-file floor and dagster-deltalake-pandas
+## make bench: quick benchmark (CI size): ours vs raw delta-rs, a one-file floor and dagster-deltalake-pandas;
+## then a day fetched by the ccxt source from the local fake exchange (requests, wall time)
 bench: setup
 	$(BIN)/python benchmarks/bench.py --quick
+	$(BIN)/python benchmarks/ccxt_fetch.py
 
 ## make bench-full: full size (8 instruments x 365 days of 1-minute candles), about 6 minutes
 bench-full: setup

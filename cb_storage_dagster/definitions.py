@@ -2,7 +2,8 @@
 
 Storage is configured by the ``CB_STORAGE_*`` environment (local disk by default, Azure with
 ``CB_STORAGE_BACKEND_TYPE=azure``); market data comes from the deterministic synthetic
-source, so the product runs with no network.
+source by default, so the product runs with no network, or from real exchanges through ccxt
+with ``CB_STORAGE_SOURCE=ccxt`` (see :mod:`cb_storage_dagster.pipeline.source_selection`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from cb_storage_dagster.pipeline import (
     JOBS,
     SCHEDULES,
     SENSORS,
-    SyntheticMarketDataSource,
 )
 from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
+from cb_storage_dagster.pipeline.source_selection import market_data_source_from_env
 from cb_storage_dagster.storage.config import StorageConfig
 
 
@@ -36,7 +37,7 @@ def build_definitions() -> dg.Definitions:
         resources={
             "storage": storage,
             "market_data_io_manager": MarketDataIOManager(storage=storage, default_format=config.default_format),
-            "market_data_source": SyntheticMarketDataSource(),
+            "market_data_source": market_data_source_from_env(),
         },
     )
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from cb_storage_dagster.pipeline.transforms import canonical_columns
+from cb_storage_dagster.pipeline.transforms import canonical_columns, trades_to_ohlcv
 from cb_storage_dagster.storage.keys import DataType, parse_date, validate_name
 
 __all__ = [
@@ -77,6 +77,14 @@ class MarketDataSource(dg.ConfigurableResource):
     def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
         """Order-book snapshots of ``exchange``/``coin`` taken during the UTC day ``day``."""
         raise NotImplementedError(f"{type(self).__name__} does not implement fetch_order_book.")
+
+    def fetch_ohlcv(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """One-minute candles of ``exchange``/``coin`` opening in the UTC day ``day``.
+
+        A source whose venue has a candle API overrides this; the default builds the candles
+        from :meth:`fetch_trades` (minutes without trades have no candle).
+        """
+        return trades_to_ohlcv(self.fetch_trades(exchange, coin, day), "1min")
 
 
 class SyntheticMarketDataSource(MarketDataSource):
