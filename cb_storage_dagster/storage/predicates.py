@@ -344,9 +344,10 @@ def scope_read_sql(scope: WriteScope | None, columns: Collection[str]) -> str | 
     that are not this product's own (delta-rs' DataFusion reader of any Delta table).
 
     Unlike :meth:`WriteScope.delta_predicate` it assumes only ``exchange``, ``coin`` and
-    ``timestamp``: days become ``date IN (...)`` when the table has a ``date`` column
-    (partition pruning when it is a partition column), else UTC timestamp ranges; ``month``
-    is added when the table has it. ``None``: no restriction.
+    ``timestamp``: days become ``date IN (...)`` when ``columns`` names a ``date`` column
+    (the caller passes it only if it holds UTC days as ``date32``; partition pruning when it
+    is a partition column), else UTC timestamp ranges. A foreign table's ``month`` may mean
+    anything (``1``..``12``, ``'2024-01'``), so it is never used. ``None``: no restriction.
 
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> print(scope_read_sql(scope, ["exchange", "coin", "timestamp", "date"]))
@@ -360,8 +361,6 @@ def scope_read_sql(scope: WriteScope | None, columns: Collection[str]) -> str | 
     def days_sql(days: Iterable[dt.date]) -> str:
         days = sorted(set(days))
         terms: list[str] = []
-        if MONTH_COLUMN in columns:
-            terms.append(f"{quote_identifier(MONTH_COLUMN)} IN ({', '.join(sql_literal(m) for m in months_of(days))})")
         if DATE_COLUMN in columns:
             terms.append(f"{quote_identifier(DATE_COLUMN)} IN ({_date_list(days)})")
         else:

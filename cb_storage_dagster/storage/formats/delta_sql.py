@@ -48,7 +48,9 @@ def require_columns(schema: pa.Schema, columns: list[str] | tuple[str, ...], tab
 def read_request_predicate(request: ReadRequest, schema: pa.Schema) -> str | None:
     """The request's scope, time range and filters as one SQL predicate (``None``: all rows)."""
     terms = []
-    scope = scope_read_sql(request.scope, schema.names)
+    # ``date`` prunes only if it holds UTC days as the product defines them (date32).
+    usable = [n for n in schema.names if n != DATE_COLUMN or schema.field(n).type == pa.date32()]
+    scope = scope_read_sql(request.scope, usable)
     if scope is not None:
         terms.append(f"({scope})")
     if request.time_range is not None:
