@@ -233,3 +233,19 @@ def test_maintenance_of_a_corrupt_log_is_a_corrupt_table_error_without_raw_text(
             operation(manager.backend, "ohlcv")
         assert str(tmp_path) not in str(raised.value).replace(manager.backend.describe(), "")
         assert raised.value.__suppress_context__
+
+
+def test_the_same_partition_names_with_other_meanings_are_not_read_as_ours(tmp_path):
+    """exchange/coin/month partitions, but ``month`` is a number and ``date`` a string: the
+    allow-list checks types too, and DataFusion prunes without trusting either column."""
+    from deltalake import write_deltalake
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"))
+    data = canonical(ohlcv(DAY, n=3)).drop_columns(["month", "date"])
+    data = data.append_column("month", pa.array([1] * 3, pa.int64()))
+    data = data.append_column("date", pa.array(["20240102"] * 3))
+    write_deltalake(manager.table_uri("ohlcv"), data, partition_by=["exchange", "coin", "month"])
+    assert fast_path_refusal(open_table(manager)) == "column 'month' is int64"
+
+    assert len(one_day(manager)) == 3
+    assert manager.list_dates("binance", "BTC", "ohlcv") == [DAY]  # from timestamp, not the string date
