@@ -249,3 +249,16 @@ def test_the_same_partition_names_with_other_meanings_are_not_read_as_ours(tmp_p
 
     assert len(one_day(manager)) == 3
     assert manager.list_dates("binance", "BTC", "ohlcv") == [DAY]  # from timestamp, not the string date
+
+
+def test_an_unpartitioned_table_reads_and_lists(tmp_path):
+    from deltalake import write_deltalake
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"))
+    frames = [ohlcv(DAY, n=3), ohlcv(DAY, n=2, coin="ETH"), ohlcv(DAY + dt.timedelta(days=3), n=2)]
+    write_deltalake(manager.table_uri("ohlcv"), pa.concat_tables([canonical(f) for f in frames]))
+    assert fast_path_refusal(open_table(manager)) == "partitioned by nothing"
+
+    assert len(one_day(manager)) == 3
+    assert manager.list_coins("binance", "ohlcv") == ["BTC", "ETH"]
+    assert manager.list_dates("binance", "BTC", "ohlcv") == [DAY, DAY + dt.timedelta(days=3)]
