@@ -7,7 +7,7 @@ Two questions, answered here and nowhere else:
   its ``transient`` attribute (``WriteConflictError``, ``BackendUnavailableError``);
   delta-rs' ``CommitFailedError`` is a lost commit race; the Azure SDK's
   ``ServiceRequestError`` / ``ServiceResponseError`` are network failures and its
-  ``HttpResponseError`` is transient for 408, 429 and 5xx only. Everything else -- bad data,
+  ``HttpResponseError`` is transient for 408, 429, 500, 502, 503 and 504 only. Everything else -- bad data,
   a bad key, a schema mismatch, an unsupported table, a missing table -- is not, and is
   never retried. Dagster's step and run retries ask the same question.
 * :func:`run_with_conflict_retries` -- the loop that redoes a Delta commit which lost
