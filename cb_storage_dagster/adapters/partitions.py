@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from cb_storage_dagster.storage.errors import InvalidKeyError
 from cb_storage_dagster.storage.keys import PartitionSlot, parse_date, validate_name
 
 INSTRUMENTS_PARTITIONS_NAME = "instruments"
@@ -46,12 +47,14 @@ def encode_instrument(exchange: str, coin: str) -> str:
 
 
 def decode_instrument(key: str) -> tuple[str, str]:
-    """>>> decode_instrument("binance:BTC")
+    """The ``(exchange, coin)`` of an instrument key; :class:`InvalidKeyError` if it is not one.
+
+    >>> decode_instrument("binance:BTC")
     ('binance', 'BTC')
     """
-    exchange, sep, coin = key.partition(":")
+    exchange, sep, coin = str(key).partition(":")
     if not sep:
-        raise ValueError(f"Instrument partition key {key!r} must look like '<exchange>:<coin>'.")
+        raise InvalidKeyError(f"Instrument partition key {key!r} must look like '<exchange>:<coin>', e.g. 'binance:BTC'.")
     return validate_name(exchange, "exchange"), validate_name(coin, "coin")
 
 

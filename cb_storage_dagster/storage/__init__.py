@@ -20,6 +20,7 @@ from .errors import (
     StorageError,
     TimeRangeError,
     UnsupportedFormatError,
+    UnsupportedTableFeatureError,
     WriteConflictError,
 )
 from .interfaces import IStorageBackend, IStorageManager
@@ -35,7 +36,7 @@ __all__ = [
     "InvalidKeyError", "LocalFileBackend", "MarketDataKey", "NotFoundError",
     "PartitionMismatchError", "PartitionSlot", "SchemaMismatchError", "StorageConfig",
     "StorageError", "StorageManagerImpl", "TimeRangeError", "UnsupportedFormatError",
-    "WriteConflictError", "WriteResult", "WriteScope", "canonical_schema",
+    "UnsupportedTableFeatureError", "WriteConflictError", "WriteResult", "WriteScope", "canonical_schema",
 ]
 
 

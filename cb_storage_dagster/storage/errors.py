@@ -63,6 +63,16 @@ class CorruptTableError(StorageError):
     """A path where a Delta table is expected holds something that is not a readable table."""
 
 
+class UnsupportedTableFeatureError(StorageError):
+    """The Delta table is intact but uses a protocol version or table feature that neither
+    this product's reader nor delta-rs (which it falls back to) can read.
+
+    Raised e.g. for a reader feature added by a newer engine. The table is left as it is;
+    read it with the engine that wrote it, or upgrade ``deltalake``. Not transient: trying
+    again with the same software gives the same answer.
+    """
+
+
 class BackendUnavailableError(StorageError, ConnectionError):
     """The storage backend cannot be reached (after the configured retries)."""
 

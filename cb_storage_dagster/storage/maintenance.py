@@ -25,19 +25,21 @@ storage root.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ConfigurationError, NotFoundError, WriteConflictError
+from .errors import ConfigurationError, CorruptTableError, NotFoundError, StorageError
+from .formats.delta_errors import translate_delta_error
 from .identifiers import normalize_identifier
+from .retry import RetryPolicy, run_with_conflict_retries
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -64,6 +66,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+P = ParamSpec("P")
 
 DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024
 """Bytes per compacted file. A month of 1-minute candles (~2.5 MB) fits in one file; a month
@@ -74,6 +77,7 @@ DEFAULT_MIN_RETENTION_HOURS = 168
 """Vacuum refuses a shorter retention unless the caller lowers this minimum explicitly."""
 DEFAULT_ATTEMPTS = 6
 DEFAULT_BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 10.0
 MAINTENANCE_MARKER = "cb_storage.maintenance"
 """Commit metadata key of our maintenance commits (value: the operation)."""
 MAINTENANCE_STARTED = "cb_storage.maintenance_started_ms"
@@ -194,35 +198,51 @@ def _log_files(delta_table: DeltaTable, storage_options: Mapping[str, str]) -> F
     return FileStats(len(files), sum(i.size or 0 for i in files))
 
 
-def _is_conflict(error: BaseException) -> bool:
-    from deltalake.exceptions import CommitFailedError
-
-    if isinstance(error, CommitFailedError):
-        return True
-    message = str(error)
-    return any(
-        marker in message
-        for marker in ("Failed to commit transaction", "concurrent", "Concurrent", "Metadata changed", "Version mismatch")
+def _with_retries(
+    backend: IStorageBackend, table: str, action: Callable[[int], T], what: str, *, attempts: int,
+    backoff_seconds: float,
+) -> tuple[T, int]:
+    """Run ``action(attempt_number)`` under the storage core's one retry policy: commit
+    conflicts are redone after a full-jitter backoff, anything else is raised translated."""
+    outcome = run_with_conflict_retries(
+        lambda attempt: action(attempt.number),
+        policy=RetryPolicy(
+            attempts=attempts, max_attempts=attempts, backoff_seconds=backoff_seconds,
+            max_backoff_seconds=MAX_BACKOFF_SECONDS,
+        ),
+        translate=lambda exc: translate_delta_error(exc, table=table, action=what, backend=backend),
+        what=what,
+        subject=f"Delta table {table!r}",
     )
+    return outcome.value, outcome.attempts
 
 
-def _with_retries(action: Callable[[int], T], what: str, *, attempts: int, backoff_seconds: float) -> tuple[T, int]:
-    """Run ``action(attempt)``; retry commit conflicts with exponential backoff and jitter."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return action(attempt), attempt
-        except Exception as exc:
-            if not _is_conflict(exc) or attempt == attempts:
-                if _is_conflict(exc):
-                    raise WriteConflictError(
-                        f"{what} kept conflicting with concurrent writers after {attempts} attempts; "
-                        "run it again later (nothing was changed by the failed attempts)."
-                    ) from None
+def _storage_errors(what: str) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Every exception of a maintenance operation leaves as a StorageError with a scrubbed
+    message (raw delta-rs text may quote request URLs); a table delta-rs cannot parse at
+    all is a CorruptTableError."""
+
+    def decorate(operation: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(operation)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return operation(*args, **kwargs)
+            except StorageError:
                 raise
-            delay = random.uniform(0, backoff_seconds * (2 ** (attempt - 1)))
-            logger.info("%s conflicted with a concurrent commit (attempt %d); retrying in %.2fs", what, attempt, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+            except Exception as exc:
+                backend = kwargs.get("backend", args[0] if args else None)
+                table = str(kwargs.get("table", args[1] if len(args) > 1 else "?"))
+                error = translate_delta_error(exc, table=table, action=what, backend=backend)  # type: ignore[arg-type]
+                if type(error) is StorageError:
+                    error = CorruptTableError(
+                        f"{what.capitalize()} of {table!r} failed: it is not a readable Delta table "
+                        f"({type(exc).__name__}). Restore it from a backup or move it aside."
+                    )
+                raise error from None
+
+        return wrapper
+
+    return decorate
 
 
 def _partition_key(partition: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -297,6 +317,7 @@ def _batches(todo: list[Partition], existing: list[Partition]) -> list[Partition
 
 
 # -- operations ---------------------------------------------------------------------------
+@_storage_errors("compaction")
 def compact_table(
     backend: IStorageBackend,
     table: str,
@@ -353,7 +374,9 @@ def compact_table(
                 writer_properties=writer, commit_properties=commit,
             )
 
-        metrics, used = _with_retries(attempt, f"Compaction of {table!r}", attempts=attempts, backoff_seconds=backoff_seconds)
+        metrics, used = _with_retries(
+            backend, table, attempt, "compaction", attempts=attempts, backoff_seconds=backoff_seconds
+        )
         nonlocal attempts_used
         attempts_used = max(attempts_used, used)
         return metrics
@@ -373,6 +396,7 @@ def compact_table(
     )
 
 
+@_storage_errors("checkpoint")
 def checkpoint_table(backend: IStorageBackend, table: str, *, cleanup_log: bool = True) -> CheckpointResult:
     """Write a checkpoint of the current version; remove log files past the table's
     ``delta.logRetentionDuration`` (30 days by default) when ``cleanup_log``."""
@@ -389,6 +413,7 @@ def checkpoint_table(backend: IStorageBackend, table: str, *, cleanup_log: bool 
     )
 
 
+@_storage_errors("vacuum")
 def vacuum_table(
     backend: IStorageBackend,
     table: str,
@@ -426,7 +451,7 @@ def vacuum_table(
             retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False, full=True,
         )
 
-    listed, _ = _with_retries(attempt, f"Vacuum of {table!r}", attempts=attempts, backoff_seconds=backoff_seconds)
+    listed, _ = _with_retries(backend, table, attempt, "vacuum", attempts=attempts, backoff_seconds=backoff_seconds)
     # delta-rs also lists tombstones whose files are already gone: report what was stored.
     root = delta_table.table_uri.rstrip("/") + "/"
     candidates = {p[len(root):] if p.startswith(root) else p.lstrip("/") for p in listed}

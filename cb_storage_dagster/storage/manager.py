@@ -25,9 +25,7 @@ from .keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
 from .predicates import (
     WriteScope,
     days_in_range,
-    filters_expression,
     sql_literal,
-    time_range_expression,
     utc_instant,
     validate_column,
     validate_filters,
@@ -339,10 +337,6 @@ class StorageManagerImpl(IStorageManager):
             as_of_timestamp = utc_instant(as_of_timestamp, "as_of_timestamp")
         if scope is not None and scope.is_empty:
             return _project(canonical_schema(data_type).empty_table(), data_type, wanted)
-        row_filter = filters_expression(checked_filters)
-        if time_range is not None:
-            range_expr = time_range_expression(*time_range)
-            row_filter = range_expr if row_filter is None else range_expr & row_filter
         store = self._read_format(name, format_hint)
         if store is None:
             if as_of_version is not None or as_of_timestamp is not None:
@@ -355,7 +349,8 @@ class StorageManagerImpl(IStorageManager):
         data = store.read(
             name,
             ReadRequest(
-                data_type=data_type, scope=scope, row_filter=row_filter, columns=read_columns,
+                data_type=data_type, scope=scope, filters=tuple(checked_filters),
+                time_range=time_range, columns=read_columns,
                 as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
             ),
         )

@@ -13,7 +13,7 @@ import datetime as dt
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -298,6 +298,110 @@ def filters_expression(filters: Sequence[tuple[str, str, Any]]) -> ds.Expression
             }[op]
         expr = term if expr is None else expr & term
     return expr
+
+
+def quote_identifier(name: Any) -> str:
+    """A validated column name, double-quoted for SQL (DataFusion matches it case-sensitively).
+
+    >>> quote_identifier("timestamp")
+    '"timestamp"'
+    """
+    return f'"{validate_column(name)}"'
+
+
+def filters_sql(filters: Sequence[tuple[str, str, Any]]) -> list[str]:
+    """The (validated) filters as SQL terms, meaning what :func:`filters_expression` means.
+
+    >>> print(" AND ".join(filters_sql([("close", ">", 1.5), ("side", "in", ["buy"])])))
+    "close" > 1.5 AND "side" IN ('buy')
+    """
+    terms: list[str] = []
+    for column, op, value in validate_filters(filters):
+        name = quote_identifier(column)
+        if op in ("in", "not in"):
+            if not value:  # pyarrow's isin([]) matches nothing; SQL has no empty IN list
+                terms.append("FALSE" if op == "in" else "TRUE")
+                continue
+            listed = ", ".join(sql_literal(v) for v in value)
+            terms.append(f"{name} {'IN' if op == 'in' else 'NOT IN'} ({listed})")
+        else:
+            terms.append(f"{name} {op} {sql_literal(value)}")
+    return terms
+
+
+def time_range_sql(start: dt.datetime, end: dt.datetime) -> str:
+    """``start <= timestamp < end`` as SQL (UTC ISO literals, which DataFusion casts).
+
+    >>> utc = dt.timezone.utc
+    >>> print(time_range_sql(dt.datetime(2024, 1, 2, tzinfo=utc), dt.datetime(2024, 1, 3, tzinfo=utc)))
+    "timestamp" >= '2024-01-02T00:00:00+00:00' AND "timestamp" < '2024-01-03T00:00:00+00:00'
+    """
+    return f'"timestamp" >= {sql_literal(start)} AND "timestamp" < {sql_literal(end)}'
+
+
+def scope_read_sql(scope: WriteScope | None, columns: Collection[str]) -> str | None:
+    """The rows of ``scope`` as a SQL predicate over a table with ``columns``, for readers
+    that are not this product's own (delta-rs' DataFusion reader of any Delta table).
+
+    Unlike :meth:`WriteScope.delta_predicate` it assumes only ``exchange``, ``coin`` and
+    ``timestamp``: days become ``date IN (...)`` when ``columns`` names a ``date`` column
+    (the caller passes it only if it holds UTC days as ``date32``; partition pruning when it
+    is a partition column), else UTC timestamp ranges. A foreign table's ``month`` may mean
+    anything (``1``..``12``, ``'2024-01'``), so it is never used. ``None``: no restriction.
+
+    >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
+    >>> print(scope_read_sql(scope, ["exchange", "coin", "timestamp", "date"]))
+    ("exchange" = 'binance' AND "coin" = 'BTC' AND "date" IN ('2024-01-02'))
+    """
+    if scope is None or scope.whole_table:
+        return None
+    if scope.is_empty:
+        return "FALSE"
+
+    def days_sql(days: Iterable[dt.date]) -> str:
+        days = sorted(set(days))
+        terms: list[str] = []
+        if DATE_COLUMN in columns:
+            terms.append(f"{quote_identifier(DATE_COLUMN)} IN ({_date_list(days)})")
+        else:
+            runs: list[list[dt.date]] = []
+            for day in days:
+                if runs and (day - runs[-1][-1]).days == 1:
+                    runs[-1].append(day)
+                else:
+                    runs.append([day])
+            terms.append("(" + " OR ".join(
+                f"({time_range_sql(_day_start(run[0]), _day_start(run[-1] + dt.timedelta(days=1)))})"
+                for run in runs
+            ) + ")")
+        return " AND ".join(terms)
+
+    def instrument_sql(exchange: str, coin: str) -> str:
+        return (f"{quote_identifier('exchange')} = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+                f"{quote_identifier('coin')} = {sql_literal(validate_name(coin, 'coin'))}")
+
+    clauses: list[str] = []
+    by_instrument: dict[tuple[str, str], list[dt.date]] = defaultdict(list)
+    for slot in scope.slots:
+        by_instrument[(slot.exchange, slot.coin)].append(slot.date)
+    for (exchange, coin), days in sorted(by_instrument.items()):
+        clauses.append(f"({instrument_sql(exchange, coin)} AND {days_sql(days)})")
+    by_exchange: dict[str | None, list[dt.date]] = defaultdict(list)
+    for day in scope.days:
+        by_exchange[day.exchange].append(day.date)
+    for exchange, days in sorted(by_exchange.items(), key=lambda item: item[0] or ""):
+        exchange_term = (
+            "" if exchange is None
+            else f"{quote_identifier('exchange')} = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+        )
+        clauses.append(f"({exchange_term}{days_sql(days)})")
+    for exchange, coin in sorted(scope.instruments):
+        clauses.append(f"({instrument_sql(exchange, coin)})")
+    return " OR ".join(clauses)
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc)
 
 
 def time_range_expression(start: dt.datetime, end: dt.datetime) -> ds.Expression:

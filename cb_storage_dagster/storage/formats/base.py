@@ -6,6 +6,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,7 +14,7 @@ import pyarrow.dataset as ds
 
 from ..interfaces import IStorageBackend
 from ..keys import DataType
-from ..predicates import WriteScope
+from ..predicates import WriteScope, filters_expression, time_range_expression
 from ..results import WriteResult
 from ..schemas import DATE_COLUMN
 
@@ -22,18 +23,31 @@ FORMATS = ("delta", "parquet", "json")
 
 @dataclass(frozen=True)
 class ReadRequest:
-    """What to read: partitions to prune to, then a row filter and a projection.
+    """What to read: partitions to prune to, then row filters and a projection.
 
     ``scope`` selects exchange/coin/day partitions (``None``: every partition);
-    ``row_filter`` is pushed down to file statistics; ``columns`` projects.
+    ``filters`` (validated ``(column, op, value)`` tuples, ANDed) and ``time_range``
+    (``start <= timestamp < end``, UTC) select rows; ``columns`` projects. Readers turn
+    the row selection into a pyarrow expression (:attr:`row_filter`) or, for delta-rs'
+    DataFusion reader, into SQL through :mod:`~cb_storage_dagster.storage.predicates`.
     """
 
     data_type: DataType
     scope: WriteScope | None
-    row_filter: ds.Expression | None = None
+    filters: tuple[tuple[str, str, Any], ...] = ()
+    time_range: tuple[dt.datetime, dt.datetime] | None = None
     columns: list[str] | None = None
     as_of_version: int | None = None
     as_of_timestamp: dt.datetime | None = None
+
+    @property
+    def row_filter(self) -> ds.Expression | None:
+        """``filters`` and ``time_range`` as one pyarrow expression (pushed down to statistics)."""
+        expr = filters_expression(self.filters)
+        if self.time_range is not None:
+            range_expr = time_range_expression(*self.time_range)
+            expr = range_expr if expr is None else range_expr & expr
+        return expr
 
 
 class FormatStore(ABC):

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
-import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -26,14 +23,16 @@ from ..errors import (
     NotFoundError,
     SchemaMismatchError,
     StorageError,
-    WriteConflictError,
 )
 from ..keys import DataType
 from ..predicates import WriteScope
 from ..results import WriteResult
-from ..schemas import DATE_COLUMN, MONTH_COLUMN, PARTITION_COLUMNS, storage_schema
+from ..retry import Attempt, RetryPolicy, run_with_conflict_retries
+from ..schemas import DATE_COLUMN, PARTITION_COLUMNS, storage_schema
+from . import delta_sql
 from .base import FormatStore, ReadRequest, rows_per_partition
-from .delta_scan import DeltaScanPlanner, direct_read_supported, scope_range_expression
+from .delta_errors import translate_delta_error
+from .delta_scan import DeltaScanPlanner, fast_path_refusal, scope_range_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -65,8 +64,6 @@ snapshot. Each commit of another writer seen between our attempts adds one attem
 DEFAULT_MAX_CONFLICT_ATTEMPTS = 32
 DEFAULT_CONFLICT_BACKOFF_SECONDS = 0.05
 DEFAULT_MAX_BACKOFF_SECONDS = 2.0
-
-_RETRIES_EXHAUSTED = re.compile(r"Failed to commit transaction: \d+\s*$")
 
 
 @dataclass(frozen=True)
@@ -116,9 +113,10 @@ class DeltaFormat(FormatStore):
       redone from a fresh snapshot after a backoff with full jitter (uniform in
       ``[0, min(max_backoff, backoff * 2**n)]``). The attempt budget starts at
       ``conflict_attempts`` and grows by one per commit of another writer seen meanwhile, up
-      to ``max_conflict_attempts``; then :class:`WriteConflictError`. A lost attempt changes nothing visible (its data files
-      are never referenced by the log), so the table always holds exactly one writer's rows
-      for a partition.
+      to ``max_conflict_attempts``; then :class:`WriteConflictError`. A lost attempt changes
+      nothing visible (its data files are never referenced by the log), so the table always
+      holds exactly one writer's rows for a partition. The loop and the decision of what is a
+      conflict live in :mod:`cb_storage_dagster.storage.retry` (shared with maintenance).
 
     Args:
         backend: where the tables live.
@@ -144,16 +142,14 @@ class DeltaFormat(FormatStore):
         super().__init__(backend)
         if max_commit_retries is None:
             max_commit_retries = DEFAULT_COMMIT_RETRIES
-        if max_commit_retries < 0 or conflict_attempts < 1 or conflict_backoff_seconds < 0:
-            raise ValueError(
-                "max_commit_retries must be >= 0, conflict_attempts >= 1 and "
-                "conflict_backoff_seconds >= 0."
-            )
-        self.max_commit_retries = int(max_commit_retries)
-        self.conflict_attempts = int(conflict_attempts)
-        self.max_conflict_attempts = max(int(max_conflict_attempts), self.conflict_attempts)
-        self.conflict_backoff_seconds = float(conflict_backoff_seconds)
-        self.max_backoff_seconds = float(max_backoff_seconds)
+        self.retry_policy = RetryPolicy(
+            attempts=int(conflict_attempts),
+            max_attempts=int(max_conflict_attempts),
+            rebase_retries=int(max_commit_retries),
+            rebase_growth_limit=COMMIT_RETRIES_GROWTH_LIMIT,
+            backoff_seconds=float(conflict_backoff_seconds),
+            max_backoff_seconds=float(max_backoff_seconds),
+        )
         self._tables: dict[str, DeltaTable] = {}
         self._lock = threading.RLock()
         self._writers: dict[str, DeltaTable] = {}
@@ -169,35 +165,7 @@ class DeltaFormat(FormatStore):
         return self.backend.exists(f"{table}/_delta_log")
 
     def _translate(self, error: BaseException, table: str, action: str) -> StorageError:
-        if isinstance(error, StorageError):
-            return error
-        mapped = self.backend.translate_error(error)
-        if mapped is not None:
-            return mapped
-        from deltalake.exceptions import (
-            CommitFailedError,
-            DeltaProtocolError,
-            TableNotFoundError,
-        )
-        from deltalake.exceptions import SchemaMismatchError as DeltaSchemaMismatch
-
-        if isinstance(error, TableNotFoundError):
-            return NotFoundError(f"No Delta table {table!r} in {self.backend.describe()}.")
-        if isinstance(error, CommitFailedError):
-            return WriteConflictError(
-                f"Could not commit to Delta table {table!r}: concurrent writers kept "
-                "conflicting. Retry the write; if this persists, lower the number of "
-                "parallel writers to the same partitions."
-            )
-        if isinstance(error, DeltaSchemaMismatch):
-            return SchemaMismatchError(
-                f"The data does not match the schema of Delta table {table!r}: {error}"
-            )
-        if isinstance(error, DeltaProtocolError):
-            return CorruptTableError(
-                f"Delta table {table!r} uses a protocol this reader does not support: {error}"
-            )
-        return StorageError(f"Delta {action} of table {table!r} failed: {type(error).__name__}.")
+        return translate_delta_error(error, table=table, action=action, backend=self.backend)
 
     def _open_error(self, error: BaseException, table: str) -> StorageError:
         """A failed open: the backend's error if it has one, else the table is unreadable."""
@@ -253,11 +221,16 @@ class DeltaFormat(FormatStore):
                 snapshot.load_as_version(timestamp)
             return snapshot
         except Exception as exc:
-            raise NotFoundError(
-                f"Delta table {table!r} has no version "
-                f"{version if version is not None else timestamp.isoformat()}: "  # type: ignore[union-attr]
-                f"{type(exc).__name__}."
-            ) from None
+            error = self._translate(exc, table, "open")
+        if type(error) is not StorageError:
+            raise error  # an outage, refused credentials, an unsupported feature: not "no version"
+        # delta-rs names a missing version only in its message; the latest version tells.
+        latest = self.open(table).version()
+        wanted = version if version is not None else timestamp.isoformat()  # type: ignore[union-attr]
+        raise NotFoundError(
+            f"Delta table {table!r} has no version {wanted} (its latest version is {latest}, and "
+            "versions older than the log retention are cleaned up). Ask for an existing version."
+        )
 
     # -- writes ---------------------------------------------------------------------------
     def _write_lock(self, table: str) -> threading.Lock:
@@ -304,7 +277,7 @@ class DeltaFormat(FormatStore):
             if fld.name not in create_schema.names:
                 create_schema = create_schema.append(fld)
 
-        def create(budget: int, read_versions: list[int]) -> int | None:
+        def create(attempt: Attempt) -> int | None:
             self.backend.prepare_for_writes()
             # No rebase: a creator that loses the race for version 0 must not commit its
             # CREATE as version 1 (a second table id); it fails, retries and finds the table.
@@ -324,72 +297,39 @@ class DeltaFormat(FormatStore):
         self._with_conflict_retries(create, table, "create")
 
     def _with_conflict_retries(
-        self, attempt: Callable[[int, list[int]], int | None], table: str, what: str
+        self, attempt: Callable[[Attempt], int | None], table: str, what: str
     ) -> CommitReport:
-        """Run ``attempt(max_commit_retries, read_versions) -> committed version`` until it
-        commits, redoing lost conflicts after an exponential backoff with full jitter.
+        """Run ``attempt`` under the retry policy (:func:`~cb_storage_dagster.storage.retry.run_with_conflict_retries`):
+        a lost conflict is redone from a fresh snapshot; anything else is raised, translated."""
 
-        ``attempt`` appends the version of the snapshot it starts from to ``read_versions``;
-        the versions other writers committed between our attempts measure the concurrency,
-        and each one adds an attempt to the budget (``conflict_attempts`` up to
-        ``max_conflict_attempts``). Backend failures (unreachable, authentication) are not
-        conflicts: they are raised at once, translated, since the backend client already
-        retried them.
-        """
-        started = time.monotonic()
-        budget = self.max_commit_retries
-        conflicts: list[str] = []
-        read_versions: list[int] = []
-        allowed = self.conflict_attempts
-        number = 0
-        while True:
-            number += 1
-            try:
-                version = attempt(budget, read_versions)
-            except Exception as exc:
-                # An unreachable backend can surface inside a CommitFailedError: not a conflict.
-                backend_error = None if isinstance(exc, StorageError) else self.backend.translate_error(exc)
-                reason = None if backend_error is not None else _conflict_reason(exc)
-                if reason is None:
-                    raise (backend_error or self._translate(exc, table, what)) from None
-                conflicts.append(reason)
-                with self._lock:  # the next attempt starts from a fresh snapshot
-                    self._writers.pop(self.uri(table), None)
-                    self._tables.pop(self.uri(table), None)
-                if len(read_versions) >= 2:
-                    rivals = read_versions[-1] - read_versions[0]
-                    allowed = max(allowed, min(self.max_conflict_attempts, self.conflict_attempts + rivals))
-                if number >= allowed:
-                    break
-                if reason == _EXHAUSTED:
-                    budget = min(budget * 2 or 1, self.max_commit_retries * COMMIT_RETRIES_GROWTH_LIMIT or 1)
-                window = min(self.max_backoff_seconds, self.conflict_backoff_seconds * 2 ** (number - 1))
-                time.sleep(random.uniform(0, window))
-                continue
-            concurrent = 0
-            if read_versions and version is not None:
-                concurrent = max(version - read_versions[-1] - 1, 0)
-            report = CommitReport(
-                table=table, operation=what, version=version, attempts=number,
-                conflicts=tuple(conflicts), concurrent_commits=concurrent,
-                max_commit_retries=budget, seconds=round(time.monotonic() - started, 4),
-            )
-            logger.log(
-                logging.INFO if conflicts else logging.DEBUG,
-                "Delta %s of %r committed version %s after %d attempt(s) (%d concurrent commits rebased over)",
-                what, table, version, number, concurrent, extra={"cb_commit": report},
-            )
-            return report
-        logger.warning(
-            "Delta %s of %r gave up after %d attempts: %s", what, table, len(conflicts), "; ".join(conflicts)
+        def forget_snapshots() -> None:  # the next attempt starts from a fresh snapshot
+            with self._lock:
+                self._writers.pop(self.uri(table), None)
+                self._tables.pop(self.uri(table), None)
+
+        outcome = run_with_conflict_retries(
+            attempt,
+            policy=self.retry_policy,
+            translate=lambda exc: self._translate(exc, table, what),
+            what=what,
+            subject=f"Delta table {table!r}",
+            on_conflict=forget_snapshots,
         )
-        raise WriteConflictError(
-            f"Could not commit the {what} of Delta table {table!r}: it lost against concurrent "
-            f"writers {len(conflicts)} times in {time.monotonic() - started:.1f} s (last: "
-            f"{conflicts[-1]}). Nothing was changed by this {what}; run it again. If this keeps "
-            "happening, fewer parallel runs should write the same partitions at once (or raise "
-            "max_conflict_attempts / max_commit_retries)."
-        ) from None
+        version = outcome.value
+        concurrent = 0
+        if outcome.read_version is not None and version is not None:
+            concurrent = max(version - outcome.read_version - 1, 0)
+        report = CommitReport(
+            table=table, operation=what, version=version, attempts=outcome.attempts,
+            conflicts=outcome.conflicts, concurrent_commits=concurrent,
+            max_commit_retries=outcome.rebase_retries, seconds=outcome.seconds,
+        )
+        logger.log(
+            logging.INFO if outcome.conflicts else logging.DEBUG,
+            "Delta %s of %r committed version %s after %d attempt(s) (%d concurrent commits rebased over)",
+            what, table, version, outcome.attempts, concurrent, extra={"cb_commit": report},
+        )
+        return report
 
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
         from deltalake import CommitProperties, write_deltalake
@@ -398,9 +338,9 @@ class DeltaFormat(FormatStore):
         predicate = scope.delta_predicate()
         scope_text = ",".join(scope.describe())[:4000]
 
-        def commit_write(budget: int, read_versions: list[int]) -> int | None:
+        def commit_write(attempt: Attempt) -> int | None:
             delta_table = self._open_for_write(table)
-            read_versions.append(delta_table.version())
+            attempt.started_from(delta_table.version())
             write_deltalake(
                 delta_table,
                 data,
@@ -409,7 +349,7 @@ class DeltaFormat(FormatStore):
                 schema_mode="merge",
                 partition_by=list(PARTITION_COLUMNS),
                 commit_properties=CommitProperties(
-                    max_commit_retries=budget, custom_metadata={"cb_storage.scope": scope_text}
+                    max_commit_retries=attempt.rebase_retries, custom_metadata={"cb_storage.scope": scope_text}
                 ),
             )
             return delta_table.version()
@@ -430,10 +370,10 @@ class DeltaFormat(FormatStore):
     def delete(self, table: str, predicate: str) -> WriteResult:
         from deltalake import CommitProperties
 
-        def commit_delete(budget: int, read_versions: list[int]) -> int | None:
+        def commit_delete(attempt: Attempt) -> int | None:
             delta_table = self._open_for_write(table)
-            read_versions.append(delta_table.version())
-            delta_table.delete(predicate, commit_properties=CommitProperties(max_commit_retries=budget))
+            attempt.started_from(delta_table.version())
+            delta_table.delete(predicate, commit_properties=CommitProperties(max_commit_retries=attempt.rebase_retries))
             return delta_table.version()
 
         with self._write_lock(table):
@@ -442,9 +382,9 @@ class DeltaFormat(FormatStore):
 
     # -- reads ----------------------------------------------------------------------------
     def read(self, table: str, request: ReadRequest) -> pa.Table:
-        """Rows of ``request``: files pruned from the log (partition values, ``date`` stats),
-        read directly as Parquet; tables with deletion vectors or column mapping go
-        through delta-rs' dataset instead."""
+        """Rows of ``request``. Tables the fast path implements (:func:`fast_path_refusal`)
+        are pruned from the log and read directly as Parquet; every other table is read by
+        delta-rs' DataFusion engine with the same scope, filters, projection and version."""
         try:
             delta_table = self.open_version(table, request.as_of_version, request.as_of_timestamp)
         except NotFoundError:
@@ -452,12 +392,11 @@ class DeltaFormat(FormatStore):
                 raise
             return storage_schema(request.data_type).empty_table()
         try:
-            if direct_read_supported(delta_table):
+            refusal = fast_path_refusal(delta_table)
+            if refusal is None:
                 return self._read_direct(table, delta_table, request)
-            dataset = delta_table.to_pyarrow_dataset(partitions=_partition_filters(request.scope))
-            row_filter = _combine(_scope_expression(request.scope), request.row_filter)
-            _check_columns(request.columns, dataset.schema.names, table)
-            return dataset.to_table(filter=row_filter, columns=request.columns)
+            logger.debug("Reading Delta table %r with DataFusion: %s", table, refusal)
+            return delta_sql.read(delta_table, request, table)
         except StorageError:
             raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -475,57 +414,65 @@ class DeltaFormat(FormatStore):
             storage_options=self.backend.get_storage_options(),
         )
 
-    def instruments(self, table: str) -> list[tuple[str, str]]:
-        """``(exchange, coin)`` pairs from the log's partition values (cached per version)."""
+    def _listing(self, table: str, action: Callable[[DeltaTable], T]) -> T | None:
+        """``action`` on the latest version (``None`` if there is no table), errors translated."""
         try:
             delta_table = self.open(table)
         except NotFoundError:
-            return []
-        if not direct_read_supported(delta_table):
-            return sorted({(p["exchange"], p["coin"]) for p in delta_table.partitions()})
-        actions = self._scans.snapshot(delta_table).actions
-        pairs = actions.select(["partition.exchange", "partition.coin"])
-        unique = pairs.group_by(pairs.column_names).aggregate([])
-        return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+            return None
+        try:
+            return action(delta_table)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, table, "listing") from None
+
+    def instruments(self, table: str) -> list[tuple[str, str]]:
+        """``(exchange, coin)`` pairs: from the log's partition values (cached per version)
+        on the fast path, else a ``SELECT DISTINCT`` through DataFusion."""
+
+        def pairs_of(delta_table: DeltaTable) -> list[tuple[str, str]]:
+            if fast_path_refusal(delta_table) is not None:
+                return delta_sql.instruments(delta_table, table)
+            actions = self._scans.snapshot(delta_table).actions
+            if actions.num_rows == 0:
+                return []
+            pairs = actions.select(["partition.exchange", "partition.coin"])
+            unique = pairs.group_by(pairs.column_names).aggregate([])
+            return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+
+        return self._listing(table, pairs_of) or []
 
     def list_dates(self, table: str, exchange: str, coin: str) -> list[dt.date]:
-        """Days from the log's per-file ``date`` statistics; files that span several days
-        (after compaction) are resolved by reading only their ``date`` column (once per
-        file: data files never change)."""
-        try:
-            delta_table = self.open(table)
-        except NotFoundError:
-            return []
-        if direct_read_supported(delta_table):
+        """Days from the log's per-file ``date`` statistics on the fast path; files that span
+        several days (after compaction) are resolved by reading only their ``date`` column
+        (once per file: data files never change). Other tables: DataFusion."""
+
+        def dates_of(delta_table: DeltaTable) -> list[dt.date]:
+            if fast_path_refusal(delta_table) is not None:
+                return delta_sql.list_dates(delta_table, table, exchange, coin)
             snapshot = self._scans.snapshot(delta_table)
             actions = snapshot.actions
-        else:
-            snapshot, actions = None, pa.table(delta_table.get_add_actions(flatten=True))
-        if actions.num_rows == 0:
-            return []
-        mask = pc.and_(
-            pc.equal(actions.column("partition.exchange"), exchange),
-            pc.equal(actions.column("partition.coin"), coin),
-        )
-        mine = actions.filter(mask)
-        if mine.num_rows == 0:
-            return []
-        lo, hi = mine.column(f"min.{DATE_COLUMN}"), mine.column(f"max.{DATE_COLUMN}")
-        one_day = pc.fill_null(pc.equal(lo, hi), False)
-        days = set(lo.filter(one_day).to_pylist())
-        spanning = mine.filter(pc.invert(one_day))
-        if spanning.num_rows == 0:
-            return sorted(days)
-        if snapshot is not None:
-            days |= self._scans.dates_of_files(
-                delta_table, snapshot, spanning, self.backend.get_storage_options()
+            if actions.num_rows == 0:
+                return []
+            mask = pc.and_(
+                pc.equal(actions.column("partition.exchange"), exchange),
+                pc.equal(actions.column("partition.coin"), coin),
             )
+            mine = actions.filter(mask)
+            if mine.num_rows == 0:
+                return []
+            lo, hi = mine.column(f"min.{DATE_COLUMN}"), mine.column(f"max.{DATE_COLUMN}")
+            one_day = pc.fill_null(pc.equal(lo, hi), False)
+            days = set(lo.filter(one_day).to_pylist())
+            spanning = mine.filter(pc.invert(one_day))
+            if spanning.num_rows:
+                days |= self._scans.dates_of_files(
+                    delta_table, snapshot, spanning, self.backend.get_storage_options()
+                )
             return sorted(days)
-        dataset = delta_table.to_pyarrow_dataset(
-            partitions=[("exchange", "=", exchange), ("coin", "=", coin)]
-        )
-        dates = dataset.to_table(columns=[DATE_COLUMN]).column(DATE_COLUMN)
-        return sorted(pc.unique(dates).to_pylist())
+
+        return self._listing(table, dates_of) or []
 
 
 def _check_columns(columns: list[str] | None, available: list[str], table: str) -> None:
@@ -535,83 +482,9 @@ def _check_columns(columns: list[str] | None, available: list[str], table: str) 
             raise SchemaMismatchError(f"Unknown columns {missing}; table {table!r} has {available}.")
 
 
-def _partition_filters(scope: WriteScope | None) -> list[list[tuple[str, str, object]]] | None:
-    """DNF partition filters (exchange, coin, month) that prune files before any read."""
-    if scope is None or scope.whole_table:
-        return None
-    groups: dict[tuple[str, str], set[str]] = {}
-    for slot in scope.slots:
-        groups.setdefault((slot.exchange, slot.coin), set()).add(slot.month)
-    dnf: list[list[tuple[str, str, object]]] = [
-        [("exchange", "=", e), ("coin", "=", c), (MONTH_COLUMN, "in", sorted(months))]
-        for (e, c), months in sorted(groups.items())
-    ]
-    day_months: dict[str | None, set[str]] = {}
-    for day in scope.days:
-        day_months.setdefault(day.exchange, set()).add(day.month)
-    for exchange, months in sorted(day_months.items(), key=lambda item: item[0] or ""):
-        exchange_term = [] if exchange is None else [("exchange", "=", exchange)]
-        dnf.append([*exchange_term, (MONTH_COLUMN, "in", sorted(months))])
-    for exchange, coin in sorted(scope.instruments):
-        dnf.append([("exchange", "=", exchange), ("coin", "=", coin)])
-    return dnf or None
-
-
-def _scope_expression(scope: WriteScope | None) -> ds.Expression | None:
-    if scope is None or scope.whole_table:
-        return None
-    by_instrument: dict[tuple[str, str], list[dt.date]] = {}
-    for slot in scope.slots:
-        by_instrument.setdefault((slot.exchange, slot.coin), []).append(slot.date)
-    terms = [
-        (ds.field("exchange") == e) & (ds.field("coin") == c)
-        & ds.field(DATE_COLUMN).isin(pa.array(sorted(days), pa.date32()))
-        for (e, c), days in sorted(by_instrument.items())
-    ]
-    day_groups: dict[str | None, list[dt.date]] = {}
-    for day in scope.days:
-        day_groups.setdefault(day.exchange, []).append(day.date)
-    for exchange, days in sorted(day_groups.items(), key=lambda item: item[0] or ""):
-        term = ds.field(DATE_COLUMN).isin(pa.array(sorted(days), pa.date32()))
-        terms.append(term if exchange is None else (ds.field("exchange") == exchange) & term)
-    for exchange, coin in sorted(scope.instruments):
-        terms.append((ds.field("exchange") == exchange) & (ds.field("coin") == coin))
-    expr = terms[0]
-    for term in terms[1:]:
-        expr = expr | term
-    return expr
-
-
 def _combine(a: ds.Expression | None, b: ds.Expression | None) -> ds.Expression | None:
     if a is None:
         return b
     if b is None:
         return a
     return a & b
-
-
-_EXHAUSTED = "more concurrent commits than the rebase budget covered"
-
-
-def _conflict_reason(error: BaseException) -> str | None:
-    """Why a commit lost against a concurrent writer (a fixed phrase, never the raw error
-    text), or ``None`` if ``error`` is not a commit conflict."""
-    from deltalake.exceptions import CommitFailedError
-
-    text = str(error)
-    if isinstance(error, CommitFailedError) and _RETRIES_EXHAUSTED.search(text):
-        return _EXHAUSTED
-    lowered = text.lower()
-    if "concurrent" in lowered and ("delete" in lowered or "remove" in lowered):
-        return "a concurrent writer removed files this commit replaces"
-    if "concurrent" in lowered:
-        return "a concurrent writer added data to the same partitions"
-    if "metadata changed" in lowered:
-        return "the table's metadata changed concurrently"
-    if "protocol changed" in lowered:
-        return "the table's protocol changed concurrently"
-    if "already exists" in lowered and "version" in lowered:
-        return "a concurrent writer took the same version"
-    if isinstance(error, CommitFailedError):
-        return "the commit conflicted with a concurrent writer"
-    return None

@@ -15,9 +15,11 @@ a time range) most of that work is overhead. :class:`DeltaScanPlanner` does the 
    values and their ``timestamp``/``date`` ranges: a filter that a whole file satisfies is
    then not evaluated row by row, and a file that cannot match is skipped.
 
-Tables that need a reader feature this path does not implement (deletion vectors, column
-mapping, reader version 3 features in general) are reported unsupported, and the caller
-uses delta-rs' own dataset instead.
+This path runs only for what it implements, named in one allow-list
+(:func:`fast_path_refusal`): the product's layout and column types, reader protocol 1-3
+without column mapping, and no reader feature outside :data:`FAST_PATH_READER_FEATURES`.
+Every other table (deletion vectors, column mapping, another partitioning, a feature added
+by a newer engine) is read by delta-rs' DataFusion reader instead (``delta_sql``).
 """
 
 from __future__ import annotations
@@ -45,8 +47,27 @@ _STATS_SLACK = dt.timedelta(milliseconds=1)
 """Delta statistics store timestamps with millisecond precision (the max is truncated)."""
 _MAX_RANGE_TERMS = 64
 """Above this many contiguous day runs, prune files by the overall first/last day only."""
-_UNSUPPORTED_READER_FEATURES = frozenset({"deletionVectors", "columnMapping"})
 _REQUIRED_PARTITIONS = ("exchange", "coin")
+
+FAST_PATH_READER_VERSIONS = frozenset({1, 2, 3})
+"""Reader protocol versions the fast path reads (2 and 3 only with the checks below)."""
+FAST_PATH_READER_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+"""Reader features that change nothing in how a data file is read: a column type pyarrow
+reads natively, a checkpoint format and a vacuum rule that delta-rs' log replay handles
+(it refuses the table itself if it cannot). Anything else (``deletionVectors``: rows hidden
+by a vector the add actions do not show; ``columnMapping``: physical column names;
+``typeWidening``; ``variantType``; features of newer engines) goes to DataFusion."""
+FAST_PATH_LAYOUTS = (frozenset({"exchange", "coin", MONTH_COLUMN}),)
+"""Partition column sets the planner prunes (partition values exchange/coin/month, ``date``
+min/max statistics)."""
+FAST_PATH_COLUMN_TYPES: dict[str, tuple[pa.DataType, ...]] = {
+    "exchange": (pa.string(), pa.large_string()),
+    "coin": (pa.string(), pa.large_string()),
+    MONTH_COLUMN: (pa.string(), pa.large_string()),
+    DATE_COLUMN: (pa.date32(),),
+    "timestamp": (pa.timestamp("us", tz="UTC"),),
+}
+"""The columns the planner compares with typed values, and the types it compares them as."""
 
 
 @dataclass(frozen=True)
@@ -72,19 +93,33 @@ class ScanPlan:
         return len(self.paths)
 
 
-def direct_read_supported(delta_table: DeltaTable) -> bool:
-    """Whether the snapshot can be read as plain Parquet files (no deletion vectors,
-    no column mapping), partitioned by at least exchange and coin."""
+def fast_path_refusal(delta_table: DeltaTable) -> str | None:
+    """Why the fast path must not read ``delta_table``'s loaded version, or ``None`` if it
+    implements everything the version needs (the one allow-list; see the module docstring).
+
+    >>> # fast_path_refusal(DeltaTable("ohlcv")) -> None for a table this product wrote
+    >>> # ... -> "reader features not implemented: deletionVectors" after Databricks touched it
+    """
     protocol = delta_table.protocol()
-    features = set(protocol.reader_features or ())
-    if features & _UNSUPPORTED_READER_FEATURES or protocol.min_reader_version > 3:
-        return False
-    if protocol.min_reader_version >= 2:
-        mode = delta_table.metadata().configuration.get("delta.columnMapping.mode", "none")
-        if mode not in (None, "none"):
-            return False
-    partition_columns = delta_table.metadata().partition_columns
-    return all(c in partition_columns for c in _REQUIRED_PARTITIONS)
+    if protocol.min_reader_version not in FAST_PATH_READER_VERSIONS:
+        return f"reader protocol version {protocol.min_reader_version}"
+    unknown = sorted(set(protocol.reader_features or ()) - FAST_PATH_READER_FEATURES)
+    if unknown:
+        return "reader features not implemented: " + ", ".join(unknown)
+    metadata = delta_table.metadata()
+    mode = metadata.configuration.get("delta.columnMapping.mode") or "none"
+    if protocol.min_reader_version >= 2 and mode != "none":
+        return f"column mapping ({mode})"
+    partitions = frozenset(metadata.partition_columns)
+    if partitions not in FAST_PATH_LAYOUTS:
+        return "partitioned by " + (", ".join(metadata.partition_columns) or "nothing")
+    schema = pa.schema(delta_table.schema().to_arrow())
+    for name, types in FAST_PATH_COLUMN_TYPES.items():
+        if name not in schema.names:
+            return f"no {name!r} column"
+        if schema.field(name).type not in types:
+            return f"column {name!r} is {schema.field(name).type}"
+    return None
 
 
 class DeltaScanPlanner:
