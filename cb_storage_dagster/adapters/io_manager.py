@@ -26,6 +26,7 @@ from cb_storage_dagster.storage.manager import StorageManagerImpl
 from cb_storage_dagster.storage.predicates import WriteScope
 from cb_storage_dagster.storage.results import WriteResult
 
+from .failures import storage_failures
 from .partitions import DATE_DIMENSION, INSTRUMENT_DIMENSION, decode_instrument, decode_multi_key
 from .resources import StorageBackendResource
 
@@ -64,6 +65,10 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        with storage_failures(*_run_of(context)):  # bad data fails once, never retried
+            self._store_output(context, obj)
+
+    def _store_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
             context.log.info("The asset returned None: nothing stored.")
             return
@@ -79,6 +84,10 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
+        with storage_failures(*_run_of(context)):
+            return self._load(context)
+
+    def _load(self, context: dg.InputContext) -> Any:
         upstream = context.upstream_output
         if upstream is None or upstream.asset_key is None:
             raise dg.Failure("MarketDataIOManager only loads asset inputs.")
@@ -106,6 +115,15 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
         if _wants_arrow(context):
             return data
         return data.to_pandas()
+
+
+def _run_of(context: dg.OutputContext | dg.InputContext) -> tuple[dg.DagsterInstance | None, str | None]:
+    """The instance and run id of a context built by a run (``(None, None)`` for one built by hand)."""
+    try:
+        step_context = context.step_context
+    except dg.DagsterInvariantViolationError:
+        return None, None
+    return step_context.instance, step_context.run_id
 
 
 def _table_name(asset_key: dg.AssetKey) -> str:
