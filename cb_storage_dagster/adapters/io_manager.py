@@ -54,13 +54,18 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     storage: StorageBackendResource
     default_format: str = "delta"
+    max_commit_retries: int | None = None
+    """delta-rs commit retries per attempt (``CB_STORAGE_MAX_COMMIT_RETRIES``; None: built-in)."""
 
     _manager: StorageManagerImpl | None = PrivateAttr(default=None)
 
     @property
     def manager(self) -> StorageManagerImpl:
         if self._manager is None:
-            self._manager = StorageManagerImpl(self.storage.get_backend(), default_format=self.default_format)
+            self._manager = StorageManagerImpl(
+                self.storage.get_backend(), default_format=self.default_format,
+                max_commit_retries=self.max_commit_retries,
+            )
         return self._manager
 
     # -- outputs -------------------------------------------------------------------------
