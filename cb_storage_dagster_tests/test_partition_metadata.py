@@ -108,3 +108,20 @@ def test_an_output_context_without_a_step_publishes_no_wrong_row_count(io_manage
     metadata = {k: v.value for k, v in context.get_logged_metadata().items()}
     assert "dagster/row_count" not in metadata
     assert metadata["run_row_count"] == 3 and metadata["rows_per_partition"] == {"binance/BTC/2024-01-02": 3}
+
+
+def test_an_instrument_partition_counts_every_day_of_its_instrument(io_manager, instance):
+    instruments = dg.StaticPartitionsDefinition(["binance:BTC", "binance:ETH"])
+
+    @dg.asset(name="trades", partitions_def=instruments, metadata={"data_type": "trades"},
+              io_manager_key="market_data_io_manager")
+    def per_instrument(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        sizes = {"BTC": 3, "ETH": 4}
+        return pd.concat([trades(day, n=sizes[key.split(":")[1]], coin=key.split(":")[1])
+                          for key in context.partition_keys for day in ("2024-01-02", "2024-01-03")])
+
+    dg.materialize([per_instrument], resources={"market_data_io_manager": io_manager}, instance=instance,
+                   tags={"dagster/asset_partition_range_start": "binance:BTC",
+                         "dagster/asset_partition_range_end": "binance:ETH"})
+    counts = {p: m["dagster/row_count"] for p, m in stored_materializations(instance).items()}
+    assert counts == {"binance:BTC": 6, "binance:ETH": 8}
