@@ -11,7 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.resources import storage_resource_from_env
+from cb_storage_dagster.adapters.resources import adopt_dotenv, storage_resource_from_env
 from cb_storage_dagster.pipeline import (
     ASSET_CHECKS,
     ASSETS,
@@ -26,8 +26,9 @@ from cb_storage_dagster.storage.config import StorageConfig
 
 def build_definitions() -> dg.Definitions:
     """Definitions wired to the storage backend the environment describes."""
-    config = StorageConfig.load()
-    storage = storage_resource_from_env()
+    adopt_dotenv()  # a `.env` works for Dagster as for StorageConfig (secrets as EnvVar)
+    config = StorageConfig.load()  # every backend setting validated here, naming the variable
+    storage = storage_resource_from_env(config)
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=ASSET_CHECKS,
@@ -36,7 +37,10 @@ def build_definitions() -> dg.Definitions:
         sensors=SENSORS,
         resources={
             "storage": storage,
-            "market_data_io_manager": MarketDataIOManager(storage=storage, default_format=config.default_format),
+            "market_data_io_manager": MarketDataIOManager(
+                storage=storage, default_format=config.default_format,
+                max_commit_retries=config.max_commit_retries,
+            ),
             "market_data_source": market_data_source_from_env(),
         },
     )

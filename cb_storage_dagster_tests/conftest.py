@@ -3,6 +3,10 @@
 The ``backend`` fixture is parametrized over ``local`` (a ``tmp_path`` folder) and ``azure``
 (a fresh container on one Azurite emulator the session starts on 127.0.0.1). Azure tests are
 never skipped silently: if the emulator cannot start, they fail with the install hint.
+
+The ``azure`` mark is applied at collection time (:func:`pytest_collection_modifyitems`) to
+every test that runs on Azurite, so that ``-m azure`` and ``-m "not azure"`` select what
+they say.
 """
 
 from __future__ import annotations
@@ -25,10 +29,26 @@ def azurite() -> Iterator[object]:
         yield server
 
 
+def needs_azurite(item: pytest.Item) -> bool:
+    """True for a test that runs on the emulator: the ``azure`` case of the ``backend_kind``
+    parametrization, or one that uses an ``azurite`` fixture directly."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend_kind") == "azure":
+        return True
+    return "azurite" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Marks added inside a fixture come too late for `-m` (selection happens right after
+    # collection), so the mark is decided here from the parametrization.
+    for item in items:
+        if needs_azurite(item):
+            item.add_marker(pytest.mark.azure)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "azure":
-        request.applymarker(pytest.mark.azure)
     return request.param
 
 

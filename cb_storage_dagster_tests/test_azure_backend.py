@@ -423,6 +423,49 @@ def test_delta_table_through_uri_and_storage_options(
     assert backend.exists("ohlcv/1m/_delta_log")
 
 
+class TestOneEmulatorPerProcess:
+    """delta-rs finds an emulator only through the process-wide ``AZURITE_BLOB_STORAGE_URL``.
+
+    It is set when an emulator backend is built, never when options are asked for; backends
+    on the same emulator share it, and a backend whose emulator is no longer the one in the
+    variable is refused instead of silently writing to the other emulator.
+    """
+
+    def test_two_backends_on_one_emulator_both_read_and_write_tables(self, azurite: AzuriteServer) -> None:
+        first, second = new_container_backend(azurite), new_container_backend(azurite)
+        for backend, rows in ((first, 3), (second, 5)):
+            uri = backend.get_uri_for_identifier("t")
+            write_deltalake(uri, _candles(dt.date(2024, 1, 1), rows), storage_options=backend.get_storage_options())
+        assert _read_rows(first.get_uri_for_identifier("t"), first.get_storage_options()) == 3
+        assert _read_rows(second.get_uri_for_identifier("t"), second.get_storage_options()) == 5
+
+    def test_asking_for_options_writes_no_environment_variable(
+        self, azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        backend = new_container_backend(azurite)
+        monkeypatch.setenv(AZURITE_URL_ENV, "http://127.0.0.1:1")  # as if another emulator claimed it
+        with pytest.raises(ConfigurationError, match="one Azurite emulator per process"):
+            backend.get_storage_options()
+        assert os.environ[AZURITE_URL_ENV] == "http://127.0.0.1:1"
+
+    def test_a_backend_on_a_second_emulator_takes_over_and_the_first_is_refused_not_misrouted(
+        self, azurite: AzuriteServer
+    ) -> None:
+        first = new_container_backend(azurite)
+        with AzuriteServer() as other_server:
+            other = new_container_backend(other_server)
+            uri = other.get_uri_for_identifier("t")
+            write_deltalake(uri, _candles(dt.date(2024, 1, 1)), storage_options=other.get_storage_options())
+            assert _read_rows(uri, other.get_storage_options()) == 3
+            with pytest.raises(ConfigurationError, match="one Azurite emulator per process"):
+                first.get_storage_options()
+            first.save_bytes("bytes/still.bin", b"ok")  # the SDK side has no such limit
+            assert first.load_bytes("bytes/still.bin") == b"ok"
+        again = new_container_backend(azurite)  # building a backend switches back
+        assert again.get_storage_options()["azure_storage_use_emulator"] == "true"
+        assert first.get_storage_options()["azure_storage_use_emulator"] == "true"
+
+
 # -- configuration, secrets, options (no emulator needed) --------------------------------------
 def _offline(**kwargs: object) -> AzureBlobBackend:
     return AzureBlobBackend("market-data", **kwargs)  # type: ignore[arg-type]
@@ -431,9 +474,9 @@ def _offline(**kwargs: object) -> AzureBlobBackend:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"account_name": "acct"}, "0 authentication methods"),
-        ({"account_name": "acct", "account_key": WRONG_KEY, "sas_token": "sv=1&sig=x"}, "2 auth"),
-        ({"account_name": "acct", "account_key": ""}, "0 authentication methods"),
+        ({"account_name": "acct"}, "0 Azure authentication methods"),
+        ({"account_name": "acct", "account_key": WRONG_KEY, "sas_token": "sv=1&sig=x"}, "2 Azure auth"),
+        ({"account_name": "acct", "account_key": ""}, "0 Azure authentication methods"),
         ({"account_name": "acct", "client_id": "id", "tenant_id": "t"}, "client_secret"),
         ({"account_name": "acct", "account_key": "not base64!"}, "not valid base64"),
         ({"account_key": WRONG_KEY}, "account_name is required"),
@@ -535,19 +578,68 @@ def test_storage_options_for_real_accounts(monkeypatch: pytest.MonkeyPatch) -> N
     }
     assert principal.get_storage_options()["azure_tenant_id"] == "t"
 
-    default = _offline(account_name="acct", use_default_credential=True)
-    monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
-    monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant")
-    monkeypatch.setenv("AZURE_CLIENT_SECRET", "env-secret")
-    assert default.get_storage_options()["azure_client_secret"] == "env-secret"
-    monkeypatch.delenv("AZURE_CLIENT_SECRET")
-    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")
-    assert default.get_storage_options()["azure_federated_token_file"] == "/var/run/token"
-    monkeypatch.delenv("AZURE_FEDERATED_TOKEN_FILE")
-    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://169.254.169.254/identity")
-    options = default.get_storage_options()
-    assert options["azure_client_id"] == "env-client"  # user-assigned managed identity
-    assert "azure_use_azure_cli" not in options
+
+
+class TestDefaultCredentialIsOneIdentity:
+    """``use_default_credential`` resolves once; the SDK and delta-rs get the same identity."""
+
+    @pytest.fixture(autouse=True)
+    def clean_azure_environment(self, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+        for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET",
+                     "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT"):
+            monkeypatch.delenv(name, raising=False)
+        az = tmp_path / "bin" / "az"  # an Azure CLI on the PATH must not change the identity
+        az.parent.mkdir()
+        az.write_text("#!/bin/sh\nexit 1\n")
+        az.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{az.parent}:{os.environ['PATH']}")
+
+    def test_an_environment_service_principal(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from azure.identity import ClientSecretCredential
+
+        monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
+        monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant")
+        monkeypatch.setenv("AZURE_CLIENT_SECRET", "env-secret")
+        default = _offline(account_name="acct", use_default_credential=True)
+        options = default.get_storage_options()
+        assert (options["azure_client_id"], options["azure_tenant_id"], options["azure_client_secret"]) == (
+            "env-client", "env-tenant", "env-secret")
+        credential = default._credential()
+        assert isinstance(credential, ClientSecretCredential)
+        assert credential._client_id == "env-client"
+        assert "env-secret" not in repr(default) + default.describe()
+
+    def test_a_workload_identity(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from azure.identity import WorkloadIdentityCredential
+
+        monkeypatch.setenv("AZURE_CLIENT_ID", "env-client")
+        monkeypatch.setenv("AZURE_TENANT_ID", "env-tenant")
+        monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")
+        default = _offline(account_name="acct", use_default_credential=True)
+        assert default.get_storage_options()["azure_federated_token_file"] == "/var/run/token"
+        assert isinstance(default._credential(), WorkloadIdentityCredential)
+
+    @pytest.mark.parametrize("client_id", [None, "user-assigned-id"])
+    def test_otherwise_the_managed_identity_never_the_cli(self, monkeypatch, client_id) -> None:
+        from azure.identity import ManagedIdentityCredential
+
+        if client_id:
+            monkeypatch.setenv("AZURE_CLIENT_ID", client_id)
+        default = _offline(account_name="acct", use_default_credential=True)
+        options = default.get_storage_options()
+        assert "azure_use_azure_cli" not in options
+        assert {k for k in options if k.startswith("azure_") and k != "azure_storage_account_name"} == (
+            {"azure_client_id"} if client_id else set())
+        assert options.get("azure_client_id") == client_id
+        assert isinstance(default._credential(), ManagedIdentityCredential)
+        assert default.identity.credential.source == "managed_identity"
+
+    def test_the_identity_is_fixed_when_the_backend_is_built(self, monkeypatch) -> None:
+        default = _offline(account_name="acct", use_default_credential=True)
+        monkeypatch.setenv("AZURE_CLIENT_ID", "later")
+        monkeypatch.setenv("AZURE_TENANT_ID", "later")
+        monkeypatch.setenv("AZURE_CLIENT_SECRET", "later")
+        assert "azure_client_secret" not in default.get_storage_options()
 
 
 def test_translate_error_scrubs_and_ignores_unrelated_errors() -> None:

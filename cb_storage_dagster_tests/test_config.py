@@ -51,7 +51,7 @@ def test_secrets_never_show_in_repr_or_errors(monkeypatch):
     with pytest.raises(ConfigurationError) as raised:
         StorageConfig.load()
     assert secret not in str(raised.value)
-    monkeypatch.setenv("CB_STORAGE_AZURE_CONTAINER_NAME", "c")
+    monkeypatch.setenv("CB_STORAGE_AZURE_CONTAINER_NAME", "market-data")
     monkeypatch.setenv("CB_STORAGE_AZURE_ACCOUNT_NAME", "acct")
     config = StorageConfig.load()
     assert secret not in repr(config) and secret not in str(config.model_dump())

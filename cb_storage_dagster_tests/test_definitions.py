@@ -46,7 +46,7 @@ def test_azure_secrets_are_passed_as_env_vars_not_values(load_definitions, monke
     key = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seQ=="
     defs = load_definitions(
         CB_STORAGE_BACKEND_TYPE="azure", CB_STORAGE_AZURE_ACCOUNT_NAME="acct",
-        CB_STORAGE_AZURE_CONTAINER_NAME="c", CB_STORAGE_AZURE_ACCOUNT_KEY=key,
+        CB_STORAGE_AZURE_CONTAINER_NAME="market-data", CB_STORAGE_AZURE_ACCOUNT_KEY=key,
     )
     storage = defs.resources["storage"]
     assert isinstance(storage.account_key, dg.EnvVar) and key not in repr(storage)

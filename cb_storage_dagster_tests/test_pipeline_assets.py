@@ -2,7 +2,8 @@
 
 ``materialize_to_memory`` swaps every IO manager for an in-memory one, so these tests prove
 the asset logic: one or several partitions per run, canonical frames, checks that pass on
-good data and fail (and block downstream assets) on bad data.
+good data and fail (and block downstream assets) on bad data. The same checks with the real
+IO manager are in test_checks_with_io_manager.py; step and run retries in test_retries.py.
 """
 
 import datetime as dt
@@ -93,15 +94,6 @@ def synthetic_candles(day: dt.date = DAY) -> pd.DataFrame:
 
 
 class TestAssetDefinitions:
-    def test_every_asset_is_partitioned_by_day_and_instrument_and_stored_by_the_io_manager(self):
-        for asset in ASSETS:
-            assert asset.partitions_def == MARKET_DATA_PARTITIONS
-            assert asset.partitions_def.partitions_defs[0].name == "date"
-            spec = next(iter(asset.specs))
-            assert asset.get_io_manager_key_for_asset_key(spec.key) == "market_data_io_manager"
-            assert spec.kinds == {"delta", "pandas"}
-            assert spec.description
-
     def test_groups_and_data_types_read_well_in_the_lineage(self):
         specs = {next(iter(a.specs)).key.to_user_string(): next(iter(a.specs)) for a in ASSETS}
         assert {k: s.group_name for k, s in specs.items()} == {
@@ -118,18 +110,6 @@ class TestAssetDefinitions:
         }
         assert specs["ohlcv_1m"].deps[0].asset_key == dg.AssetKey("trades")
         assert specs["ohlcv_1d"].deps[0].asset_key == dg.AssetKey("ohlcv_1m")
-
-    def test_backfills_run_in_batches_and_failures_are_retried_with_backoff(self):
-        for asset in ASSETS:
-            assert asset.backfill_policy == dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
-            retry = asset.op.retry_policy
-            assert retry.max_retries == 2
-            assert retry.backoff == dg.Backoff.EXPONENTIAL
-
-    def test_checks_are_partitioned_like_their_assets(self):
-        for checks_def in ASSET_CHECKS:
-            for spec in checks_def.check_specs:
-                assert spec.partitions_def == MARKET_DATA_PARTITIONS
 
 
 class TestOnePartition:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
 
 from cb_storage_dagster.storage.interfaces import IStorageBackend
+
+if TYPE_CHECKING:
+    from cb_storage_dagster.storage.config import StorageConfig
 
 
 class StorageBackendResource(dg.ConfigurableResource):
@@ -102,22 +106,28 @@ _AZURE_SECRET_FIELDS = ("connection_string", "account_key", "sas_token", "client
 _AZURE_PLAIN_FIELDS = ("account_name", "tenant_id", "client_id", "endpoint", "prefix")
 
 
-def storage_resource_from_env() -> StorageBackendResource:
-    """The backend resource the ``CB_STORAGE_*`` environment describes.
+def storage_resource_from_env(config: StorageConfig | None = None) -> StorageBackendResource:
+    """The backend resource the ``CB_STORAGE_*`` environment (and ``.env``) describes.
 
-    Validates the configuration at definitions load (a clear error naming the variable),
-    and passes secrets as ``dg.EnvVar`` so they never appear in the UI or run config.
+    Validates every backend setting and credential now, when the definitions load (a
+    :class:`ConfigurationError` naming the variable), and passes secrets as ``dg.EnvVar`` so
+    they never appear in the UI or run config. A secret given only in ``.env`` is exported
+    to this process's environment first (:func:`adopt_dotenv`), so its ``EnvVar`` resolves.
     """
     from cb_storage_dagster.storage.config import ENV_PREFIX, StorageConfig
 
-    config = StorageConfig.load()
+    adopt_dotenv()
+    config = config or StorageConfig.load()
     if config.backend_type == "local":
         return LocalStorageResource(root_path=str(config.local_root_path))
     kwargs: dict[str, object] = {"container_name": config.azure_container_name}
     for name in _AZURE_SECRET_FIELDS:
         variable = f"{ENV_PREFIX}AZURE_{name.upper()}"
-        if os.environ.get(variable):
+        secret = getattr(config, f"azure_{name}")
+        if variable in os.environ:
             kwargs[name] = dg.EnvVar(variable)
+        elif secret is not None:  # given to StorageConfig directly: a value, masked in repr
+            kwargs[name] = secret.get_secret_value()
     for name in _AZURE_PLAIN_FIELDS:
         value = getattr(config, f"azure_{name}")
         if value:
@@ -125,3 +135,26 @@ def storage_resource_from_env() -> StorageBackendResource:
     kwargs["use_default_credential"] = config.azure_use_default_credential
     kwargs["max_retries"] = config.azure_max_retries
     return AzureStorageResource(**kwargs)  # type: ignore[arg-type]
+
+
+def adopt_dotenv() -> list[str]:
+    """Export the ``CB_STORAGE_*`` variables of the ``.env`` file that :class:`StorageConfig`
+    reads into ``os.environ``, unless already set there; returns their names.
+
+    Resources get secrets as ``dg.EnvVar`` (resolved from the environment by every process
+    that runs a step), so a secret that only ``.env`` holds must be in the environment too.
+    Runs once per definitions load; the real environment always wins over ``.env``.
+    """
+    from dotenv import dotenv_values
+
+    from cb_storage_dagster.storage.config import ENV_PREFIX, StorageConfig
+
+    env_file = StorageConfig.model_config.get("env_file")
+    if not isinstance(env_file, (str, os.PathLike)) or not os.path.isfile(env_file):
+        return []
+    adopted = []
+    for name, value in dotenv_values(env_file).items():
+        if name.upper().startswith(ENV_PREFIX) and value is not None and name not in os.environ:
+            os.environ[name] = value
+            adopted.append(name)
+    return adopted

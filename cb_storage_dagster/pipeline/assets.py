@@ -18,6 +18,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.adapters.failures import storage_failures
 from cb_storage_dagster.adapters.partitions import decode_multi_key, market_data_partitions
 from cb_storage_dagster.pipeline.sources import MarketDataSource
 from cb_storage_dagster.pipeline.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
@@ -45,7 +46,8 @@ of one per day, while a failed run only redoes its own batch."""
 MARKET_DATA_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-"""Retries transient failures (source hiccups, storage commit conflicts) after ~5 s, ~10 s."""
+"""Retries transient failures (source hiccups, storage commit conflicts) after ~5 s, ~10 s; a
+non-transient storage error (bad data, bad key) fails the step once (``adapters/failures.py``)."""
 
 IO_MANAGER_KEY = "market_data_io_manager"
 RAW_GROUP = "raw_market_data"
@@ -78,8 +80,9 @@ def _fetch_for_run(
     data_type: DataType,
     fetch: Callable[[str, str, dt.date], pd.DataFrame],
 ) -> pd.DataFrame:
-    slots = run_partition_slots(context)
-    frames = [fetch(slot.exchange, slot.coin, slot.date) for slot in slots]
+    with storage_failures(context.instance, context.run.run_id):  # bad keys/data: fail once, no retry
+        slots = run_partition_slots(context)
+        frames = [fetch(slot.exchange, slot.coin, slot.date) for slot in slots]
     frames = [frame for frame in frames if not frame.empty]
     data = pd.concat(frames, ignore_index=True) if frames else empty_frame(data_type)
     context.add_output_metadata(

@@ -2,14 +2,13 @@
 
 import dagster as dg
 
-from cb_storage_dagster.pipeline.assets import ASSETS, MARKET_DATA_PARTITIONS
+from cb_storage_dagster.pipeline.assets import ASSETS
 
 __all__ = ["JOBS", "market_data_job"]
 
-market_data_job = dg.define_asset_job(
+market_data_job = dg.define_asset_job(  # partitioned like its assets (date x instrument)
     name="market_data_job",
     selection=dg.AssetSelection.assets(*ASSETS),
-    partitions_def=MARKET_DATA_PARTITIONS,
     description=(
         "Fetches trades and order books of instrument-days and builds their 1-minute and "
         "daily candles; the asset checks of these assets run in the same run."

@@ -8,13 +8,20 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, StorageError
 
 if TYPE_CHECKING:
     from .interfaces import IStorageBackend
     from .manager import StorageManagerImpl
 
 ENV_PREFIX = "CB_STORAGE_"
+
+AZURE_VARIABLES = {
+    name: f"{ENV_PREFIX}AZURE_{name.upper()}"
+    for name in ("account_name", "connection_string", "account_key", "sas_token", "tenant_id",
+                 "client_id", "client_secret", "use_default_credential", "endpoint")
+}
+"""The variable behind each Azure setting, for error messages."""
 
 
 class StorageConfig(BaseSettings):
@@ -54,22 +61,43 @@ class StorageConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _check_backend(self) -> StorageConfig:
+        """Validate every setting of the chosen backend now, naming the variable, so that a
+        misconfiguration fails when the configuration is read (e.g. when the Dagster
+        definitions load), not at the first storage call inside a run."""
+        if self.max_commit_retries is not None and self.max_commit_retries < 0:
+            raise ValueError(f"{ENV_PREFIX}MAX_COMMIT_RETRIES must be >= 0 (or unset for the default).")
         if self.backend_type == "local" and self.local_root_path is None:
             raise ValueError(
                 f"{ENV_PREFIX}LOCAL_ROOT_PATH is not set: the local backend needs a root folder, "
                 f"e.g. export {ENV_PREFIX}LOCAL_ROOT_PATH=$PWD/data"
             )
+        if self.backend_type == "local" and self.local_root_path is not None and self.local_root_path.is_file():
+            raise ValueError(f"{ENV_PREFIX}LOCAL_ROOT_PATH {str(self.local_root_path)!r} is a file, not a folder.")
         if self.backend_type == "azure":
-            if not self.azure_container_name:
-                raise ValueError(
-                    f"{ENV_PREFIX}AZURE_CONTAINER_NAME is not set: the azure backend needs a container."
-                )
-            if not self.azure_connection_string and not self.azure_account_name:
-                raise ValueError(
-                    f"Set {ENV_PREFIX}AZURE_CONNECTION_STRING or {ENV_PREFIX}AZURE_ACCOUNT_NAME "
-                    "(plus a credential) for the azure backend."
-                )
+            self._check_azure()
         return self
+
+    def _check_azure(self) -> None:
+        from .backends.azure import check_container_name
+        from .backends.azure_auth import resolve_identity
+        from .identifiers import normalize_identifier
+
+        if not self.azure_container_name:
+            raise ValueError(f"{ENV_PREFIX}AZURE_CONTAINER_NAME is not set: the azure backend needs a container.")
+        check_container_name(self.azure_container_name, f"{ENV_PREFIX}AZURE_CONTAINER_NAME")
+        if self.azure_max_retries < 0:
+            raise ValueError(f"{ENV_PREFIX}AZURE_MAX_RETRIES must be >= 0.")
+        try:
+            normalize_identifier(self.azure_prefix, allow_empty=True)
+        except StorageError as error:
+            raise ValueError(f"{ENV_PREFIX}AZURE_PREFIX: {error}") from None
+        resolve_identity(  # the same validation the backend does, with the variables' names
+            account_name=self.azure_account_name, connection_string=self.azure_connection_string,
+            account_key=self.azure_account_key, sas_token=self.azure_sas_token,
+            tenant_id=self.azure_tenant_id, client_id=self.azure_client_id,
+            client_secret=self.azure_client_secret, use_default_credential=self.azure_use_default_credential,
+            endpoint=self.azure_endpoint, names=AZURE_VARIABLES,
+        )
 
     @classmethod
     def load(cls, **overrides: object) -> StorageConfig:

@@ -3,7 +3,9 @@
 Bytes go through azure-storage-blob (the Blob API, which ADLS Gen2 accounts also serve and
 the Azurite emulator implements); Delta tables go through delta-rs, which gets its URI from
 :meth:`AzureBlobBackend.get_uri_for_identifier` and its credentials from
-:meth:`AzureBlobBackend.get_storage_options`.
+:meth:`AzureBlobBackend.get_storage_options`. Who the backend is (credential and endpoint,
+the same for both clients) is decided in :mod:`.azure_auth`; this module moves bytes and
+translates errors.
 
 The Azure SDK and azure-identity are imported on first use, so importing this module stays
 cheap. This module must not import Dagster: it is part of the plain-Python storage core.
@@ -11,19 +13,14 @@ cheap. This module must not import Dagster: it is part of the plain-Python stora
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import logging
-import os
 import random
 import re
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import SecretStr
 
@@ -36,27 +33,23 @@ from ..errors import (
 )
 from ..identifiers import normalize_identifier
 from ..interfaces import IStorageBackend
+from .azure_auth import (
+    AZURITE_URL_ENV,
+    AuthKind,
+    AzureIdentity,
+    ConnectionStringAuth,
+    EmulatorEndpoint,
+    SasTokenAuth,
+    resolve_identity,
+)
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
     from azure.storage.blob import ContainerClient
 
-__all__ = ["AZURITE_URL_ENV", "AuthKind", "AzureBlobBackend"]
+__all__ = ["AZURITE_URL_ENV", "AuthKind", "AzureBlobBackend", "check_container_name"]
 
 logger = logging.getLogger(__name__)
 
-AuthKind = Literal["connection_string", "account_key", "sas_token", "service_principal", "default_credential"]
-
-AZURITE_URL_ENV = "AZURITE_BLOB_STORAGE_URL"
-"""Environment variable delta-rs (object_store) reads for the emulator's base URL."""
-
-_AUTH_HELP = (
-    "Give exactly one of: connection_string; account_key (with account_name); sas_token "
-    "(with account_name); tenant_id + client_id + client_secret (service principal, with "
-    "account_name); use_default_credential=True (managed identity / workload identity / "
-    "Azure CLI, with account_name)."
-)
-_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
 _CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 # Secret-looking fragments that may appear in SDK / delta-rs messages (SAS query parameters,
 # connection-string fields, form-encoded OAuth secrets).
@@ -99,32 +92,16 @@ _UNAVAILABLE_PATTERNS = (
 )
 
 
-def _secret(value: SecretStr | str | None) -> SecretStr | None:
-    """``None`` for a missing or empty secret (an empty env var is not a credential)."""
-    if value is None:
-        return None
-    secret = value if isinstance(value, SecretStr) else SecretStr(value)
-    return secret if secret.get_secret_value().strip() else None
-
-
-def _text(value: str | None) -> str | None:
-    return value.strip() if value and value.strip() else None
-
-
-def _parse_connection_string(connection_string: str) -> dict[str, str]:
-    """``Key=Value;...`` fields with lower-cased keys (values may contain ``=``)."""
-    fields: dict[str, str] = {}
-    for part in connection_string.split(";"):
-        if not part.strip():
-            continue
-        key, sep, value = part.partition("=")
-        if not sep:
-            raise ConfigurationError(
-                "connection_string is malformed: expected 'Key=Value;' fields such as "
-                "AccountName, AccountKey, BlobEndpoint (the value is not shown)."
-            )
-        fields[key.strip().lower()] = value.strip()
-    return fields
+def check_container_name(container_name: object, setting: str = "container_name") -> str:
+    """``container_name`` if it is a valid Azure container name, else a ConfigurationError
+    naming ``setting``."""
+    if not isinstance(container_name, str) or not _CONTAINER_RE.match(container_name):
+        raise ConfigurationError(
+            f"{setting} {container_name!r} is not a valid Azure container name: use 3-63 "
+            "lower-case letters, digits and single hyphens, starting and ending with a letter "
+            "or digit."
+        )
+    return container_name
 
 
 @functools.cache
@@ -152,8 +129,8 @@ class AzureBlobBackend(IStorageBackend):
     Works with Blob Storage and ADLS Gen2 accounts (through the Blob API) and with the
     Azurite emulator. Exactly one authentication method must be given: a connection string,
     an account key, a SAS token, a service principal (tenant, client id, client secret) or
-    ``use_default_credential=True`` (managed identity, workload identity, environment
-    service principal or Azure CLI). Secrets are kept as :class:`pydantic.SecretStr` and never
+    ``use_default_credential=True`` (environment service principal, workload identity or
+    managed identity, resolved once: see :class:`~.azure_auth.DefaultCredentialAuth`). Secrets are kept as :class:`pydantic.SecretStr` and never
     appear in ``repr()``, :meth:`describe` or error messages.
 
     Args:
@@ -165,12 +142,13 @@ class AzureBlobBackend(IStorageBackend):
         account_key: shared key of the account.
         sas_token: SAS token (with or without the leading ``?``).
         tenant_id, client_id, client_secret: service principal.
-        use_default_credential: azure-identity's ``DefaultAzureCredential`` for bytes; see
-            :meth:`get_storage_options` for what delta-rs uses.
+        use_default_credential: the host's identity, resolved from the environment once and
+            used by both the SDK and delta-rs.
         endpoint: blob endpoint, e.g. ``http://127.0.0.1:10000/devstoreaccount1`` (Azurite),
             a sovereign cloud or a private endpoint. Default
             ``https://{account}.blob.core.windows.net``. An ``http://`` endpoint is treated as
-            the emulator.
+            the emulator (one emulator per process for Delta tables, see
+            :class:`~.azure_auth.EmulatorEndpoint`).
         prefix: root folder inside the container; identifiers are relative to it.
         max_retries: retries per request (SDK and delta-rs) before giving up.
         retry_backoff_seconds: wait before the first retry; doubles with each retry.
@@ -182,7 +160,7 @@ class AzureBlobBackend(IStorageBackend):
         >>> backend = AzureBlobBackend(                                  # doctest: +SKIP
         ...     "market-data",
         ...     account_name="devstoreaccount1",
-        ...     account_key=SecretStr(os.environ["AZURE_STORAGE_KEY"]),
+        ...     account_key=SecretStr(AZURITE_WELL_KNOWN_KEY),
         ...     endpoint="http://127.0.0.1:10000/devstoreaccount1",
         ...     prefix="prod",
         ... )
@@ -215,12 +193,7 @@ class AzureBlobBackend(IStorageBackend):
         timeout_seconds: float = 30.0,
         create_container: bool = True,
     ) -> None:
-        if not isinstance(container_name, str) or not _CONTAINER_RE.match(container_name):
-            raise ConfigurationError(
-                f"container_name {container_name!r} is not a valid Azure container name: use "
-                "3-63 lower-case letters, digits and single hyphens, starting and ending with "
-                "a letter or digit."
-            )
+        check_container_name(container_name)
         if max_retries < 0 or retry_backoff_seconds < 0 or timeout_seconds <= 0:
             raise ConfigurationError(
                 "max_retries and retry_backoff_seconds must be >= 0 and timeout_seconds > 0."
@@ -233,165 +206,26 @@ class AzureBlobBackend(IStorageBackend):
         self._connect_timeout_seconds = min(5.0, self._timeout_seconds)
         self._create_container = create_container
 
-        conn = _secret(connection_string)
-        key = _secret(account_key)
-        sas = _secret(sas_token)
-        secret = _secret(client_secret)
-        tenant, client = _text(tenant_id), _text(client_id)
-        methods: list[AuthKind] = []
-        if conn is not None:
-            methods.append("connection_string")
-        if key is not None:
-            methods.append("account_key")
-        if sas is not None:
-            methods.append("sas_token")
-        if tenant or client or secret is not None:
-            methods.append("service_principal")
-        if use_default_credential:
-            methods.append("default_credential")
-        if len(methods) != 1:
-            given = ", ".join(methods) if methods else "none"
-            raise ConfigurationError(
-                f"Azure backend for container {container_name!r}: {len(methods)} "
-                f"authentication methods given ({given}). {_AUTH_HELP}"
-            )
-        self._auth_kind: AuthKind = methods[0]
-        if self._auth_kind == "service_principal" and not (tenant and client and secret):
-            raise ConfigurationError(
-                "A service principal needs all of tenant_id, client_id and client_secret. " + _AUTH_HELP
-            )
-        self._tenant_id, self._client_id, self._client_secret = tenant, client, secret
-        self._connection_string = conn
-        self._account_key = key
-        self._sas_token = sas
-
-        account, conn_endpoint = _text(account_name), None
-        if conn is not None:
-            account, conn_endpoint = self._apply_connection_string(conn, account)
-        explicit_endpoint = _text(endpoint)
-        if explicit_endpoint and conn_endpoint and explicit_endpoint.rstrip("/") != conn_endpoint:
-            raise ConfigurationError(
-                "endpoint and the connection string's BlobEndpoint differ; give only one."
-            )
-        self._endpoint, self._account_name = self._resolve_endpoint(
-            explicit_endpoint or conn_endpoint, account
+        self._identity: AzureIdentity = resolve_identity(
+            account_name=account_name, connection_string=connection_string, account_key=account_key,
+            sas_token=sas_token, tenant_id=tenant_id, client_id=client_id, client_secret=client_secret,
+            use_default_credential=use_default_credential, endpoint=endpoint,
         )
-        if self._sas_token is not None:
-            self._sas_token = SecretStr(self._sas_token.get_secret_value().lstrip("?"))
-        if self._account_key is not None:
-            try:
-                base64.b64decode(self._account_key.get_secret_value(), validate=True)
-            except (binascii.Error, ValueError):
-                raise ConfigurationError(
-                    "The Azure account key is not valid base64; copy it again from the "
-                    "storage account's 'Access keys' page (the value is not shown)."
-                ) from None
+        self._auth_kind: AuthKind = self._identity.kind
+        self._account_name = self._identity.account_name
+        self._endpoint = self._identity.endpoint.url
 
         self._lock = threading.Lock()
         self._container_client: ContainerClient | None = None
         self._container_ready = False
         _install_log_redaction()
-        if self.is_emulator:
-            self._export_emulator_url()
+        self._claim_emulator()
 
-    # -- configuration helpers ------------------------------------------------------------
-    def _apply_connection_string(self, conn: SecretStr, account: str | None) -> tuple[str | None, str | None]:
-        """Take account, key / SAS and endpoint out of the connection string.
-
-        delta-rs does not accept a connection string, so its parts become the individual
-        credentials both clients use.
-        """
-        fields = _parse_connection_string(conn.get_secret_value())
-        if fields.get("usedevelopmentstorage", "").lower() == "true":
-            fields.setdefault("accountname", "devstoreaccount1")
-            fields.setdefault(
-                "accountkey",
-                "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
-            )
-            fields.setdefault("blobendpoint", "http://127.0.0.1:10000/devstoreaccount1")
-        conn_account = fields.get("accountname")
-        if account and conn_account and account != conn_account:
-            raise ConfigurationError(
-                f"account_name {account!r} differs from the connection string's AccountName {conn_account!r}."
-            )
-        account = account or conn_account
-        if fields.get("accountkey"):
-            self._account_key = SecretStr(fields["accountkey"])
-        elif fields.get("sharedaccesssignature"):
-            self._sas_token = SecretStr(fields["sharedaccesssignature"])
-        else:
-            raise ConfigurationError(
-                "The connection string has neither AccountKey nor SharedAccessSignature; "
-                "use one that contains a credential (the value is not shown)."
-            )
-        endpoint = fields.get("blobendpoint")
-        if endpoint is None and account:
-            protocol = fields.get("defaultendpointsprotocol", "https")
-            suffix = fields.get("endpointsuffix", "core.windows.net")
-            endpoint = f"{protocol}://{account}.blob.{suffix}"
-        return account, endpoint.rstrip("/") if endpoint else None
-
-    @staticmethod
-    def _resolve_endpoint(endpoint: str | None, account: str | None) -> tuple[str, str]:
-        if endpoint:
-            parts = urlsplit(endpoint)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigurationError(
-                    f"endpoint {endpoint!r} is not an http(s) URL such as "
-                    "'https://myaccount.blob.core.windows.net' or "
-                    "'http://127.0.0.1:10000/devstoreaccount1'."
-                )
-            if parts.query or parts.fragment or parts.username or parts.password:
-                # A SAS pasted into the endpoint would leak into messages; refuse it.
-                raise ConfigurationError(
-                    "endpoint must not contain a query string or user info; pass a SAS token "
-                    "through sas_token (the endpoint is not shown)."
-                )
-            path_segments = [s for s in parts.path.split("/") if s]
-            if parts.scheme == "http" and path_segments:
-                endpoint_account: str | None = path_segments[0]  # emulator: path-style URL
-            elif parts.scheme == "https" and ".blob." in parts.hostname:
-                endpoint_account = parts.hostname.split(".", 1)[0]
-            else:
-                endpoint_account = None
-            if account and endpoint_account and account != endpoint_account:
-                # Private endpoints / custom domains may use another host name: trust
-                # account_name then, except for the emulator's path-style URL.
-                if parts.scheme == "http":
-                    raise ConfigurationError(
-                        f"account_name {account!r} differs from the account {endpoint_account!r} "
-                        f"in the endpoint {endpoint!r}."
-                    )
-            account = account or endpoint_account
-            endpoint = endpoint.rstrip("/")
-        if not account:
-            raise ConfigurationError(
-                "account_name is required (or a connection string / endpoint that names the storage account)."
-            )
-        if not _ACCOUNT_RE.match(account):
-            raise ConfigurationError(
-                f"account_name {account!r} is not a valid storage account name (3-24 "
-                "lower-case letters and digits)."
-            )
-        return endpoint or f"https://{account}.blob.core.windows.net", account
-
-    def _export_emulator_url(self) -> None:
-        """Point delta-rs at this emulator through ``AZURITE_BLOB_STORAGE_URL``.
-
-        With ``azure_storage_use_emulator`` delta-rs (object_store) ignores
-        ``azure_storage_endpoint`` and reads the emulator's base URL from this process-wide
-        environment variable (default ``http://127.0.0.1:10000``). Passing the endpoint as
-        ``azure_storage_endpoint`` without the emulator flag broke on ports other than 10000
-        (the third commit failed with "Invalid table version"), so the variable is the one way
-        that works on any port. Consequence: in one process, the emulator backend that last
-        exported (constructed or called :meth:`get_storage_options`) wins.
-        """
-        url = self.emulator_base_url
-        previous = os.environ.get(AZURITE_URL_ENV)
-        if previous != url:
-            if previous:
-                logger.debug("%s changes from %s to %s", AZURITE_URL_ENV, previous, url)
-            os.environ[AZURITE_URL_ENV] = url
+    def _claim_emulator(self) -> None:
+        """Point delta-rs at this backend's emulator, once, when the backend is built (see
+        :class:`~.azure_auth.EmulatorEndpoint` for why a process reaches one emulator)."""
+        if isinstance(self._identity.endpoint, EmulatorEndpoint):
+            self._identity.endpoint.claim()
 
     # -- public properties ----------------------------------------------------------------
     @property
@@ -415,15 +249,14 @@ class AzureBlobBackend(IStorageBackend):
         return self._auth_kind
 
     @property
-    def is_emulator(self) -> bool:
-        """True for an ``http://`` endpoint (Azurite): real Azure only serves HTTPS."""
-        return self._endpoint.startswith("http://")
+    def identity(self) -> AzureIdentity:
+        """The validated credential and endpoint both clients use."""
+        return self._identity
 
     @property
-    def emulator_base_url(self) -> str:
-        """``scheme://host:port`` of an emulator endpoint (what ``AZURITE_BLOB_STORAGE_URL`` holds)."""
-        parts = urlsplit(self._endpoint)
-        return f"{parts.scheme}://{parts.netloc}"
+    def is_emulator(self) -> bool:
+        """True for an ``http://`` endpoint (Azurite): real Azure only serves HTTPS."""
+        return self._identity.endpoint.is_emulator
 
     def __getstate__(self) -> dict[str, Any]:
         # Picklable / deep-copyable (Dagster may copy resources): drop the lock and client.
@@ -436,8 +269,7 @@ class AzureBlobBackend(IStorageBackend):
         self.__dict__.update(state)
         self._lock = threading.Lock()
         _install_log_redaction()
-        if self.is_emulator:
-            self._export_emulator_url()
+        self._claim_emulator()
 
     def __repr__(self) -> str:
         return (
@@ -471,84 +303,27 @@ class AzureBlobBackend(IStorageBackend):
     def get_storage_options(self) -> dict[str, str]:
         """delta-rs ``storage_options`` for this account (holds secrets: never log it).
 
-        * Emulator (``http://`` endpoint): ``azure_storage_use_emulator=true`` and the
-          ``AZURITE_BLOB_STORAGE_URL`` environment variable (re-exported here, see
-          :meth:`_export_emulator_url`), plus the account name and key / SAS.
-        * Account key / connection string with a key: ``azure_storage_account_key``.
-        * SAS (argument or connection string): ``azure_storage_sas_token``.
-        * Service principal: ``azure_client_id``, ``azure_client_secret``, ``azure_tenant_id``.
-        * Default credential: the environment's service principal (``AZURE_CLIENT_ID``,
-          ``AZURE_CLIENT_SECRET``, ``AZURE_TENANT_ID``) or workload identity
-          (``AZURE_FEDERATED_TOKEN_FILE``) if set; else ``azure_use_azure_cli=true`` when the
-          ``az`` CLI is installed and no managed-identity endpoint is advertised; else the
-          managed identity of the host (object_store's fallback). delta-rs cannot use
-          azure-identity's credential chain itself.
-        * An explicit ``https://`` endpoint: ``azure_storage_endpoint``.
-        * Always: ``max_retries``, ``retry_timeout``, ``backoff_config.init_backoff``,
-          ``timeout`` and ``connect_timeout``, so that an unreachable account fails after
-          the configured retries instead of object_store's default of 10 retries / 3 min.
+        The account, endpoint and credential options come from :attr:`identity`, the same
+        identity the Blob SDK uses (see :mod:`.azure_auth`); an emulator endpoint adds
+        ``azure_storage_use_emulator``. Then always ``max_retries``, ``retry_timeout``,
+        ``backoff_config.init_backoff``, ``timeout`` and ``connect_timeout``, so that an
+        unreachable account fails after the configured retries instead of object_store's
+        default of 10 retries / 3 min.
         """
-        options: dict[str, str] = {"azure_storage_account_name": self._account_name}
-        if self.is_emulator:
-            self._export_emulator_url()
-            options["azure_storage_use_emulator"] = "true"
-        elif self._endpoint != f"https://{self._account_name}.blob.core.windows.net":
-            options["azure_storage_endpoint"] = self._endpoint
-        if self._account_key is not None:
-            options["azure_storage_account_key"] = self._account_key.get_secret_value()
-        elif self._sas_token is not None:
-            options["azure_storage_sas_token"] = self._sas_token.get_secret_value()
-        elif self._auth_kind == "service_principal":
-            assert self._client_secret is not None and self._client_id and self._tenant_id
-            options["azure_client_id"] = self._client_id
-            options["azure_client_secret"] = self._client_secret.get_secret_value()
-            options["azure_tenant_id"] = self._tenant_id
-        else:
-            options.update(self._default_credential_options())
-        options.update(
-            {
-                "max_retries": str(self._max_retries),
-                "retry_timeout": _duration(self._timeout_seconds * (self._max_retries + 1)),
-                "backoff_config.init_backoff": _duration(self._retry_backoff_seconds),
-                "timeout": _duration(self._timeout_seconds),
-                "connect_timeout": _duration(self._connect_timeout_seconds),
-            }
-        )
-        return options
-
-    @staticmethod
-    def _default_credential_options() -> dict[str, str]:
-        env = os.environ
-        client_id = env.get("AZURE_CLIENT_ID")
-        tenant_id = env.get("AZURE_TENANT_ID")
-        if client_id and tenant_id and env.get("AZURE_CLIENT_SECRET"):
-            return {
-                "azure_client_id": client_id,
-                "azure_client_secret": env["AZURE_CLIENT_SECRET"],
-                "azure_tenant_id": tenant_id,
-            }
-        if client_id and tenant_id and env.get("AZURE_FEDERATED_TOKEN_FILE"):
-            return {
-                "azure_client_id": client_id,
-                "azure_tenant_id": tenant_id,
-                "azure_federated_token_file": env["AZURE_FEDERATED_TOKEN_FILE"],
-            }
-        on_managed_host = bool(env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT"))
-        if not on_managed_host and shutil.which("az"):
-            return {"azure_use_azure_cli": "true"}
-        return {"azure_client_id": client_id} if client_id else {}
+        return {
+            **self._identity.delta_options(),
+            "max_retries": str(self._max_retries),
+            "retry_timeout": _duration(self._timeout_seconds * (self._max_retries + 1)),
+            "backoff_config.init_backoff": _duration(self._retry_backoff_seconds),
+            "timeout": _duration(self._timeout_seconds),
+            "connect_timeout": _duration(self._connect_timeout_seconds),
+        }
 
     # -- errors ---------------------------------------------------------------------------
     def _scrub(self, text: str, limit: int = 200) -> str:
         """``text`` with every known secret and secret-looking fragment removed."""
-        for secret in (
-            self._account_key,
-            self._sas_token,
-            self._client_secret,
-            self._connection_string,
-        ):
-            if secret is not None and secret.get_secret_value():
-                text = text.replace(secret.get_secret_value(), "***")
+        for secret in self._identity.secrets():
+            text = text.replace(secret, "***")
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(lambda m: m.group(0).split("=", 1)[0].split(":", 1)[0] + "=***", text)
         text = " ".join(text.split())
@@ -665,30 +440,17 @@ class AzureBlobBackend(IStorageBackend):
 
     # -- Blob API -------------------------------------------------------------------------
     def _credential(self) -> Any:
-        if self._account_key is not None:
-            from azure.core.credentials import AzureNamedKeyCredential
+        # Token requests retry like every other request (azure-identity's default: 3 over ~10 s).
+        return self._identity.blob_credential(
+            retry_total=self._max_retries, retry_backoff_factor=self._retry_backoff_seconds,
+            connection_timeout=self._connect_timeout_seconds, read_timeout=self._timeout_seconds,
+        )
 
-            return AzureNamedKeyCredential(self._account_name, self._account_key.get_secret_value())
-        if self._sas_token is not None:
-            from azure.core.credentials import AzureSasCredential
-
-            return AzureSasCredential(self._sas_token.get_secret_value())
-        credential: TokenCredential
-        if self._auth_kind == "service_principal":
-            from azure.identity import ClientSecretCredential
-
-            assert self._tenant_id and self._client_id and self._client_secret is not None
-            credential = ClientSecretCredential(
-                self._tenant_id, self._client_id, self._client_secret.get_secret_value(),
-                # the token request retries like every other request (default: 3 over ~10 s)
-                retry_total=self._max_retries, retry_backoff_factor=self._retry_backoff_seconds,
-                connection_timeout=self._connect_timeout_seconds, read_timeout=self._timeout_seconds,
-            )
-            return credential
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-        return credential
+    def _uses_sas(self) -> bool:
+        credential = self._identity.credential
+        if isinstance(credential, ConnectionStringAuth):
+            credential = credential.inner
+        return isinstance(credential, SasTokenAuth)
 
     def _container(self) -> ContainerClient:
         with self._lock:
@@ -731,7 +493,7 @@ class AzureBlobBackend(IStorageBackend):
             try:
                 self.ensure_container()
             except AuthenticationError:
-                if self._sas_token is None:
+                if not self._uses_sas():
                     raise
                 self._container_ready = True
 
