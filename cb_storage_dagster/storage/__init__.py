@@ -20,6 +20,7 @@ from .errors import (
     StorageError,
     TimeRangeError,
     UnsupportedFormatError,
+    UnsupportedWriteModeError,
     WriteConflictError,
 )
 from .interfaces import IStorageBackend, IStorageManager
@@ -34,7 +35,7 @@ __all__ = [
     "CorruptTableError", "DataType", "IStorageBackend", "IStorageManager", "InvalidDataError",
     "InvalidKeyError", "LocalFileBackend", "MarketDataKey", "NotFoundError",
     "PartitionMismatchError", "PartitionSlot", "SchemaMismatchError", "StorageConfig",
-    "StorageError", "StorageManagerImpl", "TimeRangeError", "UnsupportedFormatError",
+    "StorageError", "StorageManagerImpl", "TimeRangeError", "UnsupportedFormatError", "UnsupportedWriteModeError",
     "WriteConflictError", "WriteResult", "WriteScope", "canonical_schema",
 ]
 
