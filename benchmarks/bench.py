@@ -316,6 +316,11 @@ def _bench(work: Path, size: dict, report: dict, ddl: Path | None) -> None:
     rounds.run({"save_entry": ours_save, "raw write_deltalake": raw_write}, size["repeats"])
     report["write_one_day"] = {k: {"median_ms": rounds.median(k), "samples": v} for k, v in rounds.samples.items()}
 
+    # 2b. Intraday: merge 15 minutes into a stored day of 1,440 candles vs replacing the day.
+    log("Case: merge 15 minutes into a day vs replace the day ...")
+    report["merge_15_minutes"] = merge_case(backend, year[target_coin], days[300], target_coin, size["repeats"])
+    log(f"  {report['merge_15_minutes']['median_ms']}")
+
     # IO manager materialize of one partition (fresh table) vs dagster-deltalake-pandas.
     bench_parts = dg.MultiPartitionsDefinition({
         "date": dg.DailyPartitionsDefinition(start_date=START.isoformat(), timezone="UTC"),
@@ -422,6 +427,42 @@ def _bench(work: Path, size: dict, report: dict, ddl: Path | None) -> None:
     # 6. Listing ------------------------------------------------------------------------
     log(f"Case: listing at {size['list_instruments']} instruments x {size['list_days']} days ...")
     report["listing"] = listing_case(work / "listing", size, log)
+
+
+def merge_case(backend, year: pd.DataFrame, day: dt.date, coin: str, repeats: int) -> dict:
+    """A 15-minute intraday merge (``save_entry(mode="merge")``, each batch revising its 15
+    candles, so every merge really updates) into a stored day of 1,440 candles, against the
+    replace write of the whole day; plus re-merging a batch already stored (no commit)."""
+    key = {"data_type": "ohlcv", "exchange": EXCHANGE, "coin": coin, "date": day}
+    whole_day = day_of(year, day).reset_index(drop=True)
+    manager = StorageManagerImpl(backend)
+    manager.save_entry(key, whole_day)
+    counter = {"merge": 0}
+
+    def merge_15() -> None:
+        n = counter["merge"]
+        counter["merge"] += 1
+        quarter = whole_day.iloc[(n % 96) * 15:(n % 96) * 15 + 15]
+        manager.save_entry(key, quarter.assign(volume=quarter["volume"] + n + 1), mode="merge")
+
+    same = whole_day.iloc[:15]
+    manager.save_entry(key, same, mode="merge")
+
+    def merge_again() -> None:
+        manager.save_entry(key, same, mode="merge")
+
+    def replace_day() -> None:
+        manager.save_entry(key, whole_day)
+
+    rounds = Rounds()
+    rounds.run({"merge 15 min": merge_15, "replace the day": replace_day, "re-merge, no change": merge_again}, repeats)
+    stored = manager.get_range({k: v for k, v in key.items() if k != "date"}, _at(day), _at(day + dt.timedelta(days=1)))
+    return {
+        "median_ms": {k: rounds.median(k) for k in rounds.samples},
+        "samples": rounds.samples,
+        "rows_after": len(stored),
+        "correct": len(stored) == len(whole_day) and stored["timestamp"].is_unique,
+    }
 
 
 def _at(day: dt.date) -> dt.datetime:
@@ -568,6 +609,11 @@ def render_table(report: dict) -> str:
     rows.append(("write 1 instrument-day", "IO manager materialize", ms(io),
                  f"dagster-deltalake-pandas {ms(ddl)}", x(ratio(io, ddl)),
                  f"<= 1.00x: {verdict(None if ddl is None else io <= ddl)}"))
+    mg = report["merge_15_minutes"]["median_ms"]
+    rows.append(("merge 15 min into a 1,440-candle day", "save_entry(mode='merge')", ms(mg["merge 15 min"]),
+                 f"replace the day {ms(mg['replace the day'])}; re-merge unchanged {ms(mg['re-merge, no change'])}",
+                 x(ratio(mg["merge 15 min"], mg["replace the day"])),
+                 "-" + ("" if report["merge_15_minutes"]["correct"] else "; ROWS WRONG")))
     w30 = report["write_30_days"]
     one, many, raw30 = (w30[k]["median_ms"] for k in ("one range run", "30 single-partition runs", "raw one-commit write"))
     rows.append(("write 30 days, 1 instrument", "one range run", ms(one),

@@ -19,6 +19,7 @@ from cb_storage_dagster.pipeline import (
     SCHEDULES,
     SENSORS,
 )
+from cb_storage_dagster.pipeline.intraday import INTRADAY_JOBS, INTRADAY_SCHEDULES
 from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from cb_storage_dagster.pipeline.source_selection import market_data_source_from_env
 from cb_storage_dagster.storage.config import StorageConfig
@@ -32,8 +33,8 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=ASSET_CHECKS,
-        jobs=[*JOBS, *MAINTENANCE_JOBS],
-        schedules=[*SCHEDULES, *MAINTENANCE_SCHEDULES],
+        jobs=[*JOBS, *MAINTENANCE_JOBS, *INTRADAY_JOBS],
+        schedules=[*SCHEDULES, *MAINTENANCE_SCHEDULES, *INTRADAY_SCHEDULES],
         sensors=SENSORS,
         resources={
             "storage": storage,

@@ -117,17 +117,15 @@ class TestOnePartition:
     def result(self, instance):
         return run(instance, [*ASSETS, *ASSET_CHECKS], partition_key="2024-01-02|binance:BTC")
 
-    def test_the_four_assets_materialize_with_canonical_shapes(self, result):
+    def test_the_day_assets_materialize_with_canonical_shapes(self, result):
         assert result.success
         trades = result.output_for_node("trades")
-        book = result.output_for_node("order_book")
         minutes = result.output_for_node("ohlcv_1m")
         daily = result.output_for_node("ohlcv_1d")
-        assert (len(trades), len(book), len(minutes), len(daily)) == (2880, 24 * 2 * 10, 1440, 1)
+        assert (len(trades), len(minutes), len(daily)) == (2880, 1440, 1)
         assert list(trades.columns) == canonical_columns("trades")
-        assert list(book.columns) == canonical_columns("order_book")
         assert list(minutes.columns) == list(daily.columns) == canonical_columns("ohlcv")
-        for frame in (trades, book, minutes, daily):
+        for frame in (trades, minutes, daily):
             assert set(zip(frame["exchange"], frame["coin"], strict=True)) == {("binance", "BTC")}
             assert set(frame["timestamp"].dt.date) == {DAY}
 
@@ -141,11 +139,22 @@ class TestOnePartition:
         assert daily["low"] == minutes["low"].min()
         assert daily["volume"] == pytest.approx(minutes["volume"].sum())
 
+    def test_a_day_run_skips_the_order_book_which_has_no_history(self, result):
+        assert "order_book" not in materialized(result)
+
+    def test_a_snapshot_run_produces_one_book_per_instrument_and_its_check_passes(self, instance):
+        at = dt.datetime(2024, 1, 2, 10, 15, tzinfo=dt.UTC)
+        result = run(instance, [ASSETS[1], *ASSET_CHECKS], partition_key="2024-01-02|binance:BTC",
+                     tags={"cb_storage/snapshot_at": at.isoformat()}, selection=["order_book"])
+        book = result.output_for_node("order_book")
+        assert len(book) == 2 * 10 and set(book["timestamp"]) == {pd.Timestamp(at)}
+        assert list(book.columns) == canonical_columns("order_book")
+        assert check_outcomes(result) == {"order_book/valid_rows": True}
+
     def test_every_check_runs_and_passes_on_synthetic_data(self, result):
         assert check_outcomes(result) == {
             "trades/valid_rows": True,
             "trades/every_partition_has_rows": True,
-            "order_book/valid_rows": True,
             "ohlcv_1m/ohlcv_invariants": True,
             "ohlcv_1m/minute_coverage": True,
             "ohlcv_1d/ohlcv_invariants": True,
@@ -203,7 +212,7 @@ class TestChecksFailOnBadData:
         outcomes = check_outcomes(result)
         assert outcomes["trades/valid_rows"] is False
         assert outcomes["trades/every_partition_has_rows"] is False
-        assert materialized(result) == {"trades", "order_book"}  # no candles from bad trades
+        assert materialized(result) == {"trades"}  # no candles from bad trades (no books from a day run)
 
         [valid] = [e for e in result.get_asset_check_evaluations() if e.check_name == "valid_rows"
                    and e.asset_key == dg.AssetKey("trades")]

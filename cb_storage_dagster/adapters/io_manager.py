@@ -7,6 +7,9 @@ Asset metadata it reads:
     ``data_type``: ``ohlcv`` | ``trades`` | ``order_book`` (default: inferred from the asset
     name, e.g. ``ohlcv_1m`` -> ``ohlcv``).
     ``format``: ``delta`` | ``parquet`` | ``json`` (default: the IO manager's ``default_format``).
+    ``write_mode``: ``replace`` (default: a run's partitions hold exactly its rows) | ``merge``
+    (upsert the rows by their natural key; Delta only). A run tag ``cb_storage/write_mode``
+    overrides it for one run (the intraday and order-book snapshot schedules set it).
 Input metadata (``dg.AssetIn(metadata=...)``):
     ``as_of_version``: read the upstream Delta table at that version (reproduce a past run).
 """
@@ -80,9 +83,14 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata or {}
         data_type = _data_type(metadata, context.asset_key)
         scope = _scope(context)
+        mode = _write_mode(context, metadata)
         result = self.manager.write_partitions(
             data_type, obj, scope, format=metadata.get("format"), table=_table_name(context.asset_key),
+            mode=mode,
         )
+        if mode == "merge":
+            context.add_output_metadata(_merge_metadata(result, partitioned=context.has_asset_partitions))
+            return
         context.add_output_metadata(_output_metadata(result, partitioned=context.has_asset_partitions))
         if context.has_asset_partitions:
             _publish_partition_row_counts(context, result)
@@ -129,6 +137,38 @@ def _run_of(context: dg.OutputContext | dg.InputContext) -> tuple[dg.DagsterInst
     except dg.DagsterInvariantViolationError:
         return None, None
     return step_context.instance, step_context.run_id
+
+
+WRITE_MODE_TAG = "cb_storage/write_mode"
+"""Run tag that makes every output of the run merge (``merge``) or replace (``replace``)."""
+
+
+def _write_mode(context: dg.OutputContext, metadata: Mapping[str, Any]) -> str:
+    """The run tag ``cb_storage/write_mode`` if set, else the asset's ``write_mode``."""
+    mode = metadata.get("write_mode", "replace")
+    try:
+        tags: Mapping[str, str] = context.step_context.run_tags
+    except dg.DagsterInvariantViolationError:  # a bare build_output_context() has no run
+        tags = {}
+    mode = tags.get(WRITE_MODE_TAG, mode)
+    return str(getattr(mode, "value", mode))
+
+
+def _merge_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:
+    """A merge upserts into partitions that may hold more rows: publish what it did, not a
+    row count of the partition it does not know."""
+    metadata = {
+        k: v for k, v in _output_metadata(result, partitioned=partitioned).items()
+        if k not in ("dagster/row_count", "run_row_count", "rows_per_partition")
+    }
+    metadata.update({
+        "write_mode": "merge",
+        "rows_merged": result.row_count,
+        "rows_inserted": result.rows_inserted or 0,
+        "rows_updated": result.rows_updated or 0,
+        "rows_merged_per_partition": dg.MetadataValue.json(result.rows_per_partition),
+    })
+    return metadata
 
 
 def _table_name(asset_key: dg.AssetKey) -> str:

@@ -24,16 +24,19 @@ instruments_partitions = dg.DynamicPartitionsDefinition(name=INSTRUMENTS_PARTITI
 """Dynamic instrument partitions, kept in sync with configuration by a sensor."""
 
 
-def daily_partitions(start_date: str = DEFAULT_START_DATE) -> dg.DailyPartitionsDefinition:
-    """UTC days from ``start_date``; the last partition is yesterday (UTC)."""
-    return dg.DailyPartitionsDefinition(start_date=start_date, timezone="UTC")
+def daily_partitions(start_date: str = DEFAULT_START_DATE, *, end_offset: int = 0) -> dg.DailyPartitionsDefinition:
+    """UTC days from ``start_date``; the last partition is yesterday (UTC), or today with
+    ``end_offset=1`` (the day that intraday merges fill while it is still going on)."""
+    return dg.DailyPartitionsDefinition(start_date=start_date, timezone="UTC", end_offset=end_offset)
 
 
-def market_data_partitions(start_date: str = DEFAULT_START_DATE) -> dg.MultiPartitionsDefinition:
+def market_data_partitions(
+    start_date: str = DEFAULT_START_DATE, *, end_offset: int = 0
+) -> dg.MultiPartitionsDefinition:
     """``date`` (daily, UTC) x ``instrument`` (dynamic ``instruments``)."""
     return dg.MultiPartitionsDefinition(
         {
-            DATE_DIMENSION: daily_partitions(start_date),
+            DATE_DIMENSION: daily_partitions(start_date, end_offset=end_offset),
             INSTRUMENT_DIMENSION: instruments_partitions,
         }
     )

@@ -13,13 +13,15 @@ Lineage (group in brackets)::
 """
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
 
 from cb_storage_dagster.adapters.failures import storage_failures
 from cb_storage_dagster.adapters.partitions import decode_multi_key, market_data_partitions
+from cb_storage_dagster.pipeline.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.pipeline.sources import MarketDataSource
 from cb_storage_dagster.pipeline.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 from cb_storage_dagster.storage.keys import DataType, PartitionSlot
@@ -36,8 +38,15 @@ __all__ = [
     "trades",
 ]
 
-MARKET_DATA_PARTITIONS = market_data_partitions()
-"""UTC day x instrument, shared by every asset and check of the pipeline."""
+T = TypeVar("T")
+
+SNAPSHOT_INTERVAL_MINUTES = 15
+"""Minutes between order-book snapshots (the order_book_snapshot_schedule's interval)."""
+
+MARKET_DATA_PARTITIONS = market_data_partitions(end_offset=1)
+"""UTC day x instrument, shared by every asset and check of the pipeline. Today is a
+partition too: the intraday and order-book snapshot schedules merge into it during the day,
+and the nightly schedule replaces it once it is over."""
 
 MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 """A UI backfill writes up to a month of partitions per run: one commit per batch instead
@@ -100,20 +109,74 @@ def _fetch_for_run(
 def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource) -> pd.DataFrame:
     """Every trade of one instrument and UTC day, as the market-data source reports it.
 
+    An intraday run (tagged with a window by the intraday schedule) fetches only the
+    window's trades, which the IO manager merges into the day.
+
     Columns: exchange, coin, timestamp, trade_id, price, amount, side ("buy"/"sell").
     """
-    return _fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
+    window = _tag_value(run_window, context)
+    if window is None:
+        return _fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
+    start, end = window
+
+    def fetch_window(exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        lo, hi = max(start, midnight), min(end, midnight + dt.timedelta(days=1))
+        if lo >= hi:
+            return empty_frame(DataType.TRADES)
+        return market_data_source.fetch_trades_between(exchange, coin, lo, hi)
+
+    return _fetch_for_run(context, DataType.TRADES, fetch_window)
 
 
-@dg.asset(group_name=RAW_GROUP, metadata={"data_type": DataType.ORDER_BOOK.value}, **_MARKET_DATA_ASSET)
+NO_ORDER_BOOK_HISTORY = (
+    "Exchanges keep no order-book history, so order_book cannot be fetched for a past day "
+    "(nor replaced by a daily run or a backfill). Its partitions fill up during the day from "
+    "the order_book_snapshot_schedule, which merges a snapshot of every instrument every "
+    "{interval} minutes; turn that schedule on to collect order books from now on."
+)
+
+
+@dg.asset(
+    group_name=RAW_GROUP, metadata={"data_type": DataType.ORDER_BOOK.value},
+    output_required=False, **_MARKET_DATA_ASSET,
+)
 def order_book(
     context: dg.AssetExecutionContext, market_data_source: MarketDataSource
-) -> pd.DataFrame:
+) -> Iterator[dg.Output[pd.DataFrame]]:
     """Order-book snapshots of one instrument and UTC day (levels per side, 0 = best).
+
+    Only runs of the order-book snapshot schedule materialize it: each merges one snapshot
+    per instrument, stamped with the tick's instant, into that day. Any other run (the
+    daily schedule, a backfill) skips it with a log message, since no history exists.
 
     Columns: exchange, coin, timestamp, side ("bid"/"ask"), level, price, amount.
     """
-    return _fetch_for_run(context, DataType.ORDER_BOOK, market_data_source.fetch_order_book)
+    at = _tag_value(snapshot_instant, context)
+    if at is None:
+        context.log.warning(NO_ORDER_BOOK_HISTORY.format(interval=SNAPSHOT_INTERVAL_MINUTES))
+        return
+    wrong = [slot for slot in run_partition_slots(context) if slot.date != at.date()]
+    if wrong:
+        raise dg.Failure(
+            f"An order-book snapshot taken at {at.isoformat()} belongs to {at.date()}, not to "
+            f"{', '.join(sorted({s.date.isoformat() for s in wrong}))}. Run the snapshot for "
+            "today's partitions only.",
+            allow_retries=False,  # the same tags fail the same way
+        )
+    yield dg.Output(
+        _fetch_for_run(
+            context, DataType.ORDER_BOOK,
+            lambda exchange, coin, _day: market_data_source.fetch_order_book_snapshot(exchange, coin, at),
+        )
+    )
+
+
+def _tag_value(parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecutionContext) -> T:
+    try:
+        return parse(context.run.tags)
+    except ValueError as exc:
+        raise dg.Failure(str(exc), allow_retries=False) from None
 
 
 @dg.asset(group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value}, **_MARKET_DATA_ASSET)

@@ -86,6 +86,28 @@ class MarketDataSource(dg.ConfigurableResource):
         """
         return trades_to_ohlcv(self.fetch_trades(exchange, coin, day), "1min")
 
+    def fetch_trades_between(
+        self, exchange: str, coin: str, start: dt.datetime, end: dt.datetime
+    ) -> pd.DataFrame:
+        """Trades with ``start <= timestamp < end`` (both inside one UTC day): what an
+        intraday run merges. The default fetches the day and keeps the window; a source
+        that can ask the exchange for a time range should override it."""
+        day = start.astimezone(dt.UTC).date()
+        trades = self.fetch_trades(exchange, coin, day)
+        inside = (trades["timestamp"] >= start) & (trades["timestamp"] < end)
+        return trades.loc[inside].reset_index(drop=True)
+
+    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
+        """The book of ``exchange``/``coin`` as one snapshot, every row stamped ``at``.
+
+        Exchanges keep no order-book history: a live source takes the book when it is called
+        and stamps it with ``at`` (the scheduled instant), so a re-run of the same tick
+        replaces that snapshot instead of adding another.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement fetch_order_book_snapshot."
+        )
+
 
 class SyntheticMarketDataSource(MarketDataSource):
     """Deterministic, realistic-looking market data generated in memory (the default source).
@@ -194,8 +216,35 @@ class SyntheticMarketDataSource(MarketDataSource):
         if self.depth < 1:
             raise ValueError(f"depth must be at least 1, got {self.depth}.")
         rng = _rng(self.seed, "order_book", exchange, coin, day.isoformat())
-
         snapshot_seconds = np.arange(0, _SECONDS_PER_DAY, interval * 60, dtype=np.int64)
+        return self._books(exchange, coin, day, snapshot_seconds, rng)
+
+    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
+        """One synthetic snapshot at ``at`` (whole seconds; identical for the same ``at``).
+
+        Example:
+            >>> import datetime as dt
+            >>> at = dt.datetime(2024, 3, 1, 12, 15, tzinfo=dt.UTC)
+            >>> book = SyntheticMarketDataSource(depth=2).fetch_order_book_snapshot("binance", "BTC", at)
+            >>> len(book), set(book["timestamp"]) == {at}
+            (4, True)
+        """
+        exchange, coin = validate_name(exchange, "exchange"), validate_name(coin, "coin")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"Snapshot instant {at!r} has no time zone; use an aware UTC datetime.")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}.")
+        at = at.astimezone(dt.UTC).replace(microsecond=0)
+        day = at.date()
+        second = (at - dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)).seconds
+        rng = _rng(self.seed, "order_book_snapshot", exchange, coin, at.isoformat())
+        return self._books(exchange, coin, day, np.array([second], dtype=np.int64), rng)
+
+    def _books(
+        self, exchange: str, coin: str, day: dt.date, snapshot_seconds: np.ndarray,
+        rng: np.random.Generator,
+    ) -> pd.DataFrame:
+        """Snapshots at ``snapshot_seconds`` after midnight of ``day``, drawn from ``rng``."""
         n_snapshots, depth = len(snapshot_seconds), self.depth
         mid = self._mid_prices(exchange, coin, day, snapshot_seconds.astype(np.float64))
 

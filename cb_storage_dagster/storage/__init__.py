@@ -21,6 +21,7 @@ from .errors import (
     TimeRangeError,
     UnsupportedFormatError,
     UnsupportedTableFeatureError,
+    UnsupportedWriteModeError,
     WriteConflictError,
 )
 from .interfaces import IStorageBackend, IStorageManager
@@ -36,7 +37,8 @@ __all__ = [
     "InvalidKeyError", "LocalFileBackend", "MarketDataKey", "NotFoundError",
     "PartitionMismatchError", "PartitionSlot", "SchemaMismatchError", "StorageConfig",
     "StorageError", "StorageManagerImpl", "TimeRangeError", "UnsupportedFormatError",
-    "UnsupportedTableFeatureError", "WriteConflictError", "WriteResult", "WriteScope", "canonical_schema",
+    "UnsupportedTableFeatureError", "UnsupportedWriteModeError", "WriteConflictError", "WriteResult",
+    "WriteScope", "canonical_schema",
 ]
 
 

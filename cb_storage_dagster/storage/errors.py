@@ -34,6 +34,11 @@ class UnsupportedFormatError(StorageError, ValueError):
     """A storage format other than ``delta``, ``parquet`` or ``json`` was requested."""
 
 
+class UnsupportedWriteModeError(StorageError, ValueError):
+    """A write mode other than ``replace`` or ``merge``, or ``merge`` into a format that
+    cannot merge safely (Parquet, JSON)."""
+
+
 class SchemaMismatchError(StorageError, ValueError):
     """The data does not fit the canonical schema of its data type.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     import pandas as pd
@@ -82,8 +82,11 @@ class IStorageManager(ABC):
         context: MarketDataKeyLike,
         data: pd.DataFrame | pa.Table,
         format_hint: str | None = None,
+        *,
+        mode: Literal["replace", "merge"] = "replace",
     ) -> WriteResult:
-        """Store ``data`` for the key, replacing exactly the exchange/coin/days it covers."""
+        """Store ``data`` for the key, replacing exactly the exchange/coin/days it covers
+        (``mode="replace"``), or upserting its rows by their natural key (``mode="merge"``)."""
 
     @abstractmethod
     def get_range(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +16,7 @@ from .errors import (
     PartitionMismatchError,
     TimeRangeError,
     UnsupportedFormatError,
+    UnsupportedWriteModeError,
 )
 from .formats import FORMAT_MARKER, FORMATS, DeltaFormat, FormatStore, JsonFormat, ParquetFormat, ReadRequest
 from .formats.delta_scan import sort_rows
@@ -31,10 +32,36 @@ from .predicates import (
     validate_filters,
 )
 from .results import WriteResult
-from .schemas import CANONICAL_SCHEMAS, DATE_COLUMN, MONTH_COLUMN, canonical_schema, normalize
+from .schemas import (
+    CANONICAL_SCHEMAS,
+    DATE_COLUMN,
+    MONTH_COLUMN,
+    canonical_schema,
+    check_natural_keys,
+    normalize,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+WriteMode = Literal["replace", "merge"]
+WRITE_MODES: tuple[str, ...] = ("replace", "merge")
+
+
+def parse_write_mode(value: str | None) -> WriteMode:
+    """``replace`` (the default) or ``merge``; anything else is refused.
+
+    >>> parse_write_mode(" Merge ")
+    'merge'
+    """
+    name = "replace" if value is None else str(value).strip().lower()
+    if name not in WRITE_MODES:
+        raise UnsupportedWriteModeError(
+            f"Unknown write mode {value!r}; use 'replace' (the partitions hold exactly the data) "
+            "or 'merge' (upsert the rows by their natural key)."
+        )
+    return name  # type: ignore[return-value]
 
 
 def parse_format(value: str | None) -> str | None:
@@ -177,6 +204,7 @@ class StorageManagerImpl(IStorageManager):
         format_hint: str | None = None,
         *,
         table: str | None = None,
+        mode: WriteMode = "replace",
     ) -> WriteResult:
         """Store ``data`` for one instrument.
 
@@ -184,6 +212,14 @@ class StorageManagerImpl(IStorageManager):
         it); without one, exactly the days present in the data are replaced. Re-saving the
         same data is idempotent. Rows of another exchange, coin or day are refused with
         :class:`PartitionMismatchError` before anything is written.
+
+        ``mode="merge"`` upserts instead (Delta only): rows are matched on the data type's
+        natural key (``exchange, coin, timestamp``; plus ``trade_id`` for trades; plus
+        ``side, level`` for order books), changed rows are updated, new ones inserted and
+        no stored row is deleted, in one commit. Merging rows already stored changes
+        nothing and creates no version. A batch that repeats a key raises
+        :class:`InvalidDataError`; Parquet/JSON tables raise
+        :class:`UnsupportedWriteModeError`.
         """
         key = MarketDataKey.from_context(context)
         normalized = normalize(data, key.data_type, exchange=key.exchange, coin=key.coin)
@@ -192,7 +228,7 @@ class StorageManagerImpl(IStorageManager):
         else:
             days = pc.unique(normalized.column(DATE_COLUMN)).to_pylist()
             scope = WriteScope.of_slots([key.partition(d) for d in days])
-        return self._write(key.data_type, normalized, scope, format_hint, table)
+        return self._write(key.data_type, normalized, scope, format_hint, table, mode)
 
     def write_partitions(
         self,
@@ -202,8 +238,10 @@ class StorageManagerImpl(IStorageManager):
         *,
         format: str | None = None,
         table: str | None = None,
+        mode: WriteMode = "replace",
     ) -> WriteResult:
-        """Replace exactly ``scope`` (slots, whole days or the whole table) with ``data``.
+        """Replace exactly ``scope`` (slots, whole days or the whole table) with ``data``,
+        or with ``mode="merge"`` upsert ``data`` into it (see :meth:`save_entry`).
 
         This is the entry point of the Dagster IO manager: one commit for a whole range.
         """
@@ -213,7 +251,7 @@ class StorageManagerImpl(IStorageManager):
         if len(instruments) == 1 and not (scope.days or scope.whole_table):
             exchange, coin = next(iter(instruments))  # fills missing exchange/coin columns
         normalized = normalize(data, data_type, exchange=exchange, coin=coin)
-        return self._write(data_type, normalized, scope, format, table)
+        return self._write(data_type, normalized, scope, format, table, mode)
 
     def _write(
         self,
@@ -222,16 +260,28 @@ class StorageManagerImpl(IStorageManager):
         scope: WriteScope,
         format_hint: str | None,
         table: str | None,
+        mode: str | None = "replace",
     ) -> WriteResult:
+        write_mode = parse_write_mode(mode)
         name = self.table_name(data_type, table)
         store = self._write_format(name, format_hint)
-        if scope.is_empty:
+        merge = write_mode == "merge"
+        key_columns = check_natural_keys(normalized, data_type) if merge else ()
+        if scope.is_empty or (merge and normalized.num_rows == 0):
+            if merge and not isinstance(store, DeltaFormat):
+                store.merge(name, data_type, normalized, scope, key_columns)  # refuses
+            # Nothing to replace, or nothing to upsert: no commit.
             return WriteResult(
                 uri=self.backend.get_uri_for_identifier(name), format=store.name, table=name,
-                version=None, row_count=0, schema=normalized.schema,
+                version=self.table_version(data_type, table=table) if merge else None,
+                row_count=0, schema=normalized.schema, mode=write_mode,
+                rows_inserted=0 if merge else None, rows_updated=0 if merge else None,
             )
         _check_rows_in_scope(normalized, scope)
-        result = store.write(name, data_type, normalized, scope)
+        if merge:
+            result = store.merge(name, data_type, normalized, scope, key_columns)
+        else:
+            result = store.write(name, data_type, normalized, scope)
         with self._lock:
             self._stored_formats[name] = store.name
         return result
@@ -459,4 +509,4 @@ def _project(data: pa.Table, data_type: DataType, columns: list[str] | None) -> 
     return data
 
 
-__all__ = ["StorageManagerImpl", "parse_format"]
+__all__ = ["WRITE_MODES", "StorageManagerImpl", "WriteMode", "parse_format", "parse_write_mode"]

@@ -108,34 +108,37 @@ class WriteScope:
             + sorted(f"{e}/{c}" for e, c in self.instruments)
         )
 
-    def delta_predicate(self) -> str | None:
-        """SQL predicate matching exactly the scope (``None`` for the whole table)."""
+    def delta_predicate(self, alias: str | None = None) -> str | None:
+        """SQL predicate matching exactly the scope (``None`` for the whole table).
+
+        ``alias`` qualifies the columns (``target``: the target table of a merge)."""
         if self.whole_table:
             return None
         if self.is_empty:
             raise InvalidKeyError("An empty write scope has no predicate.")
+        q = "" if alias is None else f"{validate_column(alias)}."
         clauses: list[str] = []
         grouped: dict[tuple[str, str, str], list[dt.date]] = defaultdict(list)
         for slot in self.slots:
             grouped[(slot.exchange, slot.coin, slot.month)].append(slot.date)
         for (exchange, coin, month), days in sorted(grouped.items()):
             clauses.append(
-                f"(exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
-                f"coin = {sql_literal(validate_name(coin, 'coin'))} AND "
-                f"{MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
+                f"({q}exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+                f"{q}coin = {sql_literal(validate_name(coin, 'coin'))} AND "
+                f"{q}{MONTH_COLUMN} = {sql_literal(month)} AND {q}{DATE_COLUMN} IN ({_date_list(days)}))"
             )
         by_month: dict[tuple[str | None, str], list[dt.date]] = defaultdict(list)
         for day in self.days:
             by_month[(day.exchange, day.month)].append(day.date)
         for (exchange, month), days in sorted(by_month.items(), key=lambda item: (item[0][0] or "", item[0][1])):
             exchange_term = (
-                "" if exchange is None else f"exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+                "" if exchange is None else f"{q}exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
             )
             clauses.append(
-                f"({exchange_term}{MONTH_COLUMN} = {sql_literal(month)} AND {DATE_COLUMN} IN ({_date_list(days)}))"
+                f"({exchange_term}{q}{MONTH_COLUMN} = {sql_literal(month)} AND {q}{DATE_COLUMN} IN ({_date_list(days)}))"
             )
         for exchange, coin in sorted(self.instruments):
-            clauses.append(f"(exchange = {sql_literal(exchange)} AND coin = {sql_literal(coin)})")
+            clauses.append(f"({q}exchange = {sql_literal(exchange)} AND {q}coin = {sql_literal(coin)})")
         return " OR ".join(clauses)
 
     def row_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
@@ -177,6 +180,42 @@ class WriteScope:
             or DaySlot(slot.date, slot.exchange) in self.days
             or (slot.exchange, slot.coin) in self.instruments
         )
+
+
+MERGE_SOURCE = "source"
+MERGE_TARGET = "target"
+
+
+def merge_predicates(
+    key_columns: Sequence[str], value_columns: Sequence[str], scope: WriteScope
+) -> tuple[str, str | None]:
+    """The two predicates of an upsert on ``key_columns`` into ``scope``.
+
+    Returns ``(match, changed)``: ``match`` pairs a source row with the target row of the same
+    key, restricted to the scope's partitions on the target side (so delta-rs reads and
+    rewrites only their files, and a concurrent commit elsewhere is no conflict); ``changed``
+    is true when any value column differs, so that re-merging identical rows updates nothing
+    and commits nothing (``None`` when there are no value columns).
+
+    >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
+    >>> match, changed = merge_predicates(["exchange", "coin", "timestamp"], ["close"], scope)
+    >>> match
+    "target.`exchange` = source.`exchange` AND target.`coin` = source.`coin` AND target.`timestamp` = source.`timestamp` AND ((target.exchange = 'binance' AND target.coin = 'BTC' AND target.month = '2024-01' AND target.date IN ('2024-01-02')))"
+    >>> changed
+    '(target.`close` IS DISTINCT FROM source.`close`)'
+    """
+    def col(alias: str, name: str) -> str:
+        return f"{alias}.`{validate_column(name)}`"
+
+    terms = [f"{col(MERGE_TARGET, k)} = {col(MERGE_SOURCE, k)}" for k in key_columns]
+    scope_predicate = scope.delta_predicate(MERGE_TARGET)
+    if scope_predicate is not None:
+        terms.append(f"({scope_predicate})")
+    changed = [
+        # Parenthesized: DataFusion's parser binds ``OR`` tighter than ``IS DISTINCT FROM``.
+        f"({col(MERGE_TARGET, c)} IS DISTINCT FROM {col(MERGE_SOURCE, c)})" for c in value_columns
+    ]
+    return " AND ".join(terms), (" OR ".join(changed) or None)
 
 
 def _date_list(days: Iterable[dt.date]) -> str:

@@ -21,6 +21,11 @@ class WriteResult:
         row_count: Rows written in total.
         rows_per_partition: Rows per ``exchange/coin/date`` written (0 for a cleared one).
         schema: The Arrow schema of the written data.
+        mode: ``replace`` (the partitions now hold exactly the data) or ``merge`` (the data
+            was upserted; ``row_count`` and ``rows_per_partition`` count the batch).
+        rows_inserted: rows a merge added (``None`` for a replace).
+        rows_updated: stored rows a merge changed (``None`` for a replace); a merge of rows
+            already stored identically inserts and updates nothing and creates no version.
     """
 
     uri: str
@@ -30,3 +35,6 @@ class WriteResult:
     row_count: int
     rows_per_partition: dict[str, int] = field(default_factory=dict)
     schema: pa.Schema | None = None
+    mode: str = "replace"
+    rows_inserted: int | None = None
+    rows_updated: int | None = None

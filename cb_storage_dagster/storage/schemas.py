@@ -72,6 +72,13 @@ _ALLOWED_SIDES: Mapping[DataType, frozenset[str]] = {
     DataType.TRADES: frozenset({"buy", "sell"}),
     DataType.ORDER_BOOK: frozenset({"bid", "ask"}),
 }
+NATURAL_KEYS: Mapping[DataType, tuple[str, ...]] = {
+    DataType.OHLCV: ("exchange", "coin", "timestamp"),
+    DataType.TRADES: ("exchange", "coin", "timestamp", "trade_id"),
+    DataType.ORDER_BOOK: ("exchange", "coin", "timestamp", "side", "level"),
+}
+"""The columns that identify a row: a merge write upserts on them."""
+
 _UNIQUE_KEYS: Mapping[DataType, tuple[str, ...]] = {
     DataType.OHLCV: ("exchange", "coin", "timestamp"),
     DataType.ORDER_BOOK: ("exchange", "coin", "timestamp", "side", "level"),
@@ -293,6 +300,32 @@ def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool)
     if count:
         bound = "> 0" if strictly_positive else ">= 0"
         raise InvalidDataError(f"Column {name!r} has {count} values that are not {bound}.")
+
+
+def check_natural_keys(table: pa.Table, data_type: DataType | str) -> tuple[str, ...]:
+    """Refuse a batch whose natural keys are null or repeated (a merge could not tell which
+    row wins); return the key columns.
+
+    Raises:
+        InvalidDataError: a key column has nulls, or two rows share a key.
+    """
+    key = NATURAL_KEYS[DataType.parse(data_type)]
+    for name in key:
+        nulls = table.column(name).null_count
+        if nulls:
+            raise InvalidDataError(
+                f"Column {name!r} has {nulls} null values; a merge matches rows on "
+                f"({', '.join(key)}), so every row needs all of them."
+            )
+    if table.num_rows:
+        distinct = table.select(list(key)).group_by(list(key)).aggregate([]).num_rows
+        if distinct != table.num_rows:
+            raise InvalidDataError(
+                f"{table.num_rows - distinct} rows repeat a ({', '.join(key)}) key already in "
+                "the batch; a merge needs each key once. De-duplicate the batch (keep the "
+                "newest row per key) and merge again."
+            )
+    return key
 
 
 def to_user_table(table: pa.Table, columns: list[str] | None = None) -> pa.Table:

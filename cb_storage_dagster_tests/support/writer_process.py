@@ -19,6 +19,10 @@ Modes (every row carries a signature in ``volume`` so a reader can tell whose ro
               ``5 + w`` rows with ``volume = 1000 * w + iteration``.
 ``create``    ``--rounds`` times: wait for ``<go-file>.<round>``, then write coin ``W<worker>``
               of one day into the new table ``<table><round>`` (all workers race to create it).
+``merge``     ``--count`` merges, alternating between the shared binance/BTC of 2024-01-02
+              (overlapping: merge ``i`` of worker ``w`` upserts the 15 minutes from minute
+              ``10 * i + 5 * w``) and the worker's own coin ``W<worker>`` of that day
+              (disjoint), each batch with ``volume = 1000 * w + i``.
 ``crash``     from generation ``--gen-start`` on, replace ``--days`` days of binance/BTC in one
               commit per generation, ``--rows`` rows a day with ``volume = generation``
               (``--count 0``: until killed).
@@ -77,7 +81,7 @@ def candles(day: dt.date, rows: int, signature: float, *, coin: str = "BTC") -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["disjoint", "same", "create", "crash"])
+    parser.add_argument("mode", choices=["disjoint", "same", "create", "merge", "crash"])
     parser.add_argument("--worker", type=int, default=0)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--rows", type=int, default=5)
@@ -101,16 +105,16 @@ def main(argv: list[str] | None = None) -> int:
         while not Path(args.go_file).exists():
             time.sleep(0.005)
 
-    def save(key: dict, frame: pd.DataFrame, table: str = args.table, **info: object) -> None:
+    def save(key: dict, frame: pd.DataFrame, table: str = args.table, mode: str = "replace", **info: object) -> None:
         emit("begin", **info)
         reports.reports.clear()
         started = time.monotonic()
         try:
-            result = manager.save_entry(key, frame, args.format, table=table)
+            result = manager.save_entry(key, frame, args.format, table=table, mode=mode)  # type: ignore[arg-type]
         except StorageError as exc:
             emit("error", error=type(exc).__name__, message=str(exc), **info)
             raise SystemExit(3) from None
-        report, create = reports.of("write"), reports.of("create")
+        report, create = reports.of("merge" if mode == "merge" else "write"), reports.of("create")
         if create is not None:
             info["create_attempts"] = create.attempts
         emit(
@@ -142,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
             while not Path(f"{args.go_file}.{r}").exists():
                 time.sleep(0.002)
             save(key, candles(FIRST_DAY, args.rows, args.worker, coin=coin), table=f"{args.table}{r}", round=r)
+    elif args.mode == "merge":
+        day = FIRST_DAY + dt.timedelta(days=1)
+        for i in range(args.count):
+            signature = 1000 * args.worker + i
+            if i % 2 == 0:
+                coin, first = "BTC", 10 * i + 5 * args.worker
+            else:
+                coin, first = f"W{args.worker}", 15 * i
+            frame = candles(day, 15, signature, coin=coin)
+            frame["timestamp"] += pd.Timedelta(minutes=first)
+            key = {"data_type": "ohlcv", "exchange": "binance", "coin": coin, "date": day}
+            save(key, frame, mode="merge", worker=args.worker, signature=signature, coin=coin, first_minute=first)
     else:
         key = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
         generation = args.gen_start

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ..errors import UnsupportedWriteModeError
 from ..interfaces import IStorageBackend
 from ..keys import DataType
 from ..predicates import WriteScope, filters_expression, time_range_expression
@@ -61,6 +62,28 @@ class FormatStore(ABC):
     @abstractmethod
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
         """Replace exactly ``scope`` with ``data`` (already normalized and checked)."""
+
+    def merge(
+        self,
+        table: str,
+        data_type: DataType,
+        data: pa.Table,
+        scope: WriteScope,
+        key_columns: tuple[str, ...],
+    ) -> WriteResult:
+        """Upsert ``data`` into ``scope`` by ``key_columns`` in one atomic commit.
+
+        Only formats with an atomic read-modify-write (Delta) implement it. A Parquet/JSON
+        merge would read the day object, upsert and write it back: two concurrent merges
+        of the same day would each write back their own upsert and silently drop the
+        other's rows, so those formats refuse instead.
+        """
+        raise UnsupportedWriteModeError(
+            f"Table {table!r} is stored as {self.name}, which cannot merge: a merge of a "
+            f"{self.name} day object is a read-modify-write that a concurrent merge of the "
+            "same day could silently undo. Nothing was written. Store the table as Delta to "
+            "merge, or replace whole days (mode='replace') with every row of the day."
+        )
 
     @abstractmethod
     def read(self, table: str, request: ReadRequest) -> pa.Table:

@@ -25,10 +25,10 @@ from ..errors import (
     StorageError,
 )
 from ..keys import DataType
-from ..predicates import WriteScope
+from ..predicates import MERGE_SOURCE, MERGE_TARGET, WriteScope, merge_predicates
 from ..results import WriteResult
 from ..retry import Attempt, RetryPolicy, run_with_conflict_retries
-from ..schemas import DATE_COLUMN, PARTITION_COLUMNS, storage_schema
+from ..schemas import DATE_COLUMN, MONTH_COLUMN, PARTITION_COLUMNS, storage_schema
 from . import delta_sql
 from .base import FormatStore, ReadRequest, rows_per_partition
 from .delta_errors import translate_delta_error
@@ -73,7 +73,7 @@ class CommitReport:
 
     Attributes:
         table: the table name.
-        operation: ``create``, ``write`` or ``delete``.
+        operation: ``create``, ``write``, ``merge`` or ``delete``.
         version: the version the commit created (``None`` for a create that found the table).
         attempts: our attempts; 1 means no conflict had to be redone.
         conflicts: why each lost attempt lost (classified, never raw error text).
@@ -365,6 +365,63 @@ class DeltaFormat(FormatStore):
             row_count=data.num_rows,
             rows_per_partition=rows_per_partition(data, scope),
             schema=data.schema,
+        )
+
+    def merge(
+        self,
+        table: str,
+        data_type: DataType,
+        data: pa.Table,
+        scope: WriteScope,
+        key_columns: tuple[str, ...],
+    ) -> WriteResult:
+        """Upsert ``data`` (normalized, in ``scope``, unique on ``key_columns``) in one commit.
+
+        Rows whose key is stored are updated when a value differs; new keys are inserted;
+        nothing is deleted. The target side is restricted to ``scope`` so delta-rs prunes to
+        its files. A merge that changes no row commits nothing (the version stays). Lost
+        conflicts are redone from a fresh snapshot like every other write.
+        """
+        from deltalake import CommitProperties
+
+        data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
+        values = [c for c in data.column_names if c not in key_columns and c not in (DATE_COLUMN, MONTH_COLUMN)]
+        match, changed = merge_predicates(key_columns, values, scope)
+        scope_text = ",".join(scope.describe())[:4000]
+        metrics: dict[str, int] = {}
+
+        def commit_merge(attempt: Attempt) -> int | None:
+            delta_table = self._open_for_write(table)
+            attempt.started_from(delta_table.version())
+            merger = delta_table.merge(
+                data,
+                match,
+                source_alias=MERGE_SOURCE,
+                target_alias=MERGE_TARGET,
+                merge_schema=True,
+                commit_properties=CommitProperties(
+                    max_commit_retries=attempt.rebase_retries,
+                    custom_metadata={"cb_storage.scope": scope_text, "cb_storage.mode": "merge"},
+                ),
+            )
+            outcome = merger.when_matched_update_all(predicate=changed).when_not_matched_insert_all().execute()
+            metrics.update(outcome)
+            return delta_table.version()
+
+        with self._write_lock(table):
+            self._ensure_table(table, data_type, data.schema)
+            report = self._with_conflict_retries(commit_merge, table, "merge")
+        return WriteResult(
+            uri=self.uri(table),
+            format=self.name,
+            table=table,
+            version=report.version,
+            row_count=data.num_rows,
+            rows_per_partition=rows_per_partition(data, scope),
+            schema=data.schema,
+            mode="merge",
+            rows_inserted=int(metrics.get("num_target_rows_inserted", 0)),
+            rows_updated=int(metrics.get("num_target_rows_updated", 0)),
         )
 
     def delete(self, table: str, predicate: str) -> WriteResult:
