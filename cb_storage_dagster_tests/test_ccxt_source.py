@@ -152,3 +152,13 @@ def test_order_books_are_snapshots_of_today_only(fake):
     with pytest.raises(dg.Failure, match="no history") as info:
         source.fetch_order_book("kraken", "BTC", DAY)
     assert info.value.allow_retries is False
+
+
+def test_a_snapshot_for_the_snapshot_schedule_is_the_current_book_stamped_with_the_tick(fake):
+    source = make_source(fake, order_book_depth=3)
+    tick = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    book = source.fetch_order_book_snapshot("binance", "BTC", tick)
+    assert len(book) == 6 and set(book["timestamp"]) == {pd.Timestamp(tick)}
+    assert book["side"].tolist() == ["bid"] * 3 + ["ask"] * 3
+    with pytest.raises(dg.Failure, match="no history"):
+        source.fetch_order_book_snapshot("binance", "BTC", dt.datetime(2024, 3, 1, 12, tzinfo=dt.timezone.utc))

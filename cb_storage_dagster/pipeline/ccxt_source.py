@@ -94,6 +94,16 @@ class CcxtMarketDataSource(MarketDataSource):
         """A snapshot of the current order book; only today can be fetched (no history exists)."""
         return self._run("order book", exchange, coin, day, lambda f: f.order_book)
 
+    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
+        """The exchange's current book, every row stamped ``at`` (the scheduled instant), so a
+        re-run of the same snapshot tick replaces that snapshot instead of adding another."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise dg.Failure(f"Snapshot instant {at!r} has no time zone; use an aware UTC datetime.",
+                             allow_retries=False)
+        at = at.astimezone(dt.UTC).replace(microsecond=0)
+        book = self._run("order book", exchange, coin, at.date(), lambda f: f.order_book)
+        return book.assign(timestamp=pd.Timestamp(at))
+
     def symbol_for(self, exchange: str, coin: str) -> str:
         """The exchange symbol that ``exchange:coin`` is fetched as."""
         return self._symbols().symbol(exchange, coin)
