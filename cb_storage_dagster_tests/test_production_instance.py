@@ -267,7 +267,7 @@ def test_the_daemon_ticks_the_daily_schedule_and_runs_yesterday_for_every_instru
 
     ticks = wait_until(ticked, 180, "a schedule tick", interval=3)
     assert ticks[0]["status"] == "SUCCESS", ticks[0]
-    statuses = stack.wait_for_runs(ticks[0]["runIds"], timeout=400)
+    statuses = stack.wait_for_runs(ticks[0]["runIds"], timeout=900)
     assert set(statuses.values()) == {"SUCCESS"}, (statuses, stack.dev.log_tail())
 
     now = dt.datetime.now(dt.timezone.utc)
@@ -281,6 +281,7 @@ def test_the_daemon_ticks_the_daily_schedule_and_runs_yesterday_for_every_instru
 # -- restart -------------------------------------------------------------------------------------------
 def test_a_restart_of_webserver_and_daemon_finds_runs_and_partition_statuses_where_they_were(stack):
     trades = {"path": ["trades"]}
+    stack.wait_for_runs([r["runId"] for r in stack.runs()], timeout=900)  # nothing in flight
     before_runs = {r["runId"]: r["status"] for r in stack.runs()}
     before_stats = stack.dev.graphql(PARTITION_STATS, {"key": trades})["assetNodeOrError"]["partitionStats"]
     assert before_runs and before_stats["numMaterialized"] > 0
