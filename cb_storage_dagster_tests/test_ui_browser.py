@@ -22,6 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from playwright.sync_api import expect
 
 from cb_storage_dagster_tests.support.browser import chromium, dismiss_community_dialog
 from cb_storage_dagster_tests.support.dagster_dev import REPO_ROOT, DagsterDev
@@ -154,7 +155,9 @@ def test_first_look_in_the_ui(dev, tmp_path):
         page.goto(f"{base}/assets/ohlcv_1m?view=checks", wait_until="networkidle")
         for check in ("minute_coverage", "ohlcv_invariants"):
             page.get_by_text(check, exact=True).first.click()
-            page.get_by_text("Passed", exact=True).first.wait_for()
+            # Selected: the name shows twice (list and detail header); then the detail's result.
+            expect(page.get_by_text(check, exact=True)).to_have_count(2)
+            expect(page.get_by_text("Passed", exact=True)).to_be_visible()
         screens.shoot(page, "asset-checks")
 
     screens.publish()
