@@ -6,6 +6,7 @@ export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run test test-fast lint bench bench-full clean demo
+.PHONY: setup-deploy-tests
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,15 @@ run: setup
 ## make demo: save and read a range with the storage manager (no Dagster)
 demo: setup
 	$(BIN)/python -m cb_storage_dagster.demo
+
+# Deployment tests: PostgreSQL (pip wheel), Playwright (pip), Chromium (Debian package; never
+# `playwright install`, which downloads a browser). Idempotent: apt runs only without /usr/bin/chromium.
+setup-deploy-tests: setup
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test-deploy]"
+	@test -x /usr/bin/chromium || { \
+	  command -v apt-get >/dev/null || { echo "Chromium is required for the UI test: install the Debian package 'chromium'"; exit 1; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+test: setup-deploy-tests
 
 ## make test: set up (Python packages + Azurite from npm), then run the whole suite
 test: setup node_modules/.bin/azurite-blob
