@@ -16,7 +16,11 @@ import pytest
 
 from cb_storage_dagster.pipeline import SyntheticMarketDataSource, build_pipeline, instruments_sensor
 from cb_storage_dagster.pipeline.schedules import BATCH_SIZE_ENV_VAR, MAX_RUNS_PER_TICK
-from cb_storage_dagster.pipeline.sensors import INSTRUMENTS_ENV_VAR, INSTRUMENTS_FILE_ENV_VAR, instrument_changes
+from cb_storage_dagster.pipeline.sensors import (
+    INSTRUMENTS_ENV_VAR,
+    INSTRUMENTS_FILE_ENV_VAR,
+    instrument_changes,
+)
 
 EXCHANGES = [f"ex{n:02d}" for n in range(20)]
 # 20 exchanges x 100 coins, interleaved (ex00:C000, ex01:C000, ...): registration order is
