@@ -177,3 +177,22 @@ class TestOneCommitPerTable:
         assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
+
+
+def test_the_code_location_follows_cb_storage_partitioning(monkeypatch, tmp_path):
+    import importlib
+
+    monkeypatch.setenv("CB_STORAGE_LOCAL_ROOT_PATH", str(tmp_path))
+    monkeypatch.setenv("CB_STORAGE_INSTRUMENTS", ",".join(EXCHANGE_UNIVERSE))
+    monkeypatch.setenv(PARTITIONING_ENV_VAR, "exchange")
+    import cb_storage_dagster.definitions as module  # reads the environment when first imported
+
+    try:
+        defs = importlib.reload(module).defs
+        job = defs.resolve_job_def("market_data_job")
+        assert [d.name for d in job.partitions_def.partitions_defs] == ["date", "exchange"]
+        assert defs.resolve_schedule_def("daily_market_data_schedule").job_name == "market_data_job"
+        assert not [s for s in defs.sensors or [] if s.name == "instruments_sensor"]
+    finally:
+        monkeypatch.delenv(PARTITIONING_ENV_VAR)
+        importlib.reload(module)
