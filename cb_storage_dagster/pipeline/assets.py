@@ -128,8 +128,12 @@ def _per_instrument_metadata(
     if frame.empty:
         filled: set[tuple[str, str, dt.date]] = set()
     else:
-        days = pd.to_datetime(frame["timestamp"], utc=True).dt.date
-        filled = set(zip(frame["exchange"], frame["coin"], days, strict=True))
+        # de-duplicate in pandas first: millions of rows, a few thousand instrument-days
+        present = pd.DataFrame({
+            "exchange": frame["exchange"], "coin": frame["coin"],
+            "day": pd.to_datetime(frame["timestamp"], utc=True).dt.date,
+        }).drop_duplicates()
+        filled = set(zip(present["exchange"], present["coin"], present["day"], strict=True))
     empty = [s for s in slots if (s.exchange, s.coin, s.date) not in filled]
     return {
         "instrument_days": len(slots),
