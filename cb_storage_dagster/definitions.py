@@ -1,9 +1,11 @@
 """The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs`` from here.
 
 Storage is configured by the ``CB_STORAGE_*`` environment (local disk by default, Azure with
-``CB_STORAGE_BACKEND_TYPE=azure``); market data comes from the deterministic synthetic
-source by default, so the product runs with no network, or from real exchanges through ccxt
-with ``CB_STORAGE_SOURCE=ccxt`` (see :mod:`cb_storage_dagster.pipeline.source_selection`).
+``CB_STORAGE_BACKEND_TYPE=azure``); ``CB_STORAGE_PARTITIONING`` picks the partition profile
+(``instrument``, the default, or ``exchange`` for large universes); market data comes from the
+deterministic synthetic source by default, so the product runs with no network, or from real
+exchanges through ccxt with ``CB_STORAGE_SOURCE=ccxt`` (see
+:mod:`cb_storage_dagster.pipeline.source_selection`).
 """
 
 from __future__ import annotations
@@ -12,15 +14,8 @@ import dagster as dg
 
 from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
 from cb_storage_dagster.adapters.resources import adopt_dotenv, storage_resource_from_env
-from cb_storage_dagster.pipeline import (
-    ASSET_CHECKS,
-    ASSETS,
-    JOBS,
-    SCHEDULES,
-    SENSORS,
-)
-from cb_storage_dagster.pipeline.intraday import INTRADAY_JOBS, INTRADAY_SCHEDULES
 from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
+from cb_storage_dagster.pipeline.profiles import build_pipeline, configured_profile
 from cb_storage_dagster.pipeline.source_selection import market_data_source_from_env
 from cb_storage_dagster.storage.config import StorageConfig
 
@@ -30,12 +25,13 @@ def build_definitions() -> dg.Definitions:
     adopt_dotenv()  # a `.env` works for Dagster as for StorageConfig (secrets as EnvVar)
     config = StorageConfig.load()  # every backend setting validated here, naming the variable
     storage = storage_resource_from_env(config)
+    pipeline = build_pipeline(configured_profile())
     return dg.Definitions(
-        assets=ASSETS,
-        asset_checks=ASSET_CHECKS,
-        jobs=[*JOBS, *MAINTENANCE_JOBS, *INTRADAY_JOBS],
-        schedules=[*SCHEDULES, *MAINTENANCE_SCHEDULES, *INTRADAY_SCHEDULES],
-        sensors=SENSORS,
+        assets=pipeline.assets.all,
+        asset_checks=pipeline.checks.all,
+        jobs=[*pipeline.jobs, *MAINTENANCE_JOBS],
+        schedules=[*pipeline.schedules, *MAINTENANCE_SCHEDULES],
+        sensors=pipeline.sensors,
         resources={
             "storage": storage,
             "market_data_io_manager": MarketDataIOManager(

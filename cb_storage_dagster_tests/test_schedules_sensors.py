@@ -21,11 +21,13 @@ from cb_storage_dagster.pipeline.schedules import previous_utc_day
 from cb_storage_dagster.pipeline.sensors import (
     DEFAULT_INSTRUMENTS,
     INSTRUMENTS_ENV_VAR,
+    INSTRUMENTS_FILE_ENV_VAR,
     instrument_changes,
 )
 from cb_storage_dagster.storage.errors import InvalidKeyError
 
 INSTRUMENTS = ["binance:BTC", "binance:ETH", "coinbase:BTC"]
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 MARCH_1ST_0030 = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)
 
 
@@ -74,21 +76,16 @@ class TestDailySchedule:
         assert daily_market_data_schedule.execution_timezone == "UTC"
         assert daily_market_data_schedule.job_name == "market_data_job"
 
-    def test_requests_yesterday_for_every_registered_instrument(self, instance):
+    def test_requests_yesterday_for_every_registered_instrument_in_one_range_run(self, instance):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=MARCH_1ST_0030
         )
-        requests = daily_market_data_schedule(context)
-        assert sorted(str(r.partition_key) for r in requests) == [
-            "2024-02-29|binance:BTC",
-            "2024-02-29|binance:ETH",
-            "2024-02-29|coinbase:BTC",
-        ]
-        for request in requests:
-            assert isinstance(request.partition_key, dg.MultiPartitionKey)
-            assert request.partition_key.keys_by_dimension["date"] == "2024-02-29"
-            assert request.run_key == str(request.partition_key)  # a retried tick runs nothing twice
+        [request] = daily_market_data_schedule(context)
+        assert request.partition_key is None  # a range, not one partition
+        assert request.tags[RANGE_START] == "2024-02-29|binance:BTC"
+        assert request.tags[RANGE_END] == "2024-02-29|coinbase:BTC"
+        assert request.run_key == "2024-02-29|binance:BTC..2024-02-29|coinbase:BTC"
 
     def test_the_day_is_the_previous_utc_day_whatever_the_time_zone(self):
         tokyo = dt.timezone(dt.timedelta(hours=9))
@@ -103,10 +100,11 @@ class TestDailySchedule:
             scheduled_execution_time=MARCH_1ST_0030,
             repository_def=repository(),
         )
-        requests = daily_market_data_schedule.evaluate_tick(context).run_requests
-        assert len(requests) == len(INSTRUMENTS)
-        assert {r.tags["dagster/partition/date"] for r in requests} == {"2024-02-29"}
-        assert {r.tags["dagster/partition/instrument"] for r in requests} == set(INSTRUMENTS)
+        [request] = daily_market_data_schedule.evaluate_tick(context).run_requests
+        job = repository().get_job("market_data_job")
+        keys = job.partitions_def.get_partition_keys_in_range(
+            request.partition_key_range, dynamic_partitions_store=instance)
+        assert sorted(keys) == sorted(f"2024-02-29|{i}" for i in INSTRUMENTS)
 
     def test_skips_while_no_instrument_is_registered(self, instance):
         context = dg.build_schedule_context(
@@ -185,6 +183,22 @@ class TestConfiguredInstruments:
         assert instrument_changes([], ["a:B"]) == (["a:B"], [])
         assert instrument_changes(["a:B", "c:D"], ["c:D"]) == ([], ["a:B"])
         assert instrument_changes(["a:B"], ["a:B"]) == ([], [])
+
+    def test_a_file_lists_thousands_and_wins_over_the_variable(self, monkeypatch, tmp_path):
+        listing = tmp_path / "instruments.txt"
+        listing.write_text("# one per line\nbinance:BTC\nkraken:SOL  # a comment\n\nbinance:ETH,binance:BTC\n")
+        monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "coinbase:BTC")
+        monkeypatch.setenv(INSTRUMENTS_FILE_ENV_VAR, str(listing))
+        assert configured_instruments() == ["binance:BTC", "kraken:SOL", "binance:ETH"]
+
+    def test_a_missing_or_empty_file_is_an_error_not_an_empty_universe(self, monkeypatch, tmp_path):
+        monkeypatch.setenv(INSTRUMENTS_FILE_ENV_VAR, str(tmp_path / "nope.txt"))
+        with pytest.raises(ValueError, match="cannot be read"):
+            configured_instruments()
+        (tmp_path / "empty.txt").write_text("# nothing yet\n")
+        monkeypatch.setenv(INSTRUMENTS_FILE_ENV_VAR, str(tmp_path / "empty.txt"))
+        with pytest.raises(ValueError, match="lists no instrument"):
+            configured_instruments()
 
 
 def test_module_lists_hold_the_definitions():

@@ -30,7 +30,14 @@ from cb_storage_dagster.storage.predicates import WriteScope
 from cb_storage_dagster.storage.results import WriteResult
 
 from .failures import storage_failures
-from .partitions import DATE_DIMENSION, INSTRUMENT_DIMENSION, decode_instrument, decode_multi_key
+from .partitions import (
+    DATE_DIMENSION,
+    EXCHANGE_DIMENSION,
+    INSTRUMENT_DIMENSION,
+    decode_exchange_day_key,
+    decode_instrument,
+    decode_multi_key,
+)
 from .resources import StorageBackendResource
 
 
@@ -39,6 +46,8 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     * ``date`` x ``instrument`` multi-partitions: a run replaces exactly its exchange/coin/day
       partitions (one partition, or a whole range in ONE commit);
+    * ``date`` x ``exchange`` multi-partitions (the exchange profile): every instrument of
+      the run's exchange-days, in ONE commit per table;
     * daily-only partitions: the run's days for every instrument (exchange/coin from the data);
     * instrument-only partitions (static or dynamic ``<exchange>:<coin>`` keys): every day of
       the run's instruments;
@@ -197,10 +206,12 @@ def _scope(context: dg.OutputContext | dg.InputContext) -> WriteScope:
     partitions_def = context.asset_partitions_def
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
         names = {d.name for d in partitions_def.partitions_defs}
+        if names == {DATE_DIMENSION, EXCHANGE_DIMENSION}:  # the exchange profile
+            return WriteScope.of_exchange_days(decode_exchange_day_key(key) for key in keys)
         if names != {DATE_DIMENSION, INSTRUMENT_DIMENSION}:
             raise dg.Failure(
                 f"MarketDataIOManager needs multi-partitions named {DATE_DIMENSION!r} and "
-                f"{INSTRUMENT_DIMENSION!r}, got {sorted(names)}."
+                f"{INSTRUMENT_DIMENSION!r} (or {EXCHANGE_DIMENSION!r}), got {sorted(names)}."
             )
         return WriteScope.of_slots(decode_multi_key(key) for key in keys)
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):

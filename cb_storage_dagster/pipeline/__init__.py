@@ -1,7 +1,9 @@
 """The market-data pipeline: what a Dagster user sees.
 
 Assets (``trades``, ``order_book`` -> ``ohlcv_1m`` -> ``ohlcv_1d``), their checks, the
-``market_data_job``, the daily schedule and the instruments sensor. The definitions module
+``market_data_job``, the daily schedule and the instruments sensor, for each partition
+profile (:func:`build_pipeline`; the module-level names are the default ``instrument``
+profile). The definitions module
 wires these lists into ``dg.Definitions`` together with the ``market_data_io_manager`` and
 ``market_data_source`` resources.
 """
@@ -18,6 +20,7 @@ from cb_storage_dagster.pipeline.assets import (
 )
 from cb_storage_dagster.pipeline.checks import ASSET_CHECKS
 from cb_storage_dagster.pipeline.jobs import JOBS, market_data_job
+from cb_storage_dagster.pipeline.profiles import MarketDataPipeline, build_pipeline, configured_profile
 from cb_storage_dagster.pipeline.schedules import SCHEDULES, daily_market_data_schedule
 from cb_storage_dagster.pipeline.sensors import (
     SENSORS,
@@ -33,11 +36,14 @@ __all__ = [
     "MARKET_DATA_BACKFILL_POLICY",
     "MARKET_DATA_PARTITIONS",
     "MARKET_DATA_RETRY_POLICY",
+    "MarketDataPipeline",
     "SCHEDULES",
     "SENSORS",
     "MarketDataSource",
     "SyntheticMarketDataSource",
+    "build_pipeline",
     "configured_instruments",
+    "configured_profile",
     "daily_market_data_schedule",
     "instruments_sensor",
     "market_data_job",

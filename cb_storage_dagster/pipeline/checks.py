@@ -6,7 +6,8 @@ The ``@asset_check`` definitions below are thin wrappers: each takes its asset a
 ``market_data_io_manager`` loads exactly the partitions of the run), applies the rules to
 the run's partitions and reports violation counts and the first offending rows.
 
-The checks are partitioned like their assets, so that a run over a batch of days loads
+The checks are built per partition profile (:func:`build_market_data_checks`) and
+partitioned like their assets, so that a run over a batch of days loads
 only that batch and the UI shows a result per partition. (Partitioned asset checks are a
 *preview* feature of Dagster 1.13 and print a ``PreviewWarning``; an unpartitioned check
 would make the IO manager load every partition of the asset.)
@@ -28,22 +29,19 @@ Example:
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 
 import dagster as dg
 import pandas as pd
 
-from cb_storage_dagster.pipeline.assets import (
-    MARKET_DATA_PARTITIONS,
-    ohlcv_1d,
-    ohlcv_1m,
-    order_book,
-    run_partition_slots,
-    trades,
-)
+from cb_storage_dagster.pipeline.assets import INSTRUMENT_PROFILE_ASSETS, MarketDataAssets
 from cb_storage_dagster.storage.keys import PartitionSlot
 
 __all__ = [
     "ASSET_CHECKS",
+    "INSTRUMENT_PROFILE_CHECKS",
+    "MarketDataChecks",
+    "build_market_data_checks",
     "DEFAULT_MIN_MINUTE_COVERAGE",
     "MinuteCoverageConfig",
     "minute_coverage",
@@ -337,124 +335,176 @@ class MinuteCoverageConfig(dg.Config):
     """Share of the day's 1440 minutes that must have a candle (0 to 1)."""
 
 
-@dg.asset_check(
-    asset=trades,
-    name="valid_rows",
-    partitions_def=MARKET_DATA_PARTITIONS,
-    blocking=True,
-)
-def trades_are_valid(
-    context: dg.AssetCheckExecutionContext, trades: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Positive prices and amounts, sides buy/sell, unique trade ids, rows inside the run's
-    partitions. Blocks the candles of the run when it fails."""
-    return _rules_result(trades, trade_violation_masks(trades, run_partition_slots(context)))
+@dataclass(frozen=True)
+class MarketDataChecks:
+    """The asset checks of one partition profile's assets (see :func:`build_market_data_checks`)."""
+
+    trades_are_valid: dg.AssetChecksDefinition
+    trades_every_partition_has_rows: dg.AssetChecksDefinition
+    order_book_is_valid: dg.AssetChecksDefinition
+    ohlcv_1m_invariants: dg.AssetChecksDefinition
+    ohlcv_1m_minute_coverage: dg.AssetChecksDefinition
+    ohlcv_1d_invariants: dg.AssetChecksDefinition
+    ohlcv_1d_every_partition_has_rows: dg.AssetChecksDefinition
+
+    @property
+    def all(self) -> list[dg.AssetChecksDefinition]:
+        return [getattr(self, f.name) for f in fields(self)]
 
 
-@dg.asset_check(
-    asset=trades,
-    name="every_partition_has_rows",
-    partitions_def=MARKET_DATA_PARTITIONS,
-    blocking=True,
-)
-def trades_every_partition_has_rows(
-    context: dg.AssetCheckExecutionContext, trades: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Every instrument-day of the run has at least one trade (an empty day usually means
-    the source failed silently)."""
-    return _every_partition_result(trades, run_partition_slots(context))
+def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
+    """The checks of ``assets``, partitioned like them.
+
+    The rules apply per instrument-day: in the exchange profile a partition is an
+    exchange-day and the checks expand it to every configured instrument of that exchange,
+    so an instrument without rows or below the minute coverage is named in the result.
+
+    Example:
+        >>> checks = build_market_data_checks(INSTRUMENT_PROFILE_ASSETS)
+        >>> len(checks.all)
+        7
+    """
+
+    @dg.asset_check(
+        asset=assets.trades,
+        name="valid_rows",
+        partitions_def=assets.partitions_def,
+        blocking=True,
+    )
+    def trades_are_valid(
+        context: dg.AssetCheckExecutionContext, trades: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """Positive prices and amounts, sides buy/sell, unique trade ids, rows inside the run's
+        partitions. Blocks the candles of the run when it fails."""
+        return _rules_result(trades, trade_violation_masks(trades, assets.slots(context)))
 
 
-@dg.asset_check(
-    asset=order_book,
-    name="valid_rows",
-    partitions_def=MARKET_DATA_PARTITIONS,
-)
-def order_book_is_valid(
-    context: dg.AssetCheckExecutionContext, order_book: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Positive prices and amounts, sides bid/ask, one row per level, uncrossed snapshots,
-    rows inside the run's partitions."""
-    return _rules_result(
-        order_book, order_book_violation_masks(order_book, run_partition_slots(context))
+    @dg.asset_check(
+        asset=assets.trades,
+        name="every_partition_has_rows",
+        partitions_def=assets.partitions_def,
+        blocking=True,
+    )
+    def trades_every_partition_has_rows(
+        context: dg.AssetCheckExecutionContext, trades: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """Every instrument-day of the run has at least one trade (an empty day usually means
+        the source failed silently)."""
+        return _every_partition_result(trades, assets.slots(context))
+
+
+    @dg.asset_check(
+        asset=assets.order_book,
+        name="valid_rows",
+        partitions_def=assets.partitions_def,
+    )
+    def order_book_is_valid(
+        context: dg.AssetCheckExecutionContext, order_book: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """Positive prices and amounts, sides bid/ask, one row per level, uncrossed snapshots,
+        rows inside the run's partitions."""
+        return _rules_result(
+            order_book, order_book_violation_masks(order_book, assets.slots(context))
+        )
+
+
+    @dg.asset_check(
+        asset=assets.ohlcv_1m,
+        name="ohlcv_invariants",
+        partitions_def=assets.partitions_def,
+        blocking=True,
+    )
+    def ohlcv_1m_invariants(
+        context: dg.AssetCheckExecutionContext, ohlcv_1m: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """low <= open/close <= high, volume >= 0, one candle per minute on minute boundaries,
+        rows inside the run's partitions. Blocks the daily candles of the run when it fails."""
+        masks = ohlcv_violation_masks(ohlcv_1m, assets.slots(context), interval="1min")
+        return _rules_result(ohlcv_1m, masks)
+
+
+    @dg.asset_check(
+        asset=assets.ohlcv_1m,
+        name="minute_coverage",
+        partitions_def=assets.partitions_def,
+    )
+    def ohlcv_1m_minute_coverage(
+        context: dg.AssetCheckExecutionContext, config: MinuteCoverageConfig, ohlcv_1m: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """Each day of the run has a candle in at least ``min_coverage`` of its 1440 minutes
+        (default 90%). Warns (does not block): quiet minutes are possible on illiquid markets."""
+        slots = assets.slots(context)
+        coverage = minute_coverage(ohlcv_1m, slots)
+        below = {
+            str(slot): round(share, 4)
+            for slot, share in partitions_below_coverage(ohlcv_1m, slots, config.min_coverage).items()
+        }
+        return dg.AssetCheckResult(
+            passed=not below,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "min_coverage": config.min_coverage,
+                "lowest_coverage": round(min(coverage.values(), default=0.0), 4),
+                "partitions_checked": len(coverage),
+                "partitions_below_threshold": len(below),
+                "coverage_below_threshold": dict(list(below.items())[:20]),
+            },
+            description=(
+                f"{len(below)} partition(s) below {config.min_coverage:.0%} minute coverage."
+                if below
+                else f"All {len(coverage)} partition(s) reach {config.min_coverage:.0%}."
+            ),
+        )
+
+
+    @dg.asset_check(
+        asset=assets.ohlcv_1d,
+        name="ohlcv_invariants",
+        partitions_def=assets.partitions_def,
+        blocking=True,
+    )
+    def ohlcv_1d_invariants(
+        context: dg.AssetCheckExecutionContext, ohlcv_1d: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """low <= open/close <= high, volume >= 0, one candle per day at midnight UTC, rows
+        inside the run's partitions."""
+        masks = ohlcv_violation_masks(ohlcv_1d, assets.slots(context), interval="1D")
+        return _rules_result(ohlcv_1d, masks)
+
+
+    @dg.asset_check(
+        asset=assets.ohlcv_1d,
+        name="every_partition_has_rows",
+        partitions_def=assets.partitions_def,
+    )
+    def ohlcv_1d_every_partition_has_rows(
+        context: dg.AssetCheckExecutionContext, ohlcv_1d: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        """Every instrument-day of the run has its daily candle."""
+        return _every_partition_result(ohlcv_1d, assets.slots(context))
+
+
+    return MarketDataChecks(
+        trades_are_valid,
+        trades_every_partition_has_rows,
+        order_book_is_valid,
+        ohlcv_1m_invariants,
+        ohlcv_1m_minute_coverage,
+        ohlcv_1d_invariants,
+        ohlcv_1d_every_partition_has_rows,
     )
 
 
-@dg.asset_check(
-    asset=ohlcv_1m,
-    name="ohlcv_invariants",
-    partitions_def=MARKET_DATA_PARTITIONS,
-    blocking=True,
-)
-def ohlcv_1m_invariants(
-    context: dg.AssetCheckExecutionContext, ohlcv_1m: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """low <= open/close <= high, volume >= 0, one candle per minute on minute boundaries,
-    rows inside the run's partitions. Blocks the daily candles of the run when it fails."""
-    masks = ohlcv_violation_masks(ohlcv_1m, run_partition_slots(context), interval="1min")
-    return _rules_result(ohlcv_1m, masks)
+INSTRUMENT_PROFILE_CHECKS = build_market_data_checks(INSTRUMENT_PROFILE_ASSETS)
+"""The checks of the ``instrument`` profile's assets."""
 
-
-@dg.asset_check(
-    asset=ohlcv_1m,
-    name="minute_coverage",
-    partitions_def=MARKET_DATA_PARTITIONS,
-)
-def ohlcv_1m_minute_coverage(
-    context: dg.AssetCheckExecutionContext, config: MinuteCoverageConfig, ohlcv_1m: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Each day of the run has a candle in at least ``min_coverage`` of its 1440 minutes
-    (default 90%). Warns (does not block): quiet minutes are possible on illiquid markets."""
-    slots = run_partition_slots(context)
-    coverage = minute_coverage(ohlcv_1m, slots)
-    below = {
-        str(slot): round(share, 4)
-        for slot, share in partitions_below_coverage(ohlcv_1m, slots, config.min_coverage).items()
-    }
-    return dg.AssetCheckResult(
-        passed=not below,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "min_coverage": config.min_coverage,
-            "lowest_coverage": round(min(coverage.values(), default=0.0), 4),
-            "partitions_checked": len(coverage),
-            "partitions_below_threshold": len(below),
-            "coverage_below_threshold": dict(list(below.items())[:20]),
-        },
-        description=(
-            f"{len(below)} partition(s) below {config.min_coverage:.0%} minute coverage."
-            if below
-            else f"All {len(coverage)} partition(s) reach {config.min_coverage:.0%}."
-        ),
-    )
-
-
-@dg.asset_check(
-    asset=ohlcv_1d,
-    name="ohlcv_invariants",
-    partitions_def=MARKET_DATA_PARTITIONS,
-    blocking=True,
-)
-def ohlcv_1d_invariants(
-    context: dg.AssetCheckExecutionContext, ohlcv_1d: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """low <= open/close <= high, volume >= 0, one candle per day at midnight UTC, rows
-    inside the run's partitions."""
-    masks = ohlcv_violation_masks(ohlcv_1d, run_partition_slots(context), interval="1D")
-    return _rules_result(ohlcv_1d, masks)
-
-
-@dg.asset_check(
-    asset=ohlcv_1d,
-    name="every_partition_has_rows",
-    partitions_def=MARKET_DATA_PARTITIONS,
-)
-def ohlcv_1d_every_partition_has_rows(
-    context: dg.AssetCheckExecutionContext, ohlcv_1d: pd.DataFrame
-) -> dg.AssetCheckResult:
-    """Every instrument-day of the run has its daily candle."""
-    return _every_partition_result(ohlcv_1d, run_partition_slots(context))
-
+trades_are_valid = INSTRUMENT_PROFILE_CHECKS.trades_are_valid
+trades_every_partition_has_rows = INSTRUMENT_PROFILE_CHECKS.trades_every_partition_has_rows
+order_book_is_valid = INSTRUMENT_PROFILE_CHECKS.order_book_is_valid
+ohlcv_1m_invariants = INSTRUMENT_PROFILE_CHECKS.ohlcv_1m_invariants
+ohlcv_1m_minute_coverage = INSTRUMENT_PROFILE_CHECKS.ohlcv_1m_minute_coverage
+ohlcv_1d_invariants = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_invariants
+ohlcv_1d_every_partition_has_rows = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_every_partition_has_rows
 
 ASSET_CHECKS = [
     trades_are_valid,

@@ -29,7 +29,6 @@ from cb_storage_dagster.adapters.partitions import (
     encode_multi_key,
 )
 from cb_storage_dagster.pipeline.assets import (
-    MARKET_DATA_PARTITIONS,
     SNAPSHOT_INTERVAL_MINUTES,
     ohlcv_1m,
     order_book,
@@ -70,14 +69,12 @@ intraday_market_data_job = dg.define_asset_job(
     # has rows" are for finished days and run with the nightly job).
     selection=dg.AssetSelection.assets(trades, ohlcv_1m).without_checks()
     | dg.AssetSelection.checks(trades_are_valid, ohlcv_1m_invariants),
-    partitions_def=MARKET_DATA_PARTITIONS,
     description="Merges the newest trades of today and their 1-minute candles into today's partitions.",
 )
 
 order_book_snapshot_job = dg.define_asset_job(
     name="order_book_snapshot_job",
     selection=dg.AssetSelection.assets(order_book).without_checks() | dg.AssetSelection.checks(order_book_is_valid),
-    partitions_def=MARKET_DATA_PARTITIONS,
     description="Takes one order-book snapshot per instrument and merges it into today's partitions.",
 )
 
