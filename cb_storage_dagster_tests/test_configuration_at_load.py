@@ -116,7 +116,7 @@ def test_write_settings_reach_the_io_managers_storage_manager(load_definitions, 
         CB_STORAGE_DEFAULT_FORMAT="parquet",
     )
     manager = defs.resources["market_data_io_manager"].manager
-    assert manager.delta.max_commit_retries == 7
+    assert manager.delta.retry_policy.rebase_retries == 7
     assert manager.default_format == "parquet"
 
 

@@ -35,6 +35,7 @@ from .partitions import (
     EXCHANGE_DIMENSION,
     INSTRUMENT_DIMENSION,
     decode_exchange_day_key,
+    is_exchange_day_key,
     decode_instrument,
     decode_multi_key,
 )
@@ -288,14 +289,21 @@ def _rows_by_partition_key(
 ) -> dict[str, int]:
     """Rows written per Dagster partition key, from the writer's ``exchange/coin/date`` counts.
 
-    A ``date|instrument`` key is one slot; a daily key sums every instrument of that day; an
-    instrument key sums every day of that instrument.
+    A ``date|instrument`` key is one slot; a ``date|exchange`` key sums every coin of that
+    exchange-day; a daily key sums every instrument of that day; an instrument key sums every
+    day of that instrument.
     """
     partitions_def = context.asset_partitions_def
     keys: Sequence[str] = context.asset_partition_keys
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        return {key: rows_per_slot.get(str(decode_multi_key(key)), 0) for key in keys}
     slots = [(slot.split("/"), rows) for slot, rows in rows_per_slot.items()]
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        if keys and is_exchange_day_key(keys[0]):
+            exchange_days = {key: decode_exchange_day_key(key) for key in keys}
+            totals: dict[tuple[str, str], int] = {}
+            for parts, rows in slots:
+                totals[(parts[0], parts[2])] = totals.get((parts[0], parts[2]), 0) + rows
+            return {key: totals.get((e, d.isoformat()), 0) for key, (e, d) in exchange_days.items()}
+        return {key: rows_per_slot.get(str(decode_multi_key(key)), 0) for key in keys}
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
         days = {key: _day_of(key, partitions_def).isoformat() for key in keys}
         return {key: sum(rows for parts, rows in slots if parts[2] == day) for key, day in days.items()}

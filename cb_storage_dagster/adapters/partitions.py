@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import dagster as dg
 
-from cb_storage_dagster.storage.errors import InvalidKeyError
+from cb_storage_dagster.storage.errors import ConfigurationError, InvalidKeyError
 from cb_storage_dagster.storage.keys import PartitionSlot, parse_date, validate_name
 
 INSTRUMENTS_PARTITIONS_NAME = "instruments"
@@ -72,7 +72,7 @@ class PartitionProfile(StrEnum):
         try:
             return cls(text)
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 f"Unknown partition profile {value!r}: set CB_STORAGE_PARTITIONING to "
                 f"'instrument' (date x instrument, the default) or 'exchange' (date x exchange)."
             ) from None
@@ -89,7 +89,10 @@ def exchange_day_partitions(
     """
     keys = sorted({validate_name(e, "exchange") for e in exchanges})
     if not keys:
-        raise ValueError("The exchange profile needs at least one configured instrument.")
+        raise ConfigurationError(
+            "The exchange profile needs at least one configured instrument: set "
+            "CB_STORAGE_INSTRUMENTS or CB_STORAGE_INSTRUMENTS_FILE."
+        )
     return dg.MultiPartitionsDefinition(
         {
             DATE_DIMENSION: daily_partitions(start_date),
@@ -119,7 +122,7 @@ def decode_exchange_day_key(key: str | dg.MultiPartitionKey) -> tuple[str, dt.da
     else:
         parts = str(key).split("|")
         if len(parts) != 2:
-            raise ValueError(f"Partition key {key!r} must look like '<date>|<exchange>'.")
+            raise InvalidKeyError(f"Partition key {key!r} must look like '<date>|<exchange>'.")
         date_key, exchange = parts
     return validate_name(exchange, "exchange"), parse_date(date_key)
 
@@ -180,7 +183,7 @@ def decode_multi_key(key: str | dg.MultiPartitionKey) -> PartitionSlot:
     else:
         parts = str(key).split("|")
         if len(parts) != 2:
-            raise ValueError(f"Partition key {key!r} must look like '<date>|<exchange>:<coin>'.")
+            raise InvalidKeyError(f"Partition key {key!r} must look like '<date>|<exchange>:<coin>'.")
         date_key, instrument_key = parts
     exchange, coin = decode_instrument(instrument_key)
     return PartitionSlot(exchange, coin, parse_date(date_key))
