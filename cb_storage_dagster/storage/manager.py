@@ -22,6 +22,7 @@ from .formats.delta_scan import sort_rows
 from .identifiers import normalize_identifier
 from .interfaces import Filter, IStorageBackend, IStorageManager
 from .keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
+from .layout import DEFAULT_LAYOUT, Layout, parse_layout
 from .predicates import (
     WriteScope,
     days_in_range,
@@ -53,7 +54,10 @@ class StorageManagerImpl(IStorageManager):
 
     One table per data type (``ohlcv``, ``trades``, ``order_book``; a ``table=`` argument
     picks another name, e.g. ``ohlcv_1d``). Delta is the default format; Parquet and JSON
-    store one object per exchange/coin/day.
+    store one object per exchange/coin/day. New Delta tables are created in
+    ``default_layout`` (``"instrument"``: exchange/coin/month partitions; ``"exchange"``:
+    exchange/month partitions with coin a sorted data column, for thousands of instruments);
+    an existing table keeps its layout.
 
     Example:
         >>> import datetime as dt, tempfile
@@ -79,10 +83,11 @@ class StorageManagerImpl(IStorageManager):
         *,
         default_format: str = "delta",
         max_commit_retries: int | None = None,
+        default_layout: Layout = DEFAULT_LAYOUT,
     ) -> None:
         self.backend = backend
         self.default_format = parse_format(default_format) or "delta"
-        delta_options: dict[str, Any] = {}
+        delta_options: dict[str, Any] = {"default_layout": parse_layout(default_layout) or DEFAULT_LAYOUT}
         if max_commit_retries is not None:
             delta_options["max_commit_retries"] = max_commit_retries
         self._formats: dict[str, FormatStore] = {
@@ -179,13 +184,16 @@ class StorageManagerImpl(IStorageManager):
         format_hint: str | None = None,
         *,
         table: str | None = None,
+        layout: Layout | None = None,
     ) -> WriteResult:
         """Store ``data`` for one instrument.
 
         With a ``date`` on the key exactly that UTC day is replaced (an empty frame clears
         it); without one, exactly the days present in the data are replaced. Re-saving the
         same data is idempotent. Rows of another exchange, coin or day are refused with
-        :class:`PartitionMismatchError` before anything is written.
+        :class:`PartitionMismatchError` before anything is written. ``layout`` is the Delta
+        layout of a table this write creates (default: the manager's ``default_layout``); on
+        an existing table of another layout it raises :class:`LayoutMismatchError`.
         """
         key = MarketDataKey.from_context(context)
         normalized = normalize(data, key.data_type, exchange=key.exchange, coin=key.coin)
@@ -194,7 +202,7 @@ class StorageManagerImpl(IStorageManager):
         else:
             days = pc.unique(normalized.column(DATE_COLUMN)).to_pylist()
             scope = WriteScope.of_slots([key.partition(d) for d in days])
-        return self._write(key.data_type, normalized, scope, format_hint, table)
+        return self._write(key.data_type, normalized, scope, format_hint, table, layout)
 
     def write_partitions(
         self,
@@ -204,10 +212,13 @@ class StorageManagerImpl(IStorageManager):
         *,
         format: str | None = None,
         table: str | None = None,
+        layout: Layout | None = None,
     ) -> WriteResult:
         """Replace exactly ``scope`` (slots, whole days or the whole table) with ``data``.
 
-        This is the entry point of the Dagster IO manager: one commit for a whole range.
+        This is the entry point of the Dagster IO manager: one commit for a whole range
+        (e.g. ``WriteScope.of_exchange_days`` for every instrument of an exchange-day).
+        ``layout`` as in :meth:`save_entry`.
         """
         data_type = DataType.parse(data_type)
         instruments = {(s.exchange, s.coin) for s in scope.slots} | set(scope.instruments)
@@ -215,7 +226,7 @@ class StorageManagerImpl(IStorageManager):
         if len(instruments) == 1 and not (scope.days or scope.whole_table):
             exchange, coin = next(iter(instruments))  # fills missing exchange/coin columns
         normalized = normalize(data, data_type, exchange=exchange, coin=coin)
-        return self._write(data_type, normalized, scope, format, table)
+        return self._write(data_type, normalized, scope, format, table, layout)
 
     def _write(
         self,
@@ -224,8 +235,10 @@ class StorageManagerImpl(IStorageManager):
         scope: WriteScope,
         format_hint: str | None,
         table: str | None,
+        layout: Layout | None = None,
     ) -> WriteResult:
         name = self.table_name(data_type, table)
+        layout = parse_layout(layout)
         store = self._write_format(name, format_hint)
         if scope.is_empty:
             return WriteResult(
@@ -233,7 +246,10 @@ class StorageManagerImpl(IStorageManager):
                 version=None, row_count=0, schema=normalized.schema,
             )
         _check_rows_in_scope(normalized, scope)
-        result = store.write(name, data_type, normalized, scope)
+        if isinstance(store, DeltaFormat):
+            result = store.write(name, data_type, normalized, scope, layout=layout)
+        else:
+            result = store.write(name, data_type, normalized, scope)
         with self._lock:
             self._stored_formats[name] = store.name
         return result

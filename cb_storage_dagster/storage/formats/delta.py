@@ -3,6 +3,8 @@
 Layout: partition columns ``exchange / coin / month`` with ``date`` a data column, so a
 year of daily writes is 12 partitions per instrument (compactable into a few files) while
 one day is still replaced exactly with ``... AND month = '2024-01' AND date IN ('2024-01-02')``.
+Large universes use the ``exchange`` layout (``exchange / month``, coin a sorted data column;
+see :mod:`..layout`), chosen when a table is created and kept for its life.
 """
 
 from __future__ import annotations
@@ -23,17 +25,26 @@ import pyarrow.dataset as ds
 
 from ..errors import (
     CorruptTableError,
+    LayoutMismatchError,
     NotFoundError,
     SchemaMismatchError,
     StorageError,
     WriteConflictError,
 )
 from ..keys import DataType
+from ..layout import (
+    DEFAULT_LAYOUT,
+    EXCHANGE_LAYOUT_ROW_GROUP_ROWS,
+    Layout,
+    layout_of,
+    parse_layout,
+    partition_columns,
+)
 from ..predicates import WriteScope
 from ..results import WriteResult
-from ..schemas import DATE_COLUMN, MONTH_COLUMN, PARTITION_COLUMNS, storage_schema
+from ..schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
 from .base import FormatStore, ReadRequest, rows_per_partition
-from .delta_scan import DeltaScanPlanner, direct_read_supported, scope_range_expression
+from .delta_scan import DeltaScanPlanner, coin_mask, direct_read_supported, scope_range_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -127,6 +138,8 @@ class DeltaFormat(FormatStore):
         max_conflict_attempts: hard limit of attempts, however many writers compete.
         conflict_backoff_seconds: backoff window of the first retry (doubles per retry).
         max_backoff_seconds: largest backoff window.
+        default_layout: the layout of tables this format creates (``"instrument"`` or
+            ``"exchange"``); an existing table keeps its own.
     """
 
     name = "delta"
@@ -140,8 +153,10 @@ class DeltaFormat(FormatStore):
         max_conflict_attempts: int = DEFAULT_MAX_CONFLICT_ATTEMPTS,
         conflict_backoff_seconds: float = DEFAULT_CONFLICT_BACKOFF_SECONDS,
         max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
+        default_layout: Layout = DEFAULT_LAYOUT,
     ) -> None:
         super().__init__(backend)
+        self.default_layout: Layout = parse_layout(default_layout) or DEFAULT_LAYOUT
         if max_commit_retries is None:
             max_commit_retries = DEFAULT_COMMIT_RETRIES
         if max_commit_retries < 0 or conflict_attempts < 1 or conflict_backoff_seconds < 0:
@@ -286,19 +301,49 @@ class DeltaFormat(FormatStore):
             raise self._open_error(exc, table) from None
         return cached
 
-    def _ensure_table(self, table: str, data_type: DataType, schema: pa.Schema) -> None:
+    def layout(self, table: str) -> Layout | None:
+        """The layout ``table`` was created with (``None``: no table, or partition columns
+        of neither layout)."""
+        try:
+            return layout_of(self.open(table).metadata().partition_columns)
+        except NotFoundError:
+            return None
+
+    def _check_layout(self, table: str, delta_table: DeltaTable, requested: Layout | None) -> None:
+        """An explicitly requested layout must be the table's own: a table never changes layout."""
+        if requested is None:
+            return
+        columns = list(delta_table.metadata().partition_columns)
+        if layout_of(columns) != requested:
+            raise LayoutMismatchError(
+                f"Delta table {table!r} is partitioned by {columns} "
+                f"({layout_of(columns) or 'a layout of its own'}), not in the {requested!r} layout, "
+                "and a table keeps the layout it was created with. Nothing was written. Drop the "
+                "layout argument to write in the table's layout, or write to another table name."
+            )
+
+    def _ensure_table(
+        self, table: str, data_type: DataType, schema: pa.Schema, layout: Layout | None = None
+    ) -> None:
         """Create the table before the first write, so concurrent first writers race safely:
         ``mode="ignore"`` makes every creator but the first a no-op, and a creator that loses
-        the race for version 0 retries and then finds the table."""
+        the race for version 0 retries and then finds the table.
+
+        ``layout`` (default: ``default_layout``) decides the partition columns of a new
+        table only; an explicit ``layout`` that differs from an existing table's raises
+        :class:`LayoutMismatchError`."""
         from deltalake import CommitProperties, DeltaTable
 
-        if self.uri(table) in self._writers:
+        cached = self._writers.get(self.uri(table))
+        if cached is not None:
+            self._check_layout(table, cached, layout)
             return
         try:
-            self._open_for_write(table)
+            self._check_layout(table, self._open_for_write(table), layout)
             return
         except NotFoundError:
             pass  # no table yet, or a creation that was interrupted before version 0
+        new_layout = layout or self.default_layout
         create_schema = storage_schema(data_type)
         for fld in schema:
             if fld.name not in create_schema.names:
@@ -312,7 +357,7 @@ class DeltaFormat(FormatStore):
                 self.uri(table),
                 create_schema,
                 mode="ignore",
-                partition_by=list(PARTITION_COLUMNS),
+                partition_by=list(partition_columns(new_layout)),
                 name=table,
                 description=f"cb-storage-dagster {data_type.value} market data",
                 storage_options=self.backend.get_storage_options(),
@@ -322,6 +367,8 @@ class DeltaFormat(FormatStore):
             return None
 
         self._with_conflict_retries(create, table, "create")
+        # A concurrent creator may have won with another layout: an explicit request is checked.
+        self._check_layout(table, self._open_for_write(table), layout)
 
     def _with_conflict_retries(
         self, attempt: Callable[[int, list[int]], int | None], table: str, what: str
@@ -391,8 +438,18 @@ class DeltaFormat(FormatStore):
             "max_conflict_attempts / max_commit_retries)."
         ) from None
 
-    def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
-        from deltalake import CommitProperties, write_deltalake
+    def write(
+        self,
+        table: str,
+        data_type: DataType,
+        data: pa.Table,
+        scope: WriteScope,
+        *,
+        layout: Layout | None = None,
+    ) -> WriteResult:
+        """Replace exactly ``scope`` with ``data`` in one commit; a new table is created in
+        ``layout`` (default: ``default_layout``)."""
+        from deltalake import CommitProperties, WriterProperties, write_deltalake
 
         data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
         predicate = scope.delta_predicate()
@@ -401,21 +458,27 @@ class DeltaFormat(FormatStore):
         def commit_write(budget: int, read_versions: list[int]) -> int | None:
             delta_table = self._open_for_write(table)
             read_versions.append(delta_table.version())
+            columns = list(delta_table.metadata().partition_columns)
+            extra: dict[str, object] = {}
+            if layout_of(columns) == "exchange":
+                # Small row groups: their coin statistics let a one-instrument read skip the rest.
+                extra["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
             write_deltalake(
                 delta_table,
                 data,
                 mode="overwrite",
                 predicate=predicate,
                 schema_mode="merge",
-                partition_by=list(PARTITION_COLUMNS),
+                partition_by=columns,
                 commit_properties=CommitProperties(
                     max_commit_retries=budget, custom_metadata={"cb_storage.scope": scope_text}
                 ),
+                **extra,
             )
             return delta_table.version()
 
         with self._write_lock(table):
-            self._ensure_table(table, data_type, data.schema)
+            self._ensure_table(table, data_type, data.schema, parse_layout(layout))
             report = self._with_conflict_retries(commit_write, table, "write")
         return WriteResult(
             uri=self.uri(table),
@@ -481,12 +544,45 @@ class DeltaFormat(FormatStore):
             delta_table = self.open(table)
         except NotFoundError:
             return []
+        if layout_of(delta_table.metadata().partition_columns) == "exchange":
+            return self._exchange_layout_instruments(delta_table)
         if not direct_read_supported(delta_table):
             return sorted({(p["exchange"], p["coin"]) for p in delta_table.partitions()})
         actions = self._scans.snapshot(delta_table).actions
         pairs = actions.select(["partition.exchange", "partition.coin"])
         unique = pairs.group_by(pairs.column_names).aggregate([])
         return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+
+    def _exchange_layout_instruments(self, delta_table: DeltaTable) -> list[tuple[str, str]]:
+        """Exchange layout: coins are data, so each file's distinct coins are read once (the
+        ``coin`` column only, as a dictionary) and cached per file."""
+        if not direct_read_supported(delta_table):
+            rows = delta_table.to_pyarrow_dataset().to_table(columns=["exchange", "coin"])
+            unique = rows.group_by(["exchange", "coin"]).aggregate([])
+            return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+        actions = self._scans.snapshot(delta_table).actions
+        out: set[tuple[str, str]] = set()
+        for exchange in pc.unique(actions.column("partition.exchange")).to_pylist():
+            mine = actions.filter(pc.equal(actions.column("partition.exchange"), exchange))
+            pairs = self._scans.coin_days_of_files(delta_table, mine, self.backend.get_storage_options())
+            out.update((exchange, c) for c in pc.unique(pairs.column("coin")).to_pylist())
+        return sorted(out)
+
+    def _exchange_layout_dates(self, delta_table: DeltaTable, exchange: str, coin: str) -> list[dt.date]:
+        """Exchange layout: the files whose coin statistics admit ``coin``, resolved to the
+        days they hold for it (a file's coin range may skip coins: never inferred)."""
+        if not direct_read_supported(delta_table):
+            dataset = delta_table.to_pyarrow_dataset(partitions=[("exchange", "=", exchange)])
+            rows = dataset.to_table(columns=[DATE_COLUMN], filter=ds.field("coin") == coin)
+            return sorted(pc.unique(rows.column(DATE_COLUMN)).to_pylist())
+        actions = self._scans.snapshot(delta_table).actions
+        if actions.num_rows == 0:
+            return []
+        mine = actions.filter(pc.and_(pc.equal(actions.column("partition.exchange"), exchange),
+                                      coin_mask(actions, coin)))
+        pairs = self._scans.coin_days_of_files(delta_table, mine, self.backend.get_storage_options())
+        days = pairs.filter(pc.equal(pairs.column("coin"), coin)).column(DATE_COLUMN)
+        return sorted(pc.unique(days).to_pylist())
 
     def list_dates(self, table: str, exchange: str, coin: str) -> list[dt.date]:
         """Days from the log's per-file ``date`` statistics; files that span several days
@@ -496,6 +592,8 @@ class DeltaFormat(FormatStore):
             delta_table = self.open(table)
         except NotFoundError:
             return []
+        if layout_of(delta_table.metadata().partition_columns) == "exchange":
+            return self._exchange_layout_dates(delta_table, exchange, coin)
         if direct_read_supported(delta_table):
             snapshot = self._scans.snapshot(delta_table)
             actions = snapshot.actions
