@@ -53,13 +53,19 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     storage: StorageBackendResource
     default_format: str = "delta"
+    delta_layout: str = "instrument"
+    """Delta layout of tables created from now on: ``instrument`` or ``exchange`` (thousands of
+    instruments per exchange; see docs/LAYOUT.md). Existing tables keep theirs."""
 
     _manager: StorageManagerImpl | None = PrivateAttr(default=None)
 
     @property
     def manager(self) -> StorageManagerImpl:
         if self._manager is None:
-            self._manager = StorageManagerImpl(self.storage.get_backend(), default_format=self.default_format)
+            self._manager = StorageManagerImpl(
+                self.storage.get_backend(), default_format=self.default_format,
+                default_layout=self.delta_layout,  # type: ignore[arg-type]
+            )
         return self._manager
 
     # -- outputs -------------------------------------------------------------------------

@@ -391,14 +391,24 @@ _COMPACTION_GROUP_ROWS = 2_000_000
 candles): the month is streamed to the writer in groups of coins of about this many rows."""
 
 
-def overlapping_coin_partitions(actions: pa.Table, columns: Sequence[str]) -> set[tuple[tuple[str, str], ...]]:
-    """Exchange-layout partitions whose files' coin ranges overlap (a file added since the
-    last sorted compaction, or several day files): those a compaction should rewrite. A
-    partition whose files hold disjoint coin ranges is already compacted."""
+def unsorted_coin_partitions(
+    actions: pa.Table, columns: Sequence[str], compacted_since_ms: int | None
+) -> set[tuple[tuple[str, str], ...]]:
+    """Exchange-layout partitions a sorted compaction should rewrite: several files of which
+    one predates the last compaction (``compacted_since_ms``; ``None``: never compacted), or
+    files whose coin ranges overlap (day files added since). A partition the last compaction
+    wrote (disjoint coin ranges; a coin may straddle two neighbouring files) is left alone,
+    so a weekly run does not rewrite finished months. (Byte sizes cannot decide it: delta-rs'
+    target file size counts uncompressed bytes, so compacted files are smaller than it.)"""
     out: set[tuple[tuple[str, str], ...]] = set()
     if actions.num_rows == 0:
         return out
     names = [f"partition.{c}" for c in columns]
+    older = actions
+    if compacted_since_ms is not None:
+        older = actions.filter(pc.less(actions.column("modification_time"), compacted_since_ms))
+    with_older_files = {_partition_key(p) for p in _partitions_of(older, columns)}
+    out |= _multi_file_partitions(actions, columns) & with_older_files
     keyed = actions.select([*names, "min.coin", "max.coin"]).sort_by(
         [(n, "ascending") for n in names] + [("min.coin", "ascending")]
     )
@@ -475,7 +485,7 @@ def _compact_exchange_layout(
     columns = list(delta_table.metadata().partition_columns)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
     writer = WriterProperties(compression="SNAPPY", max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
-    overlapping = overlapping_coin_partitions(_actions(delta_table), columns)
+    overlapping = unsorted_coin_partitions(_actions(delta_table), columns, last_maintenance_started(delta_table))
     todo = [p for p in wanted if _partition_key(p) in overlapping]
     added = removed = attempts_used = 0
     for partition in todo:
