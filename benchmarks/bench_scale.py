@@ -51,7 +51,7 @@ EXCHANGE = "binance"
 MINUTES = 1440
 FIRST_DAY = dt.date(2024, 1, 1)
 SIZES = {
-    "full": {"instruments": 2000, "days": 30, "raw_days": 5, "repeats": 7, "open_repeats": 5},
+    "full": {"instruments": 2000, "days": 30, "raw_days": 4, "repeats": 7, "open_repeats": 5},
     "quick": {"instruments": 200, "days": 3, "raw_days": 3, "repeats": 3, "open_repeats": 2},
 }
 SMALL_UNIVERSE = 4
