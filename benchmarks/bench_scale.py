@@ -165,10 +165,10 @@ def build(root: Path, layout: str, coins: list[str], days: list[dt.date], raw_da
     for i, day in enumerate(days):
         data = exchange_day(coins, day)
         scope = WriteScope.of_exchange_days([(EXCHANGE, day)])
-        ms, _ = timed(lambda: manager.write_partitions("ohlcv", data, scope))
+        ms, _ = timed(lambda data=data, scope=scope: manager.write_partitions("ohlcv", data, scope))
         ours_ms.append(ms)
         if i < raw_days:
-            ms, rows = timed(lambda: normalize(data, DataType.OHLCV))
+            ms, rows = timed(lambda data=data: normalize(data, DataType.OHLCV))
             normalize_ms.append(ms)
             kwargs: dict[str, Any] = {}
             if layout == "exchange":
@@ -178,9 +178,10 @@ def build(root: Path, layout: str, coins: list[str], days: list[dt.date], raw_da
 
                 kwargs["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
             mode = "overwrite" if i else "append"
-            ms, _ = timed(lambda: write_deltalake(
+            predicate = scope.delta_predicate() if i else None
+            ms, _ = timed(lambda rows=rows, mode=mode, predicate=predicate, kwargs=kwargs: write_deltalake(
                 raw_uri, rows, mode=mode, partition_by=list(partition_columns(layout)),
-                predicate=scope.delta_predicate() if i else None, **kwargs))
+                predicate=predicate, **kwargs))
             raw_ms.append(ms)
         print(f"  {layout}: day {i + 1}/{len(days)} written in {ours_ms[-1]:.0f} ms", flush=True)
     # The first commit creates the table: compare the steady state.
@@ -204,7 +205,7 @@ def reads(root: Path, coin: str, days: list[dt.date], repeats: int) -> dict[str,
     cold_list = []
     for _ in range(max(1, repeats // 2)):
         fresh = StorageManagerImpl(LocalFileBackend(root))
-        ms, listed = timed(lambda: fresh.list_coins(EXCHANGE, "ohlcv"))
+        ms, listed = timed(lambda fresh=fresh: fresh.list_coins(EXCHANGE, "ohlcv"))
         cold_list.append(ms)
     warm_list, listed = median_ms(lambda: fresh.list_coins(EXCHANGE, "ohlcv"), repeats)
     return {"get_range_first_ms": first_ms, "get_range_ms": warm_ms,
