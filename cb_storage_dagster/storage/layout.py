@@ -38,10 +38,13 @@ _PARTITIONS: dict[str, tuple[str, ...]] = {
     "exchange": ("exchange", MONTH_COLUMN),
 }
 
-EXCHANGE_LAYOUT_ROW_GROUP_ROWS = 64 * 1024
-"""Rows per Parquet row group in exchange-layout files: ~45 instruments of one day of
-1-minute candles (or 1.5 instrument-months after compaction), so that a one-instrument read
-decodes about one row group per file instead of the writer's default of ~1M rows."""
+EXCHANGE_LAYOUT_ROW_GROUP_ROWS = 16 * 1024
+"""Rows per Parquet row group in exchange-layout files: ~11 instruments of one day of
+1-minute candles, or a third of an instrument-month after compaction, so that a
+one-instrument read decodes one or two row groups per file (most of them wholly its own coin,
+so no row filter runs) instead of the writer's default of ~1M rows. Measured on a compacted
+file of 170 instruments x 10 days, one instrument read: 15.5 ms with 64 Ki-row groups,
+10.4 ms with 16 Ki, 16.0 ms with 8 Ki (the footer grows)."""
 
 
 def parse_layout(value: str | None) -> Layout | None:

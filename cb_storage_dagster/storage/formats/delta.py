@@ -44,7 +44,7 @@ from ..predicates import WriteScope
 from ..results import WriteResult
 from ..schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
 from .base import FormatStore, ReadRequest, rows_per_partition
-from .delta_scan import DeltaScanPlanner, coin_mask, direct_read_supported, scope_range_expression
+from .delta_scan import DeltaScanPlanner, coin_mask, direct_read_supported, is_sorted, scope_range_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -451,7 +451,11 @@ class DeltaFormat(FormatStore):
         ``layout`` (default: ``default_layout``)."""
         from deltalake import CommitProperties, WriterProperties, write_deltalake
 
-        data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
+        order = ["exchange", "coin", "timestamp"]
+        # Sources usually deliver rows in this order already: one vectorized check is far
+        # cheaper than a three-key sort of an exchange-day (2.9 M rows at 2,000 instruments).
+        if not is_sorted(data, order, single_instrument=False):
+            data = data.sort_by([(k, "ascending") for k in order])
         predicate = scope.delta_predicate()
         scope_text = ",".join(scope.describe())[:4000]
 
