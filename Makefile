@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint bench bench-full bench-scale-orchestration clean demo
+.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-scale-orchestration clean demo
 .PHONY: setup-deploy-tests
 
 $(BIN)/python:
@@ -52,6 +52,10 @@ bench: setup
 ## make bench-full: full size (8 instruments x 365 days of 1-minute candles), about 6 minutes
 bench-full: setup
 	$(BIN)/python benchmarks/bench.py
+
+## make bench-scale: the two Delta layouts at 2,000 instruments x 30 days (not in CI; tens of minutes, ~10 GB of temporary disk)
+bench-scale: setup
+	$(BIN)/python benchmarks/bench_scale.py
 
 ## make bench-scale-orchestration: daily tick, sensor and one exchange-day run at 2,000 instruments (several minutes; docs/SCALE.md)
 bench-scale-orchestration: setup

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dagster as dg
 
 from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
+from cb_storage_dagster.adapters.partitions import PartitionProfile
 from cb_storage_dagster.adapters.resources import adopt_dotenv, storage_resource_from_env
 from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
 from cb_storage_dagster.pipeline.profiles import build_pipeline, configured_profile
@@ -25,7 +26,11 @@ def build_definitions() -> dg.Definitions:
     adopt_dotenv()  # a `.env` works for Dagster as for StorageConfig (secrets as EnvVar)
     config = StorageConfig.load()  # every backend setting validated here, naming the variable
     storage = storage_resource_from_env(config)
-    pipeline = build_pipeline(configured_profile())
+    profile = configured_profile()
+    pipeline = build_pipeline(profile)
+    # An explicit CB_STORAGE_DELTA_LAYOUT wins; otherwise the exchange profile's tables get the
+    # exchange layout (one file per exchange-day instead of one per instrument-day).
+    layout = config.delta_layout or ("exchange" if profile is PartitionProfile.EXCHANGE else "instrument")
     return dg.Definitions(
         assets=pipeline.assets.all,
         asset_checks=pipeline.checks.all,
@@ -36,7 +41,7 @@ def build_definitions() -> dg.Definitions:
             "storage": storage,
             "market_data_io_manager": MarketDataIOManager(
                 storage=storage, default_format=config.default_format,
-                max_commit_retries=config.max_commit_retries,
+                max_commit_retries=config.max_commit_retries, delta_layout=layout,
             ),
             "market_data_source": market_data_source_from_env(),
         },

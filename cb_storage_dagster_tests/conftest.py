@@ -63,8 +63,17 @@ def backend(backend_kind: str, tmp_path, request: pytest.FixtureRequest) -> ISto
 
 
 @pytest.fixture
-def manager(backend: IStorageBackend) -> StorageManagerImpl:
-    return StorageManagerImpl(backend)
+def layout() -> str:
+    """Delta layout of the tables a test creates; modules that prove behaviour on both
+    layouts parametrize it: ``pytestmark = pytest.mark.parametrize("layout", LAYOUTS)``."""
+    return "instrument"
+
+
+@pytest.fixture
+def manager(backend: IStorageBackend, layout: str, request: pytest.FixtureRequest) -> StorageManagerImpl:
+    if layout != "instrument" and "fmt" in request.fixturenames and request.getfixturevalue("fmt") != "delta":
+        pytest.skip("the Delta layout does not apply to Parquet/JSON tables")
+    return StorageManagerImpl(backend, default_layout=layout)
 
 
 @pytest.fixture(params=["delta", "parquet", "json"])

@@ -37,6 +37,19 @@ def test_definitions_load_with_every_piece(load_definitions):
     assert set(repository.get_top_level_resources()) >= {"market_data_io_manager", "market_data_source", "storage"}
 
 
+@pytest.mark.parametrize(("env", "layout"), [
+    ({}, "instrument"),
+    ({"CB_STORAGE_PARTITIONING": "exchange"}, "exchange"),
+    ({"CB_STORAGE_PARTITIONING": "exchange", "CB_STORAGE_DELTA_LAYOUT": "instrument"}, "instrument"),
+    ({"CB_STORAGE_DELTA_LAYOUT": "exchange"}, "exchange"),
+])
+def test_new_tables_get_the_profiles_layout_unless_one_is_configured(load_definitions, monkeypatch, env, layout):
+    for name in ("CB_STORAGE_PARTITIONING", "CB_STORAGE_DELTA_LAYOUT"):
+        monkeypatch.delenv(name, raising=False)
+    defs = load_definitions(**env)
+    assert defs.resources["market_data_io_manager"].manager.delta.default_layout == layout
+
+
 def test_a_misconfigured_environment_fails_at_load_naming_the_variable(load_definitions):
     with pytest.raises(ConfigurationError, match="CB_STORAGE_AZURE_CONTAINER_NAME"):
         load_definitions(CB_STORAGE_BACKEND_TYPE="azure", CB_STORAGE_AZURE_ACCOUNT_NAME="acct")

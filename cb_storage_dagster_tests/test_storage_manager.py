@@ -18,7 +18,11 @@ from cb_storage_dagster.storage import (
     canonical_schema,
 )
 from cb_storage_dagster.storage.errors import PartitionMismatchError
+from cb_storage_dagster.storage.layout import LAYOUTS
 from cb_storage_dagster_tests.support.data import MAKERS, at, ohlcv, order_book, trades
+
+# Every behaviour holds on both Delta layouts (exchange/coin/month and exchange/month).
+both_layouts = pytest.mark.parametrize("layout", LAYOUTS)
 
 BTC = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
 
@@ -34,6 +38,7 @@ def read_all(manager: StorageManagerImpl, data_type: str = "ohlcv", **kw) -> pd.
     return manager.get_range(key(data_type, **kw), at(2000, 1, 1), at(2100, 1, 1))
 
 
+@both_layouts
 class TestRoundTrip:
     @pytest.mark.parametrize("data_type", ["ohlcv", "trades", "order_book"])
     def test_every_data_type_and_format_reads_back_what_was_saved(self, manager, fmt, data_type):
@@ -90,6 +95,7 @@ class TestRoundTrip:
         assert len(manager.get_range(MarketDataKey("ohlcv", "binance", "BTC"), at(2024, 1, 2), at(2024, 1, 3))) == 10
 
 
+@both_layouts
 class TestReplaceSemantics:
     def test_saving_the_same_day_twice_leaves_one_copy(self, manager, fmt):
         manager.save_entry(BTC, ohlcv("2024-01-02"), fmt)
@@ -157,6 +163,7 @@ class TestReplaceSemantics:
         assert len(read_all(manager)) == 10
 
 
+@both_layouts
 class TestRanges:
     @pytest.fixture
     def filled(self, manager, fmt):
@@ -200,6 +207,7 @@ class TestRanges:
         assert len(frame) == 8
 
 
+@both_layouts
 class TestListing:
     def test_exchanges_coins_and_dates(self, manager, fmt):
         manager.save_entry(BTC, ohlcv("2024-01-02"), fmt)
@@ -220,6 +228,7 @@ class TestListing:
         assert manager.list_dates("binance", "BTC", "ohlcv") == [dt.date(2024, 1, d) for d in (2, 5, 9)]
 
 
+@both_layouts
 class TestDeleteRange:
     def test_delete_range_removes_exactly_the_range(self, manager, fmt):
         manager.save_entry(BTC, ohlcv("2024-01-02"), fmt)
@@ -229,6 +238,7 @@ class TestDeleteRange:
         assert len(frame) == 5 + 8
 
 
+@both_layouts
 class TestTimeTravel:
     def test_reading_an_older_version(self, manager):
         manager.save_entry(BTC, ohlcv("2024-01-02"))
@@ -256,6 +266,7 @@ def test_data_types_parse_case_insensitively():
     assert trades("2024-01-01").shape[0] == 10 and order_book("2024-01-01").shape[0] == 12
 
 
+@both_layouts
 class TestDeltaHousekeeping:
     def test_new_tables_checkpoint_every_20_commits(self, manager):
         manager.save_entry(BTC, ohlcv("2024-01-02"))

@@ -26,7 +26,10 @@ from cb_storage_dagster.storage import (
     StorageManagerImpl,
 )
 from cb_storage_dagster.storage import maintenance as mt
+from cb_storage_dagster.storage.layout import LAYOUTS
 from cb_storage_dagster_tests.support.data import at, ohlcv
+
+both_layouts = pytest.mark.parametrize("layout", LAYOUTS)
 
 BTC = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
 ETH = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
@@ -52,6 +55,7 @@ def active_files(manager: StorageManagerImpl, table: str = "ohlcv") -> int:
 PAUSE = 1.1
 
 
+@both_layouts
 class TestTimeTravel:
     def test_as_of_timestamp_reads_the_table_as_it_was(self, manager):
         manager.save_entry(BTC, ohlcv("2024-01-02", n=10))
@@ -209,6 +213,7 @@ class TestCompaction:
             mt.compact_table(manager.backend, "ohlcv")
 
 
+@both_layouts
 class TestCheckpointAndVacuum:
     def test_checkpoint_writes_a_checkpoint_file(self, manager):
         fill(manager, JANUARY[:3])

@@ -35,9 +35,9 @@ from .partitions import (
     EXCHANGE_DIMENSION,
     INSTRUMENT_DIMENSION,
     decode_exchange_day_key,
-    is_exchange_day_key,
     decode_instrument,
     decode_multi_key,
+    is_exchange_day_key,
 )
 from .resources import StorageBackendResource
 
@@ -69,6 +69,9 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
     default_format: str = "delta"
     max_commit_retries: int | None = None
     """delta-rs commit retries per attempt (``CB_STORAGE_MAX_COMMIT_RETRIES``; None: built-in)."""
+    delta_layout: str = "instrument"
+    """Delta layout of tables created from now on: ``instrument`` or ``exchange`` (thousands of
+    instruments per exchange; see docs/LAYOUT.md). Existing tables keep theirs."""
 
     _manager: StorageManagerImpl | None = PrivateAttr(default=None)
 
@@ -78,6 +81,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             self._manager = StorageManagerImpl(
                 self.storage.get_backend(), default_format=self.default_format,
                 max_commit_retries=self.max_commit_retries,
+                default_layout=self.delta_layout,  # type: ignore[arg-type]
             )
         return self._manager
 

@@ -14,6 +14,7 @@ from .errors import (
     CorruptTableError,
     InvalidDataError,
     InvalidKeyError,
+    LayoutMismatchError,
     NotFoundError,
     PartitionMismatchError,
     SchemaMismatchError,
@@ -34,7 +35,7 @@ from .schemas import canonical_schema
 __all__ = [
     "AuthenticationError", "AzureBlobBackend", "BackendUnavailableError", "ConfigurationError",
     "CorruptTableError", "DataType", "IStorageBackend", "IStorageManager", "InvalidDataError",
-    "InvalidKeyError", "LocalFileBackend", "MarketDataKey", "NotFoundError",
+    "InvalidKeyError", "LayoutMismatchError", "LocalFileBackend", "MarketDataKey", "NotFoundError",
     "PartitionMismatchError", "PartitionSlot", "SchemaMismatchError", "StorageConfig",
     "StorageError", "StorageManagerImpl", "TimeRangeError", "UnsupportedFormatError",
     "UnsupportedTableFeatureError", "UnsupportedWriteModeError", "WriteConflictError", "WriteResult",

@@ -45,6 +45,10 @@ class StorageConfig(BaseSettings):
     default_format: Literal["delta", "parquet", "json"] = "delta"
     local_root_path: Path | None = None
     max_commit_retries: int | None = None
+    delta_layout: Literal["instrument", "exchange"] | None = None
+    """Layout of Delta tables created from now on (``CB_STORAGE_DELTA_LAYOUT``): ``exchange``
+    for thousands of instruments per exchange; existing tables keep theirs. Unset: ``instrument``
+    for the storage manager; the Dagster definitions pick the partition profile's layout."""
 
     azure_container_name: str | None = None
     azure_account_name: str | None = None
@@ -138,6 +142,7 @@ class StorageConfig(BaseSettings):
             self.build_backend(),
             default_format=self.default_format,
             max_commit_retries=self.max_commit_retries,
+            default_layout=self.delta_layout or "instrument",
         )
 
 

@@ -97,3 +97,8 @@ class WriteConflictError(StorageError):
 class ConfigurationError(StorageError, ValueError):
     """The storage configuration is incomplete or inconsistent; the message names the
     environment variable to set."""
+
+
+class LayoutMismatchError(ConfigurationError):
+    """A write asked explicitly for a Delta layout other than the one the existing table was
+    created with (a table keeps its layout; see ``storage/layout.py``)."""

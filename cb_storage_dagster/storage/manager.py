@@ -23,6 +23,7 @@ from .formats.delta_scan import sort_rows
 from .identifiers import normalize_identifier
 from .interfaces import Filter, IStorageBackend, IStorageManager
 from .keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
+from .layout import DEFAULT_LAYOUT, Layout, parse_layout
 from .predicates import (
     WriteScope,
     days_in_range,
@@ -78,7 +79,10 @@ class StorageManagerImpl(IStorageManager):
 
     One table per data type (``ohlcv``, ``trades``, ``order_book``; a ``table=`` argument
     picks another name, e.g. ``ohlcv_1d``). Delta is the default format; Parquet and JSON
-    store one object per exchange/coin/day.
+    store one object per exchange/coin/day. New Delta tables are created in
+    ``default_layout`` (``"instrument"``: exchange/coin/month partitions; ``"exchange"``:
+    exchange/month partitions with coin a sorted data column, for thousands of instruments);
+    an existing table keeps its layout.
 
     Example:
         >>> import datetime as dt, tempfile
@@ -104,10 +108,11 @@ class StorageManagerImpl(IStorageManager):
         *,
         default_format: str = "delta",
         max_commit_retries: int | None = None,
+        default_layout: Layout = DEFAULT_LAYOUT,
     ) -> None:
         self.backend = backend
         self.default_format = parse_format(default_format) or "delta"
-        delta_options: dict[str, Any] = {}
+        delta_options: dict[str, Any] = {"default_layout": parse_layout(default_layout) or DEFAULT_LAYOUT}
         if max_commit_retries is not None:
             delta_options["max_commit_retries"] = max_commit_retries
         self._formats: dict[str, FormatStore] = {
@@ -205,6 +210,7 @@ class StorageManagerImpl(IStorageManager):
         *,
         table: str | None = None,
         mode: WriteMode = "replace",
+        layout: Layout | None = None,
     ) -> WriteResult:
         """Store ``data`` for one instrument.
 
@@ -220,6 +226,10 @@ class StorageManagerImpl(IStorageManager):
         nothing and creates no version. A batch that repeats a key raises
         :class:`InvalidDataError`; Parquet/JSON tables raise
         :class:`UnsupportedWriteModeError`.
+
+        ``layout`` is the Delta layout of a table this write creates (default: the manager's
+        ``default_layout``); on an existing table of another layout it raises
+        :class:`LayoutMismatchError`.
         """
         key = MarketDataKey.from_context(context)
         normalized = normalize(data, key.data_type, exchange=key.exchange, coin=key.coin)
@@ -228,7 +238,7 @@ class StorageManagerImpl(IStorageManager):
         else:
             days = pc.unique(normalized.column(DATE_COLUMN)).to_pylist()
             scope = WriteScope.of_slots([key.partition(d) for d in days])
-        return self._write(key.data_type, normalized, scope, format_hint, table, mode)
+        return self._write(key.data_type, normalized, scope, format_hint, table, mode, layout)
 
     def write_partitions(
         self,
@@ -239,11 +249,14 @@ class StorageManagerImpl(IStorageManager):
         format: str | None = None,
         table: str | None = None,
         mode: WriteMode = "replace",
+        layout: Layout | None = None,
     ) -> WriteResult:
         """Replace exactly ``scope`` (slots, whole days or the whole table) with ``data``,
         or with ``mode="merge"`` upsert ``data`` into it (see :meth:`save_entry`).
 
-        This is the entry point of the Dagster IO manager: one commit for a whole range.
+        This is the entry point of the Dagster IO manager: one commit for a whole range
+        (e.g. ``WriteScope.of_exchange_days`` for every instrument of an exchange-day).
+        ``layout`` as in :meth:`save_entry`.
         """
         data_type = DataType.parse(data_type)
         instruments = {(s.exchange, s.coin) for s in scope.slots} | set(scope.instruments)
@@ -251,7 +264,7 @@ class StorageManagerImpl(IStorageManager):
         if len(instruments) == 1 and not (scope.days or scope.whole_table):
             exchange, coin = next(iter(instruments))  # fills missing exchange/coin columns
         normalized = normalize(data, data_type, exchange=exchange, coin=coin)
-        return self._write(data_type, normalized, scope, format, table, mode)
+        return self._write(data_type, normalized, scope, format, table, mode, layout)
 
     def _write(
         self,
@@ -261,9 +274,11 @@ class StorageManagerImpl(IStorageManager):
         format_hint: str | None,
         table: str | None,
         mode: str | None = "replace",
+        layout: Layout | None = None,
     ) -> WriteResult:
         write_mode = parse_write_mode(mode)
         name = self.table_name(data_type, table)
+        layout = parse_layout(layout)
         store = self._write_format(name, format_hint)
         merge = write_mode == "merge"
         key_columns = check_natural_keys(normalized, data_type) if merge else ()
@@ -280,6 +295,8 @@ class StorageManagerImpl(IStorageManager):
         _check_rows_in_scope(normalized, scope)
         if merge:
             result = store.merge(name, data_type, normalized, scope, key_columns)
+        elif isinstance(store, DeltaFormat):
+            result = store.write(name, data_type, normalized, scope, layout=layout)
         else:
             result = store.write(name, data_type, normalized, scope)
         with self._lock:

@@ -159,12 +159,17 @@ class WriteScope:
         if any_exchange:
             wanted_days = pa.array(any_exchange, pa.date32())
             mask = pc.or_(mask, pc.is_in(table.column(DATE_COLUMN), value_set=wanted_days))
-        exchange_days = sorted(f"{d.exchange}|{d.date.isoformat()}" for d in self.days if d.exchange is not None)
-        if exchange_days:
-            keys = pc.binary_join_element_wise(
-                table.column("exchange"), pc.cast(table.column(DATE_COLUMN), pa.string()), "|",
+        by_exchange: dict[str, list[dt.date]] = defaultdict(list)
+        for d in self.days:
+            if d.exchange is not None:
+                by_exchange[d.exchange].append(d.date)
+        # Per exchange, no per-row string keys: an exchange-day of 2,000 instruments is ~3 M rows.
+        for exchange, days in sorted(by_exchange.items()):
+            term = pc.and_(
+                pc.equal(table.column("exchange"), exchange),
+                pc.is_in(table.column(DATE_COLUMN), value_set=pa.array(sorted(days), pa.date32())),
             )
-            mask = pc.or_(mask, pc.is_in(keys, value_set=pa.array(exchange_days)))
+            mask = pc.or_(mask, term)
         if self.instruments:
             pairs = pc.binary_join_element_wise(table.column("exchange"), table.column("coin"), "|")
             wanted_pairs = pa.array(sorted(f"{e}|{c}" for e, c in self.instruments))

@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 
 _STATS_SLACK = dt.timedelta(milliseconds=1)
 """Delta statistics store timestamps with millisecond precision (the max is truncated)."""
+_INSTRUMENT_COLUMNS = ("exchange", "coin")
 _MAX_RANGE_TERMS = 64
 """Above this many contiguous day runs, prune files by the overall first/last day only."""
-_REQUIRED_PARTITIONS = ("exchange", "coin")
+_STRING_STATS_TRUSTED_LENGTH = 32
+"""delta-rs truncates long string statistics: a coin min/max this long or longer is ignored."""
 
 FAST_PATH_READER_VERSIONS = frozenset({1, 2, 3})
 """Reader protocol versions the fast path reads (2 and 3 only with the checks below)."""
@@ -57,9 +59,10 @@ reads natively, a checkpoint format and a vacuum rule that delta-rs' log replay 
 (it refuses the table itself if it cannot). Anything else (``deletionVectors``: rows hidden
 by a vector the add actions do not show; ``columnMapping``: physical column names;
 ``typeWidening``; ``variantType``; features of newer engines) goes to DataFusion."""
-FAST_PATH_LAYOUTS = (frozenset({"exchange", "coin", MONTH_COLUMN}),)
-"""Partition column sets the planner prunes (partition values exchange/coin/month, ``date``
-min/max statistics)."""
+FAST_PATH_LAYOUTS = (frozenset({"exchange", "coin", MONTH_COLUMN}), frozenset({"exchange", MONTH_COLUMN}))
+"""Partition column sets the planner prunes: the ``instrument`` layout (partition values
+exchange/coin/month, ``date`` min/max statistics) and the ``exchange`` layout (exchange/month
+partitions, ``coin`` and ``date`` pruned by their min/max statistics)."""
 FAST_PATH_COLUMN_TYPES: dict[str, tuple[pa.DataType, ...]] = {
     "exchange": (pa.string(), pa.large_string()),
     "coin": (pa.string(), pa.large_string()),
@@ -129,6 +132,7 @@ class DeltaScanPlanner:
         self._cache: OrderedDict[tuple[str, str, int], Snapshot] = OrderedDict()
         self._cache_size = cache_size
         self._file_dates: OrderedDict[str, list[dt.date]] = OrderedDict()
+        self._file_coin_days: OrderedDict[str, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- snapshot index -------------------------------------------------------------------
@@ -160,9 +164,12 @@ class DeltaScanPlanner:
             mask = _scope_mask(actions, scope)
             if mask is not None:
                 actions = actions.filter(mask)
-        order = [(f"partition.{c}", "ascending") for c in _REQUIRED_PARTITIONS]
+        order = [(f"partition.{c}", "ascending") for c in _INSTRUMENT_COLUMNS
+                 if f"partition.{c}" in actions.column_names]
         if "min.timestamp" in actions.column_names:
             order.append(("min.timestamp", "ascending"))
+        if "partition.coin" not in actions.column_names and "min.coin" in actions.column_names:
+            order.append(("min.coin", "ascending"))  # exchange layout: a coin split over files
         actions = actions.sort_by(order)
         return ScanPlan(
             paths=[unquote(p) for p in actions.column("path").to_pylist()],
@@ -241,6 +248,56 @@ class DeltaScanPlanner:
         return out
 
 
+    def coin_days_of_files(
+        self,
+        delta_table: DeltaTable,
+        actions: pa.Table,
+        storage_options: dict[str, str],
+    ) -> pa.Table:
+        """Distinct ``(coin, date)`` pairs of the given add actions' files, for the exchange
+        layout where coin is a data column (cached per file: data files never change).
+
+        Reads only the ``coin`` (as a dictionary) and ``date`` columns; at 2,000 coins a day
+        file yields 2,000 pairs.
+        """
+        parts: list[pa.Table] = []
+        missing: list[int] = []
+        paths = actions.column("path").to_pylist()
+        with self._lock:
+            for i, path in enumerate(paths):
+                cached = self._file_coin_days.get(path)
+                if cached is None:
+                    missing.append(i)
+                else:
+                    parts.append(cached)
+        if missing:
+            sub = actions.take(missing)
+            plan = ScanPlan(
+                paths=[unquote(p) for p in sub.column("path").to_pylist()],
+                sizes=sub.column("size_bytes").to_pylist(),
+                guarantees=[ds.scalar(True)] * sub.num_rows,
+                files_in_table=actions.num_rows,
+            )
+            filesystem, full_paths = _filesystem(delta_table.table_uri, plan, storage_options)
+            file_format = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=["coin"]))
+            for raw_path, path in zip(sub.column("path").to_pylist(), full_paths):
+                fragment = file_format.make_fragment(path, filesystem=filesystem)
+                rows = fragment.to_table(columns=["coin", DATE_COLUMN]).unify_dictionaries()
+                pairs = rows.group_by(["coin", DATE_COLUMN], use_threads=False).aggregate([])
+                pairs = pa.table({
+                    "coin": pc.cast(pairs.column("coin"), pa.string()),
+                    DATE_COLUMN: pairs.column(DATE_COLUMN),
+                })
+                parts.append(pairs)
+                with self._lock:
+                    self._file_coin_days[raw_path] = pairs
+                    while len(self._file_coin_days) > 4096:
+                        self._file_coin_days.popitem(last=False)
+        if not parts:
+            return pa.table({"coin": pa.array([], pa.string()), DATE_COLUMN: pa.array([], pa.date32())})
+        return pa.concat_tables(parts)
+
+
 # -- pruning ------------------------------------------------------------------------------
 def _scope_mask(actions: pa.Table, scope: WriteScope | None) -> pa.ChunkedArray | None:
     """Add actions that may hold rows of ``scope`` (vectorized; null statistics keep a file)."""
@@ -249,7 +306,7 @@ def _scope_mask(actions: pa.Table, scope: WriteScope | None) -> pa.ChunkedArray 
     names = actions.column_names
     has_month = f"partition.{MONTH_COLUMN}" in names
     has_dates = f"min.{DATE_COLUMN}" in names and f"max.{DATE_COLUMN}" in names
-    exchange, coin = actions.column("partition.exchange"), actions.column("partition.coin")
+    exchange = actions.column("partition.exchange")
     mask = pa.chunked_array([pa.array([False] * actions.num_rows, pa.bool_())])
 
     def day_terms(days: Iterable[dt.date]) -> pa.ChunkedArray:
@@ -277,7 +334,7 @@ def _scope_mask(actions: pa.Table, scope: WriteScope | None) -> pa.ChunkedArray 
     for slot in scope.slots:
         by_instrument.setdefault((slot.exchange, slot.coin), []).append(slot.date)
     for (e, c), days in by_instrument.items():
-        term = pc.and_(pc.and_(pc.equal(exchange, e), pc.equal(coin, c)), day_terms(days))
+        term = pc.and_(pc.and_(pc.equal(exchange, e), coin_mask(actions, c)), day_terms(days))
         mask = pc.or_(mask, term)
     day_groups: dict[str | None, list[dt.date]] = {}
     for day in scope.days:
@@ -286,8 +343,34 @@ def _scope_mask(actions: pa.Table, scope: WriteScope | None) -> pa.ChunkedArray 
         term = day_terms(days)
         mask = pc.or_(mask, term if e is None else pc.and_(pc.equal(exchange, e), term))
     for e, c in scope.instruments:
-        mask = pc.or_(mask, pc.and_(pc.equal(exchange, e), pc.equal(coin, c)))
+        mask = pc.or_(mask, pc.and_(pc.equal(exchange, e), coin_mask(actions, c)))
     return mask
+
+
+def coin_statistics(actions: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray] | None:
+    """Per-file ``coin`` min/max of an exchange-layout table (``None`` where a statistic is
+    missing or may be truncated), or ``None`` when ``coin`` is a partition column."""
+    if "partition.coin" in actions.column_names or "min.coin" not in actions.column_names:
+        return None
+
+    def trusted(column: pa.ChunkedArray) -> pa.ChunkedArray:
+        short = pc.less(pc.utf8_length(column), _STRING_STATS_TRUSTED_LENGTH)
+        return pc.if_else(pc.fill_null(short, False), column, pa.scalar(None, column.type))
+
+    return trusted(actions.column("min.coin")), trusted(actions.column("max.coin"))
+
+
+def coin_mask(actions: pa.Table, coin: str) -> pa.ChunkedArray:
+    """Files that may hold rows of ``coin``: its partition value, or (exchange layout) its
+    min/max statistics (a file without them is kept)."""
+    if "partition.coin" in actions.column_names:
+        return pc.equal(actions.column("partition.coin"), coin)
+    stats = coin_statistics(actions)
+    if stats is None:  # no statistics at all: every file may hold the coin
+        return pa.chunked_array([pa.array([True] * actions.num_rows, pa.bool_())])
+    lo, hi = stats
+    inside = pc.and_kleene(pc.less_equal(lo, coin), pc.greater_equal(hi, coin))
+    return pc.fill_null(inside, True)
 
 
 def _day_runs(days: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
@@ -359,6 +442,9 @@ def _guarantees(actions: pa.Table, snapshot: Snapshot) -> list[ds.Expression]:
             column = pc.cast(column, typ)
         columns.append((name, typ, column.to_pylist()))
     ranges: list[tuple[str, pa.DataType, list[Any], list[Any]]] = []
+    coin_stats = coin_statistics(actions)
+    if coin_stats is not None and "coin" in schema.names:
+        ranges.append(("coin", schema.field("coin").type, coin_stats[0].to_pylist(), coin_stats[1].to_pylist()))
     for name, slack in (("timestamp", _STATS_SLACK), (DATE_COLUMN, None)):
         if f"min.{name}" in actions.column_names and name in schema.names:
             lo = actions.column(f"min.{name}").to_pylist()
@@ -447,7 +533,7 @@ def is_sorted(table: pa.Table, keys: list[str], *, single_instrument: bool) -> b
         return True
     present = [k for k in keys if k in table.column_names]
     if single_instrument:
-        present = [k for k in present if k not in _REQUIRED_PARTITIONS]
+        present = [k for k in present if k not in _INSTRUMENT_COLUMNS]
     if not present:
         return True
     ordered: pa.ChunkedArray | None = None  # rows i, i+1 in order on the keys seen so far

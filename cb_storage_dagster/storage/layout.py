@@ -1,0 +1,97 @@
+"""Delta table layouts: how a table is partitioned, chosen once when it is created.
+
+Two layouts, one set of predicates (both keep ``exchange``, ``coin``, ``month`` and ``date``
+as columns, so every replace/delete predicate of :mod:`.predicates` works on either):
+
+* ``"instrument"`` (the default): partition columns ``exchange / coin / month``. One folder
+  per instrument-month; a day of one instrument is one small file. Best for a handful to a
+  few hundred instruments.
+* ``"exchange"`` (large universes): partition columns ``exchange / month``; ``coin`` is a data
+  column. An exchange-day of every instrument is **one file** sorted by coin and timestamp,
+  written with small row groups so that the per-file and per-row-group ``coin`` min/max
+  statistics prune reads of one instrument. Weekly compaction rewrites a month sorted by
+  ``coin, timestamp`` (files then hold disjoint coin ranges).
+
+A table keeps the layout it was created with: :func:`layout_of` reads it back from the
+table's partition columns.
+
+>>> partition_columns("exchange")
+('exchange', 'month')
+>>> layout_of(["exchange", "coin", "month"])
+'instrument'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, get_args
+
+from .errors import ConfigurationError
+from .schemas import MONTH_COLUMN
+
+Layout = Literal["instrument", "exchange"]
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+DEFAULT_LAYOUT: Layout = "instrument"
+
+_PARTITIONS: dict[str, tuple[str, ...]] = {
+    "instrument": ("exchange", "coin", MONTH_COLUMN),
+    "exchange": ("exchange", MONTH_COLUMN),
+}
+
+EXCHANGE_LAYOUT_ROW_GROUP_ROWS = 16 * 1024
+"""Rows per Parquet row group in exchange-layout files: ~11 instruments of one day of
+1-minute candles, or a third of an instrument-month after compaction, so that a
+one-instrument read decodes one or two row groups per file (most of them wholly its own coin,
+so no row filter runs) instead of the writer's default of ~1M rows. Measured on a compacted
+file of 170 instruments x 10 days, one instrument read: 15.5 ms with 64 Ki-row groups,
+10.4 ms with 16 Ki, 16.0 ms with 8 Ki (the footer grows)."""
+
+
+def parse_layout(value: str | None) -> Layout | None:
+    """``value`` as a layout name (``None`` stays ``None``).
+
+    Raises:
+        ConfigurationError: an unknown name.
+    """
+    if value is None:
+        return None
+    name = str(value).strip().lower()
+    if name not in LAYOUTS:
+        raise ConfigurationError(
+            f"Unknown Delta layout {value!r}; use one of: {', '.join(LAYOUTS)} "
+            "('exchange' for thousands of instruments per exchange)."
+        )
+    return name  # type: ignore[return-value]
+
+
+def partition_columns(layout: Layout) -> tuple[str, ...]:
+    """The partition columns a new table of ``layout`` is created with."""
+    return _PARTITIONS[layout]
+
+
+def layout_of(columns: Sequence[str]) -> Layout | None:
+    """The layout of a table partitioned by ``columns`` (``None``: a layout of neither kind,
+    e.g. a table created by another tool)."""
+    found = tuple(columns)
+    for name, expected in _PARTITIONS.items():
+        if found == expected:
+            return name  # type: ignore[return-value]
+    return None
+
+
+def sort_columns(layout: Layout | None) -> list[str]:
+    """Columns that compaction sorts a partition by: time within an instrument-month, or
+    coin then time within an exchange-month (tight per-file coin ranges)."""
+    return ["coin", "timestamp"] if layout == "exchange" else ["timestamp"]
+
+
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "EXCHANGE_LAYOUT_ROW_GROUP_ROWS",
+    "LAYOUTS",
+    "Layout",
+    "layout_of",
+    "parse_layout",
+    "partition_columns",
+    "sort_columns",
+]
