@@ -33,7 +33,7 @@ from ..predicates import WriteScope
 from ..results import WriteResult
 from ..schemas import DATE_COLUMN, MONTH_COLUMN, PARTITION_COLUMNS, storage_schema
 from .base import FormatStore, ReadRequest, rows_per_partition
-from .delta_scan import DeltaScanPlanner, direct_read_supported, scope_range_expression
+from .delta_scan import DeltaScanPlanner, direct_read_supported, scope_range_expression, sort_rows
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -394,7 +394,7 @@ class DeltaFormat(FormatStore):
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
         from deltalake import CommitProperties, write_deltalake
 
-        data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
+        data = sort_rows(data, ["exchange", "coin", "timestamp"], single_instrument=False)  # checks first
         predicate = scope.delta_predicate()
         scope_text = ",".join(scope.describe())[:4000]
 
