@@ -125,3 +125,23 @@ def test_date_and_month_are_the_utc_day_and_month_of_each_timestamp():
     assert table.column("date").to_pylist() == [t.date() for t in stamps]
     assert table.column("month").to_pylist() == [t.strftime("%Y-%m") for t in stamps]
     assert table.column("month").type == pa.string()
+
+
+@pytest.mark.parametrize("order", ["sorted", "interleaved", "shuffled", "too many runs: grouped"])
+def test_rows_per_partition_counts_each_partition_in_any_row_order(order, monkeypatch):
+    from cb_storage_dagster.storage.formats import base
+    from cb_storage_dagster.storage.formats.base import rows_per_partition
+
+    if order.startswith("too many runs"):
+        monkeypatch.setattr(base, "_MAX_RUNS", 2)
+    data = normalize(pd.concat([ohlcv(DAY1, n=30, coin="BTC"), ohlcv(DAY2, n=20, coin="BTC"),
+                                ohlcv(DAY1, n=10, coin="ETH")], ignore_index=True), "ohlcv")
+    if order == "interleaved":  # every row starts a new run
+        data = data.take(pa.array([i for pair in zip(range(30), range(50, 60)) for i in pair] + list(range(10, 50))))
+    elif order == "shuffled":
+        data = data.take(pa.array(shuffled(pd.DataFrame({"i": range(60)}))["i"]))
+    ninth = PartitionSlot("binance", "BTC", dt.date(2024, 1, 9))
+    assert rows_per_partition(data, WriteScope.of_slots([ninth])) == {
+        "binance/BTC/2024-01-02": 30, "binance/BTC/2024-01-03": 20, "binance/BTC/2024-01-09": 0,
+        "binance/ETH/2024-01-02": 10,
+    }

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from ..interfaces import IStorageBackend
@@ -59,16 +61,44 @@ class FormatStore(ABC):
         """UTC days with data for one instrument."""
 
 
+_PARTITION_KEY = ["exchange", "coin", DATE_COLUMN]
+_MAX_RUNS = 4096
+"""Above this many runs of equal partition keys, rows are counted by grouping instead."""
+
+
 def rows_per_partition(data: pa.Table, scope: WriteScope) -> dict[str, int]:
-    """Row counts per written ``exchange/coin/date`` (cleared slots count 0)."""
+    """Row counts per written ``exchange/coin/date`` (cleared slots count 0).
+
+    Writers pass rows sorted by instrument and time, where each partition is one run of
+    equal keys: the runs are found with one vectorized pass over adjacent rows (no hash
+    grouping, whose thread-pool start-up dominated small writes). Counts are summed per
+    key, so rows in any order are still counted right; many runs fall back to grouping.
+    """
     counts: dict[str, int] = {}
-    if data.num_rows:
-        # Grouping the three columns as they are: joining them into one string per row first
-        # cost about twice as much at 43,200 rows.
-        grouped = data.select(["exchange", "coin", DATE_COLUMN]).group_by(
-            ["exchange", "coin", DATE_COLUMN]).aggregate([([], "count_all")])
-        for exchange, coin, day, rows in zip(*(c.to_pylist() for c in grouped.columns)):
-            counts[f"{exchange}/{coin}/{day.isoformat()}"] = rows
+    for exchange, coin, day, rows in _partition_counts(data):
+        key = f"{exchange}/{coin}/{day.isoformat()}"
+        counts[key] = counts.get(key, 0) + rows
     for slot in scope.slots:
         counts.setdefault(str(slot), 0)
     return dict(sorted(counts.items()))
+
+
+def _partition_counts(data: pa.Table) -> Iterator[tuple[str, str, dt.date, int]]:
+    n = data.num_rows
+    if n == 0:
+        return iter(())
+    keys = data.select(_PARTITION_KEY)
+    breaks: pa.Array | None = None
+    if not any(column.null_count for column in keys.columns):
+        changed: pa.ChunkedArray | None = None  # row i+1 starts a new run
+        for column in keys.columns:
+            differs = pc.not_equal(column.slice(1), column.slice(0, n - 1))
+            changed = differs if changed is None else pc.or_(changed, differs)
+        breaks = pc.indices_nonzero(changed)
+    if breaks is None or len(breaks) >= _MAX_RUNS:
+        grouped = keys.group_by(_PARTITION_KEY).aggregate([([], "count_all")])
+        return zip(*(c.to_pylist() for c in grouped.columns))
+    starts = [0] + [i + 1 for i in breaks.to_pylist()]
+    firsts = keys.take(pa.array(starts, pa.int64()))
+    sizes = [end - start for start, end in zip(starts, starts[1:] + [n])]
+    return zip(*(c.to_pylist() for c in firsts.columns), sizes)
