@@ -145,3 +145,24 @@ def test_rows_per_partition_counts_each_partition_in_any_row_order(order, monkey
         "binance/BTC/2024-01-02": 30, "binance/BTC/2024-01-03": 20, "binance/BTC/2024-01-09": 0,
         "binance/ETH/2024-01-02": 10,
     }
+
+
+class TestValueRanges:
+    def arrow_candles(self, **overrides: list[float]) -> pa.Table:
+        frame = normalize(ohlcv(DAY1, n=4), "ohlcv").drop_columns(["date", "month"])
+        for name, values in overrides.items():
+            frame = frame.set_column(frame.column_names.index(name), name, pa.array(values, pa.float64()))
+        return frame
+
+    def test_a_nan_in_an_arrow_table_is_refused(self, manager):
+        # pandas turns NaN into a null on the way to Arrow; an Arrow table keeps the NaN.
+        with pytest.raises(InvalidDataError, match="'close' has 1 NaN or infinite values"):
+            manager.save_entry(BTC, self.arrow_candles(close=[1.0, float("nan"), 2.0, 3.0]))
+
+    def test_a_negative_infinity_is_refused(self, manager):
+        with pytest.raises(InvalidDataError, match="'volume' has 1 NaN or infinite values"):
+            manager.save_entry(BTC, self.arrow_candles(volume=[1.0, float("-inf"), 2.0, 3.0]))
+
+    def test_huge_but_finite_values_are_accepted_even_if_their_sum_overflows(self, manager):
+        data = self.arrow_candles(volume=[1e308, 1e308, 0.0, 1.0])
+        assert manager.save_entry(BTC, data).row_count == 4
