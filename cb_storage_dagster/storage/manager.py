@@ -490,6 +490,8 @@ def _check_rows_in_scope(data: pa.Table, scope: WriteScope) -> None:
     if data.num_rows == 0 or scope.whole_table:
         return
     inside = scope.row_mask(data)
+    if pc.all(inside, skip_nulls=False).as_py():
+        return  # the usual case: no rows to find and describe
     outside = data.filter(pc.invert(inside))
     if outside.num_rows:
         sample = outside.select(["exchange", "coin", DATE_COLUMN]).group_by(

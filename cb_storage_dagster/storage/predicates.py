@@ -144,17 +144,10 @@ class WriteScope:
     def row_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """Boolean mask of the rows of a normalized table that fall inside the scope."""
         if self.whole_table:
-            return pa.array([True] * table.num_rows, pa.bool_())
-        mask = pa.array([False] * table.num_rows, pa.bool_())
+            return pa.repeat(pa.scalar(True), table.num_rows)
+        mask = pa.repeat(pa.scalar(False), table.num_rows)
         if self.slots:
-            keys = pc.binary_join_element_wise(
-                table.column("exchange"), table.column("coin"),
-                pc.cast(table.column(DATE_COLUMN), pa.string()), "|",
-            )
-            wanted = pa.array(
-                sorted(f"{s.exchange}|{s.coin}|{s.date.isoformat()}" for s in self.slots)
-            )
-            mask = pc.or_(mask, pc.is_in(keys, value_set=wanted))
+            mask = pc.or_(mask, _in_slots(table, self.slots))
         any_exchange = sorted(d.date for d in self.days if d.exchange is None)
         if any_exchange:
             wanted_days = pa.array(any_exchange, pa.date32())
@@ -221,6 +214,30 @@ def merge_predicates(
         f"({col(MERGE_TARGET, c)} IS DISTINCT FROM {col(MERGE_SOURCE, c)})" for c in value_columns
     ]
     return " AND ".join(terms), (" OR ".join(changed) or None)
+
+
+def _in_slots(table: pa.Table, slots: frozenset[PartitionSlot]) -> pa.ChunkedArray:
+    """Rows whose exchange/coin/date is one of ``slots``, by one ``pc.is_in`` over compact
+    integer keys: exchange and coin become their position among the slots' names, packed
+    with the day number into an int64 (joining the three columns into one string per row
+    cost ~5x as much at 43,200 rows). A name outside the slots gives a null key: not in."""
+    exchanges = {e: i for i, e in enumerate(sorted({s.exchange for s in slots}))}
+    coins = {c: i for i, c in enumerate(sorted({s.coin for s in slots}))}
+    width = len(coins)
+
+    def positions(column: str, names: dict[str, int]) -> pa.ChunkedArray:
+        found = pc.index_in(table.column(column), value_set=pa.array(list(names), pa.string()))
+        return pc.cast(found, pa.int64())
+
+    instrument = pc.add(pc.multiply(positions("exchange", exchanges), width), positions("coin", coins))
+    days = pc.cast(pc.cast(table.column(DATE_COLUMN), pa.int32()), pa.int64())
+    keys = pc.add(pc.multiply(instrument, 1 << 32), days)  # a day number fits in 32 bits
+    epoch = dt.date(1970, 1, 1)
+    wanted = pa.array(sorted(
+        (exchanges[s.exchange] * width + coins[s.coin]) * (1 << 32) + (s.date - epoch).days
+        for s in slots
+    ), pa.int64())
+    return pc.fill_null(pc.is_in(keys, value_set=wanted), False)
 
 
 def _date_list(days: Iterable[dt.date]) -> str:

@@ -9,6 +9,7 @@ with :class:`InvalidDataError` before anything is written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +122,9 @@ def to_arrow(data: pd.DataFrame | pa.Table | Any) -> pa.Table:
     if pd is not None and isinstance(data, pd.DataFrame):
         frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) else data
         try:
-            return pa.Table.from_pandas(frame, preserve_index=False)
+            # One thread: pandas 3 columns convert (nearly) without copying, and the thread
+            # pool pyarrow starts per call cost more than it saved (3.7 vs 0.9 ms at 43,200 rows).
+            return pa.Table.from_pandas(frame, preserve_index=False, nthreads=1)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SchemaMismatchError(f"Cannot convert the DataFrame to Arrow: {exc}") from None
     raise SchemaMismatchError(
@@ -153,6 +156,8 @@ def _to_utc_timestamp(column: pa.ChunkedArray) -> pa.ChunkedArray:
             "Column 'timestamp' has no time zone, so its instant is ambiguous. Localize it, e.g. "
             "df['timestamp'] = df['timestamp'].dt.tz_localize('UTC')."
         )
+    if typ == TIMESTAMP_TYPE:
+        return column
     try:
         return pc.cast(column, TIMESTAMP_TYPE, safe=True)
     except pa.ArrowInvalid:
@@ -226,7 +231,7 @@ def normalize(
             column = table.column(field.name)
         elif field.name in ("exchange", "coin") and (exchange if field.name == "exchange" else coin):
             value = exchange if field.name == "exchange" else coin
-            column = pa.chunked_array([pa.array([value] * n, pa.string())], pa.string())
+            column = pa.chunked_array([pa.repeat(pa.scalar(value, pa.string()), n)], pa.string())
         else:
             raise SchemaMismatchError(
                 f"Missing column {field.name!r} for {data_type.value}; expected columns: "
@@ -244,14 +249,24 @@ def normalize(
         if name.startswith("__index_level"):
             continue
         columns[name] = table.column(name)
-    ts = columns["timestamp"]
-    columns[DATE_COLUMN] = pc.cast(ts, pa.date32())
-    columns[MONTH_COLUMN] = pc.strftime(ts, format="%Y-%m")
+    # UTC instants without the zone are the same numbers: their date needs no zone lookup
+    # (10x cheaper than casting the zoned timestamps).
+    dates = pc.cast(pc.cast(columns["timestamp"], pa.timestamp("us")), pa.date32())
+    columns[DATE_COLUMN] = dates
+    columns[MONTH_COLUMN] = _month_labels(dates)
     out_schema = storage_schema(data_type)
     fields = list(out_schema) + [
         pa.field(name, columns[name].type) for name in columns if name not in out_schema.names
     ]
     return pa.Table.from_arrays([columns[f.name] for f in fields], schema=pa.schema(fields))
+
+
+def _month_labels(dates: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``YYYY-MM`` of each date. Formatted once per distinct day and gathered by index:
+    ``pc.strftime`` formats every row and cost ~30 ms for 30 days of 1-minute candles."""
+    days = pc.unique(dates)
+    labels = pa.array([day.strftime("%Y-%m") for day in days.to_pylist()], pa.string())
+    return pc.take(labels, pc.index_in(dates, value_set=days))
 
 
 def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: int) -> None:
@@ -260,9 +275,13 @@ def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: i
     for name in ("exchange", "coin", "timestamp"):
         if columns[name].null_count:
             raise InvalidDataError(f"Column {name!r} has {columns[name].null_count} null values.")
+    distinct_names = 0
     for name in ("exchange", "coin"):
-        for value in pc.unique(columns[name]).to_pylist():
+        values = pc.unique(columns[name]).to_pylist()
+        for value in values:
             validate_name(value, name)
+        distinct_names += len(values)
+    single_instrument = distinct_names == 2
     for name in _POSITIVE_COLUMNS.get(data_type, ()):
         _check_range(columns[name], name, strictly_positive=True)
     for name in _NON_NEGATIVE_COLUMNS.get(data_type, ()):
@@ -275,15 +294,53 @@ def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: i
             raise InvalidDataError(
                 f"Column 'side' has values {unknown}; allowed: {sorted(allowed_sides)}."
             )
+    _check_unique(data_type, columns, n, single_instrument=single_instrument)
+
+
+def _check_unique(
+    data_type: DataType, columns: dict[str, pa.ChunkedArray], n: int, *, single_instrument: bool
+) -> None:
+    """Refuse rows that repeat the data type's unique key (a candle, a book level)."""
     unique_key = _UNIQUE_KEYS.get(data_type)
-    if unique_key:
-        keys = pa.table({k: columns[k] for k in unique_key})
-        distinct = keys.group_by(list(unique_key)).aggregate([]).num_rows
-        if distinct != n:
-            raise InvalidDataError(
-                f"{n - distinct} duplicate rows on ({', '.join(unique_key)}) in {data_type.value} "
-                "data; each candle/level may appear once per timestamp."
-            )
+    if not unique_key:
+        return
+    # One instrument (the usual write): exchange and coin are constant, so the key reduces
+    # to the timestamp (and side/level).
+    key = [k for k in unique_key if not (single_instrument and k in ("exchange", "coin"))]
+    key_columns = [columns[k] for k in key]
+    # Rows in strictly increasing key order (how market data arrives) cannot repeat a key:
+    # one pass over adjacent rows. Anything else is counted exactly.
+    if _strictly_increasing(key_columns):
+        return
+    distinct = pa.table(dict(zip(key, key_columns))).group_by(key).aggregate([]).num_rows
+    if distinct != n:
+        raise InvalidDataError(
+            f"{n - distinct} duplicate rows on ({', '.join(unique_key)}) in {data_type.value} "
+            "data; each candle/level may appear once per timestamp."
+        )
+
+
+def _strictly_increasing(columns: list[pa.ChunkedArray]) -> bool:
+    """Whether each row is lexicographically greater than the row before it on ``columns``
+    (no nulls). Vectorized over adjacent rows: ``(a1 < b1) or (a1 == b1 and (a2 < b2 ...))``."""
+    n = len(columns[0])
+    if n < 2:
+        return True
+    if any(column.null_count for column in columns):
+        return False
+    increasing: pa.ChunkedArray | None = None  # row i+1 > row i on the columns seen so far
+    tied: pa.ChunkedArray | None = None  # rows i, i+1 equal on the columns seen so far
+    for column in columns:
+        before, after = column.slice(0, n - 1), column.slice(1)
+        less = pc.less(before, after)
+        if increasing is None:
+            increasing = less
+        else:
+            increasing = pc.or_(increasing, pc.and_(tied, less))
+        tied = pc.equal(before, after) if tied is None else pc.and_(tied, pc.equal(before, after))
+        if pc.all(increasing).as_py():
+            return True
+    return False
 
 
 def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool) -> None:
@@ -291,6 +348,15 @@ def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool)
         raise InvalidDataError(
             f"Column {name!r} has {column.null_count} missing (null or NaN) values; drop or fill them."
         )
+    # Valid columns (nearly all) pass two cheap tests: every value compares above the bound
+    # (NaN compares false) and the sum is finite (an infinity makes it infinite). Only a
+    # column that fails them is counted value by value, for the message. (``pc.min`` would
+    # be 5x slower than the comparison: it is NaN-aware.)
+    above = pc.greater(column, 0) if strictly_positive else pc.greater_equal(column, 0)
+    if pc.all(above).as_py() and (
+        not pa.types.is_floating(column.type) or math.isfinite(pc.sum(column).as_py())
+    ):
+        return
     if pa.types.is_floating(column.type):
         bad_float = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
         if bad_float:

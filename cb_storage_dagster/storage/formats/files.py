@@ -23,6 +23,7 @@ from ..predicates import WriteScope
 from ..results import WriteResult
 from ..schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
 from .base import FormatStore, ReadRequest, rows_per_partition
+from .delta_scan import sort_rows
 
 FORMAT_MARKER = "_cb_format"
 
@@ -69,7 +70,7 @@ class FileFormat(FormatStore):
 
     def write(self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope) -> WriteResult:
         self.backend.save_bytes(f"{table}/{FORMAT_MARKER}", self.name.encode())
-        data = data.sort_by([("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")])
+        data = sort_rows(data, ["exchange", "coin", "timestamp"], single_instrument=False)  # checks first
         present = _slots_in(data)
         targets = set(present) | set(scope.slots)
         stale: set[PartitionSlot] = set()
