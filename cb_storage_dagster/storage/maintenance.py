@@ -460,7 +460,7 @@ def _sorted_groups(delta_table: DeltaTable, partition: Mapping[str, str], column
     group's read)."""
     import pyarrow.dataset as ds
 
-    dataset = delta_table.to_pyarrow_dataset(partitions=_filters(partition))
+    dataset = delta_table.to_pyarrow_dataset(file_pruning_predicate=_filters(partition))
     coins = sorted(
         pc.unique(dataset.to_table(columns=["coin"]).column("coin")).to_pylist(),
         key=lambda c: (c is None, c),
