@@ -1,0 +1,139 @@
+"""The schedules with the ccxt source against the fake exchange: each tick's run request,
+executed as the daemon would launch it (its tags and partition range) with the real
+MarketDataIOManager on local disk, stores exactly the rows the fake exchange serves.
+
+The fake exchange's clock (``FakeExchange.now_ms``) plays "now" for the intraday ticks: the
+exchange reports the day's trades only up to the tick, as a real one does during the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
+from cb_storage_dagster.adapters.resources import LocalStorageResource
+from cb_storage_dagster.pipeline import ASSET_CHECKS, ASSETS, JOBS, daily_market_data_schedule
+from cb_storage_dagster.pipeline.intraday import INTRADAY_JOBS, INTRADAY_SCHEDULES, intraday_market_data_schedule
+from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
+from cb_storage_dagster_tests.test_ccxt_pipeline import stored
+from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source
+
+DAY = dt.date(2024, 3, 1)
+# (instrument, the fake's own market id), in registration order; Kraken quotes BTC in USD.
+VENUES = [("binance:BTC", "BTCUSDT"), ("kraken:BTC", "XBTUSD")]
+
+
+def at(hour: int, minute: int, day: dt.date = DAY) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def fake():
+    with FakeExchange() as server:
+        yield server
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("instruments", [instrument for instrument, _ in VENUES])
+        yield instance
+
+
+@pytest.fixture
+def io_manager(tmp_path) -> MarketDataIOManager:
+    return MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path)))
+
+
+@pytest.fixture
+def repository(fake, io_manager) -> dg.RepositoryDefinition:
+    return dg.Definitions(
+        assets=ASSETS, asset_checks=ASSET_CHECKS, jobs=[*JOBS, *INTRADAY_JOBS],
+        schedules=[daily_market_data_schedule, *INTRADAY_SCHEDULES],
+        resources={"market_data_io_manager": io_manager, "market_data_source": make_source(fake)},
+    ).get_repository_def()
+
+
+def run_requests(schedule, instance, moment: dt.datetime) -> list[dg.RunRequest]:
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=moment) as context:
+        return list(schedule.evaluate_tick(context).run_requests)
+
+
+def execute(repository, instance, schedule, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    job = repository.get_job(schedule.job_name)
+    result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def exchange_trades(fake, before: dt.datetime | None = None) -> pd.DataFrame:
+    """The fake's trades of DAY for every venue (up to its clock), optionally before an instant."""
+    frames = [expected_trades(fake, *instrument.split(":"), market_id, DAY) for instrument, market_id in VENUES]
+    frame = pd.concat(frames, ignore_index=True)
+    if before is not None:
+        frame = frame[frame["timestamp"] < before]
+    return frame.sort_values(["exchange", "coin", "timestamp", "trade_id"], ignore_index=True)
+
+
+def exchange_candles(fake, before: dt.datetime | None = None) -> pd.DataFrame:
+    frames = [expected_candles(fake, *instrument.split(":"), market_id, DAY) for instrument, market_id in VENUES]
+    frame = pd.concat(frames, ignore_index=True)
+    if before is not None:
+        frame = frame[frame["timestamp"] < before]
+    return frame.sort_values(["exchange", "coin", "timestamp"], ignore_index=True)
+
+
+def assert_rows(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(actual, expected.reset_index(drop=True), check_dtype=False,
+                                  check_exact=False, rtol=1e-12)
+
+
+def test_the_daily_tick_stores_exactly_the_exchanges_trades_and_candles_of_yesterday(
+    fake, instance, repository, tmp_path
+):
+    requests = run_requests(daily_market_data_schedule, instance, at(0, 30, DAY + dt.timedelta(days=1)))
+    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in requests] == [("2024-03-01|binance:BTC", "2024-03-01|kraken:BTC")]
+
+    result = execute(repository, instance, daily_market_data_schedule, requests[0])
+    trades = stored(tmp_path, "trades")
+    assert len(trades) == 2 * 2880
+    assert_rows(trades, exchange_trades(fake))
+    # One-minute candles built from the stored trades equal the exchange's own klines.
+    candles = stored(tmp_path, "ohlcv_1m")
+    assert len(candles) == 2 * 1440
+    assert_rows(candles, exchange_candles(fake))
+    assert len(stored(tmp_path, "ohlcv_1d")) == 2
+    # Exchanges keep no order-book history: the daily run stores none and succeeds anyway.
+    assert not result.asset_materializations_for_node("order_book")
+    assert not (tmp_path / "order_book").exists()
+
+
+def test_intraday_ticks_merge_exactly_the_exchanges_trades_so_far_and_a_rerun_changes_nothing(
+    fake, instance, repository, io_manager, tmp_path
+):
+    for tick in (at(0, 15), at(0, 30)):  # the day's first two ticks, the exchange's clock at each
+        fake.now_ms = int(tick.timestamp() * 1000)
+        [request] = run_requests(intraday_market_data_schedule, instance, tick)
+        assert request.tags["cb_storage/write_mode"] == "merge"
+        execute(repository, instance, intraday_market_data_schedule, request)
+
+    last_tick = at(0, 30)
+    trades = stored(tmp_path, "trades")
+    assert len(trades) == 2 * 60  # two trades a minute on average, 30 minutes, two venues
+    # Everything the exchange reported up to the last tick, each trade once.
+    assert_rows(trades, exchange_trades(fake))
+    assert_rows(stored(tmp_path, "ohlcv_1m"), exchange_candles(fake, before=last_tick))
+
+    manager = io_manager.manager
+    before = (manager.table_version("trades", table="trades"), manager.table_version("ohlcv", table="ohlcv_1m"))
+    again = execute(repository, instance, intraday_market_data_schedule, request)  # the same tick again
+    assert (manager.table_version("trades", table="trades"),
+            manager.table_version("ohlcv", table="ohlcv_1m")) == before
+    for event in again.asset_materializations_for_node("trades"):
+        assert (event.metadata["rows_inserted"].value, event.metadata["rows_updated"].value) == (0, 0)
+    assert_rows(stored(tmp_path, "trades"), exchange_trades(fake))
