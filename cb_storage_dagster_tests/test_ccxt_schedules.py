@@ -2,8 +2,11 @@
 executed as the daemon would launch it (its tags and partition range) with the real
 MarketDataIOManager on local disk, stores exactly the rows the fake exchange serves.
 
-The fake exchange's clock (``FakeExchange.now_ms``) plays "now" for the intraday ticks: the
-exchange reports the day's trades only up to the tick, as a real one does during the day.
+"Now" is pinned on both sides, so the ticks of a fixed day are "today": the fake exchange's
+clock (``FakeExchange.now_ms``) is set to each intraday tick, so it reports the day's trades
+only up to the tick and its book as of the tick, as a real exchange does during the day; and
+the source's own clock (:meth:`CcxtMarketDataSource.now`, which refuses later days and
+snapshots of any other day than today) is pinned to the day by a subclass.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ import pytest
 from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
 from cb_storage_dagster.adapters.resources import LocalStorageResource
 from cb_storage_dagster.pipeline import ASSET_CHECKS, ASSETS, JOBS, daily_market_data_schedule
-from cb_storage_dagster.pipeline.intraday import INTRADAY_JOBS, INTRADAY_SCHEDULES, intraday_market_data_schedule
+from cb_storage_dagster.pipeline.ccxt_source import CcxtMarketDataSource
+from cb_storage_dagster.pipeline.intraday import (
+    INTRADAY_JOBS,
+    INTRADAY_SCHEDULES,
+    intraday_market_data_schedule,
+    order_book_snapshot_schedule,
+)
+from cb_storage_dagster.pipeline.transforms import canonical_columns, canonical_dtypes
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_pipeline import stored
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source
@@ -29,6 +39,16 @@ VENUES = [("binance:BTC", "BTCUSDT"), ("kraken:BTC", "XBTUSD")]
 
 def at(hour: int, minute: int, day: dt.date = DAY) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=dt.UTC)
+
+
+class SourceOnDay(CcxtMarketDataSource):
+    """The ccxt source with its clock pinned to noon of ``today`` (an ISO date), a config field
+    so that Dagster's copy of the resource keeps it."""
+
+    today: str
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.combine(dt.date.fromisoformat(self.today), dt.time(12), dt.UTC)
 
 
 @pytest.fixture
@@ -49,12 +69,13 @@ def io_manager(tmp_path) -> MarketDataIOManager:
     return MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path)))
 
 
-@pytest.fixture
-def repository(fake, io_manager) -> dg.RepositoryDefinition:
+def repository(fake, io_manager, today: dt.date) -> dg.RepositoryDefinition:
+    """The pipeline with the ccxt source pointed at ``fake``, its "today" pinned to ``today``."""
+    source = SourceOnDay(today=today.isoformat(), **make_source(fake).model_dump())
     return dg.Definitions(
         assets=ASSETS, asset_checks=ASSET_CHECKS, jobs=[*JOBS, *INTRADAY_JOBS],
         schedules=[daily_market_data_schedule, *INTRADAY_SCHEDULES],
-        resources={"market_data_io_manager": io_manager, "market_data_source": make_source(fake)},
+        resources={"market_data_io_manager": io_manager, "market_data_source": source},
     ).get_repository_def()
 
 
@@ -93,13 +114,14 @@ def assert_rows(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def test_the_daily_tick_stores_exactly_the_exchanges_trades_and_candles_of_yesterday(
-    fake, instance, repository, tmp_path
+    fake, instance, io_manager, tmp_path
 ):
+    repo = repository(fake, io_manager, today=DAY + dt.timedelta(days=1))
     requests = run_requests(daily_market_data_schedule, instance, at(0, 30, DAY + dt.timedelta(days=1)))
     assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
             for r in requests] == [("2024-03-01|binance:BTC", "2024-03-01|kraken:BTC")]
 
-    result = execute(repository, instance, daily_market_data_schedule, requests[0])
+    result = execute(repo, instance, daily_market_data_schedule, requests[0])
     trades = stored(tmp_path, "trades")
     assert len(trades) == 2 * 2880
     assert_rows(trades, exchange_trades(fake))
@@ -114,13 +136,14 @@ def test_the_daily_tick_stores_exactly_the_exchanges_trades_and_candles_of_yeste
 
 
 def test_intraday_ticks_merge_exactly_the_exchanges_trades_so_far_and_a_rerun_changes_nothing(
-    fake, instance, repository, io_manager, tmp_path
+    fake, instance, io_manager, tmp_path
 ):
+    repo = repository(fake, io_manager, today=DAY)
     for tick in (at(0, 15), at(0, 30)):  # the day's first two ticks, the exchange's clock at each
         fake.now_ms = int(tick.timestamp() * 1000)
         [request] = run_requests(intraday_market_data_schedule, instance, tick)
         assert request.tags["cb_storage/write_mode"] == "merge"
-        execute(repository, instance, intraday_market_data_schedule, request)
+        execute(repo, instance, intraday_market_data_schedule, request)
 
     last_tick = at(0, 30)
     trades = stored(tmp_path, "trades")
@@ -131,9 +154,47 @@ def test_intraday_ticks_merge_exactly_the_exchanges_trades_so_far_and_a_rerun_ch
 
     manager = io_manager.manager
     before = (manager.table_version("trades", table="trades"), manager.table_version("ohlcv", table="ohlcv_1m"))
-    again = execute(repository, instance, intraday_market_data_schedule, request)  # the same tick again
+    again = execute(repo, instance, intraday_market_data_schedule, request)  # the same tick again
     assert (manager.table_version("trades", table="trades"),
             manager.table_version("ohlcv", table="ohlcv_1m")) == before
     for event in again.asset_materializations_for_node("trades"):
         assert (event.metadata["rows_inserted"].value, event.metadata["rows_updated"].value) == (0, 0)
     assert_rows(stored(tmp_path, "trades"), exchange_trades(fake))
+
+
+def exchange_book(fake, moment: dt.datetime, depth: int = 20) -> pd.DataFrame:
+    """The fake's books of every venue at its clock, stamped ``moment`` as a snapshot is."""
+    rows = []
+    for instrument, market_id in VENUES:
+        exchange, coin = instrument.split(":")
+        bids, asks = fake.expected_book(exchange, market_id, depth)
+        for side, levels in (("bid", bids), ("ask", asks)):
+            rows += [{"exchange": exchange, "coin": coin, "timestamp": pd.Timestamp(moment), "side": side,
+                      "level": level, "price": float(price), "amount": float(amount)}
+                     for level, (price, amount) in enumerate(levels)]
+    return pd.DataFrame(rows)[canonical_columns("order_book")].astype(canonical_dtypes("order_book"))
+
+
+def test_snapshot_ticks_merge_exactly_the_exchanges_books_and_a_rerun_changes_nothing(
+    fake, instance, io_manager, tmp_path
+):
+    repo = repository(fake, io_manager, today=DAY)
+    expected = []
+    for tick in (at(10, 0), at(10, 15)):
+        fake.now_ms = int(tick.timestamp() * 1000)
+        [request] = run_requests(order_book_snapshot_schedule, instance, tick)
+        execute(repo, instance, order_book_snapshot_schedule, request)
+        expected.append(exchange_book(fake, tick))
+
+    keys = ["exchange", "coin", "timestamp", "side", "level"]
+    books = expected[0].merge(expected[1], how="outer", indicator=True)
+    assert (books["_merge"] != "both").any()  # the book moved between the ticks: two distinct snapshots
+    want = pd.concat(expected, ignore_index=True).sort_values(keys, ignore_index=True)
+    got = io_manager.manager.read_partitions("order_book", None, table="order_book").to_pandas()
+    got = got[canonical_columns("order_book")].sort_values(keys, ignore_index=True)
+    assert len(got) == 2 * 2 * 2 * 20  # ticks x venues x sides x levels
+    assert_rows(got, want)
+
+    version = io_manager.manager.table_version("order_book", table="order_book")
+    execute(repo, instance, order_book_snapshot_schedule, request)  # the last tick again
+    assert io_manager.manager.table_version("order_book", table="order_book") == version

@@ -108,6 +108,12 @@ class CcxtMarketDataSource(MarketDataSource):
         """The exchange symbol that ``exchange:coin`` is fetched as."""
         return self._symbols().symbol(exchange, coin)
 
+    def now(self) -> dt.datetime:
+        """The current UTC instant, which decides what "today" is: later days are refused and
+        only today's order book can be snapshot. A subclass may pin it (the tests do, to take
+        a snapshot of a fixed day)."""
+        return dt.datetime.now(dt.UTC)
+
     def request_count(self) -> int:
         """HTTP requests made so far by this resource instance (attempts, including retries)."""
         return sum(client.stats.attempts for client in self._clients.values())
@@ -124,7 +130,7 @@ class CcxtMarketDataSource(MarketDataSource):
 
         if self._fetcher is None:
             self._fetcher = ExchangeDayFetcher(
-                self._symbols(), self._client, order_book_depth=self.order_book_depth
+                self._symbols(), self._client, order_book_depth=self.order_book_depth, clock=self.now
             )
         return self._fetcher
 

@@ -13,8 +13,8 @@ Written from the exchanges' public REST documentation, covering exactly what ccx
 The market is deterministic: every minute from an instrument's listing on has one to three
 trades (some sharing a millisecond, so page edges fall inside a millisecond), and each minute's
 candle is built from that minute's trades, so candles built from the trades equal the
-exchange's klines. :meth:`FakeExchange.expected_trades` / :meth:`expected_candles` give the
-ground truth a test compares stored rows with.
+exchange's klines. :meth:`FakeExchange.expected_trades` / :meth:`expected_candles` /
+:meth:`expected_book` give the ground truth a test compares stored rows with.
 
 Faults are switched per test: :meth:`FakeExchange.add_fault` queues a 429 with Retry-After,
 a 503, a timeout (the answer is delayed past the client's timeout) or a malformed page for the
@@ -217,6 +217,10 @@ class FakeExchange:
     def expected_candles(self, exchange: str, exchange_id: str, day: dt.date) -> list[tuple]:
         start = _ms(day.isoformat() + "T00:00:00")
         return candles_between(self.market(exchange, exchange_id), start, start + DAY_MS, self.current_ms())
+
+    def expected_book(self, exchange: str, exchange_id: str, depth: int) -> tuple[list[list[str]], list[list[str]]]:
+        """The ``(bids, asks)`` the book endpoints serve now, ``[price, amount]`` per level, best first."""
+        return _book(self.market(exchange, exchange_id), self.current_ms(), depth)
 
     # -- HTTP ---------------------------------------------------------------------------
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
