@@ -91,13 +91,10 @@ def execute(repository, instance, schedule, request: dg.RunRequest) -> dg.Execut
     return result
 
 
-def exchange_trades(fake, before: dt.datetime | None = None) -> pd.DataFrame:
-    """The fake's trades of DAY for every venue (up to its clock), optionally before an instant."""
+def exchange_trades(fake) -> pd.DataFrame:
+    """The fake's trades of DAY for every venue, up to its clock."""
     frames = [expected_trades(fake, *instrument.split(":"), market_id, DAY) for instrument, market_id in VENUES]
-    frame = pd.concat(frames, ignore_index=True)
-    if before is not None:
-        frame = frame[frame["timestamp"] < before]
-    return frame.sort_values(["exchange", "coin", "timestamp", "trade_id"], ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(["exchange", "coin", "timestamp", "trade_id"], ignore_index=True)
 
 
 def exchange_candles(fake, before: dt.datetime | None = None) -> pd.DataFrame:
