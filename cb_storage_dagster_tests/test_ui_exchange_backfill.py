@@ -23,9 +23,11 @@ pytestmark = pytest.mark.slow
 
 POOL_LIMIT = 2  # dagster.yaml: concurrency.pools.default_limit
 EXCHANGES = ["binance", "coinbase", "kraken"]
-COINS = ["BTC", "ETH", "SOL"]
+COINS = ["BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "DOT", "LTC", "LINK", "AVAX", "ATOM", "TRX"]
 UNIVERSE = [f"{e}:{c}" for e in EXCHANGES for c in COINS]
-DAY = "2024-05-01"
+DAYS = [(dt.date(2024, 5, 1) + dt.timedelta(days=n)).isoformat() for n in range(10)]
+"""Ten days x twelve coins per run: steps long enough (seconds) that runs launched a couple of
+seconds apart by the daemon really contend for the pools, on an idle machine too."""
 
 STEP_EVENTS = """
 query Steps($runId: ID!) {
@@ -85,10 +87,10 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 
 def test_ui_backfills_of_exchange_days_store_every_instrument_with_bounded_writers(dev):
-    # One backfill per exchange-day, launched together: 3 runs that all write `trades` and
-    # `ohlcv_1m` (up to 4 run at once, dagster.yaml's concurrency.runs), as when a user backfills
-    # each exchange from the UI.
-    ids = [dev.launch_backfill(["trades", "ohlcv_1m"], [f"{DAY}|{exchange}"], f"{exchange} {DAY}")
+    # One backfill per exchange (ten exchange-days, one run each), launched together: 3 runs
+    # that all write `trades` and `ohlcv_1m` (up to 4 run at once, dagster.yaml's
+    # concurrency.runs), as when a user backfills each exchange from the UI.
+    ids = [dev.launch_backfill(["trades", "ohlcv_1m"], [f"{day}|{exchange}" for day in DAYS], f"{exchange} May")
            for exchange in EXCHANGES]
     backfills = [dev.wait_for_backfill(backfill_id) for backfill_id in ids]
     assert all(b["status"] in ("COMPLETED", "COMPLETED_SUCCESS") for b in backfills), (backfills, dev.log_tail())
@@ -96,8 +98,8 @@ def test_ui_backfills_of_exchange_days_store_every_instrument_with_bounded_write
     assert len(runs) == len(EXCHANGES) and all(r["status"] == "SUCCESS" for r in runs), runs
 
     source = SyntheticMarketDataSource()
-    day = dt.date.fromisoformat(DAY)
-    expected = {(e, c, day): len(source.fetch_trades(e, c, day)) for e in EXCHANGES for c in COINS}
+    days = [dt.date.fromisoformat(day) for day in DAYS]
+    expected = {(e, c, d): len(source.fetch_trades(e, c, d)) for e in EXCHANGES for c in COINS for d in days}
     assert stored(dev.data / "trades") == expected  # every instrument of every exchange-day, once
     candles = stored(dev.data / "ohlcv_1m")
     assert set(candles) == set(expected) and all(1300 <= n <= 1440 for n in candles.values())

@@ -83,10 +83,12 @@ class DagsterDev:
         (self.home / "dagster.yaml").write_text(yaml_text)
         self.env = {
             **os.environ,
-            "DAGSTER_HOME": str(self.home),
             "CB_STORAGE_BACKEND_TYPE": "local",
             "CB_STORAGE_LOCAL_ROOT_PATH": str(self.data),
             **(env or {}),
+            # Always this server's own home, even when ``env`` copies a caller's environment
+            # (``make test`` exports DAGSTER_HOME for `make run`'s instance).
+            "DAGSTER_HOME": str(self.home),
         }
         self.log_path = self.workdir / "dagster_dev.log"
         self.process: subprocess.Popen[bytes] | None = None
