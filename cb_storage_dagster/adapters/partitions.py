@@ -116,15 +116,19 @@ def coins_by_exchange(instruments: Iterable[str]) -> dict[str, tuple[str, ...]]:
 
 def decode_exchange_day_key(key: str | dg.MultiPartitionKey) -> tuple[str, dt.date]:
     """Turn ``2024-01-02|binance`` (or a MultiPartitionKey) into ``("binance", date)``."""
+    date_key, exchange = _date_and_second_key(key, EXCHANGE_DIMENSION, "<date>|<exchange>")
+    return validate_name(exchange, "exchange"), parse_date(date_key)
+
+
+def _date_and_second_key(key: str | dg.MultiPartitionKey, dimension: str, shape: str) -> tuple[str, str]:
+    """The ``date`` key and the other dimension's key of a two-dimensional partition key."""
     if isinstance(key, dg.MultiPartitionKey):
         dims = key.keys_by_dimension
-        date_key, exchange = dims[DATE_DIMENSION], dims[EXCHANGE_DIMENSION]
-    else:
-        parts = str(key).split("|")
-        if len(parts) != 2:
-            raise InvalidKeyError(f"Partition key {key!r} must look like '<date>|<exchange>'.")
-        date_key, exchange = parts
-    return validate_name(exchange, "exchange"), parse_date(date_key)
+        return dims[DATE_DIMENSION], dims[dimension]
+    parts = str(key).split("|")
+    if len(parts) != 2:
+        raise InvalidKeyError(f"Partition key {key!r} must look like '{shape}'.")
+    return parts[0], parts[1]
 
 
 def is_exchange_day_key(key: str | dg.MultiPartitionKey) -> bool:
@@ -177,14 +181,7 @@ def decode_instrument(key: str) -> tuple[str, str]:
 
 def decode_multi_key(key: str | dg.MultiPartitionKey) -> PartitionSlot:
     """Turn ``2024-01-02|binance:BTC`` (or a MultiPartitionKey) into a PartitionSlot."""
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        date_key, instrument_key = dims[DATE_DIMENSION], dims[INSTRUMENT_DIMENSION]
-    else:
-        parts = str(key).split("|")
-        if len(parts) != 2:
-            raise InvalidKeyError(f"Partition key {key!r} must look like '<date>|<exchange>:<coin>'.")
-        date_key, instrument_key = parts
+    date_key, instrument_key = _date_and_second_key(key, INSTRUMENT_DIMENSION, "<date>|<exchange>:<coin>")
     exchange, coin = decode_instrument(instrument_key)
     return PartitionSlot(exchange, coin, parse_date(date_key))
 
