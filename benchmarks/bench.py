@@ -41,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from cb_storage_dagster.domain.keys import DataType  # noqa: E402
+from cb_storage_dagster.domain.schemas import PARTITION_COLUMNS, normalize  # noqa: E402
 from cb_storage_dagster.storage import (  # noqa: E402
     LocalFileBackend,
     PartitionSlot,
@@ -48,8 +50,6 @@ from cb_storage_dagster.storage import (  # noqa: E402
     WriteScope,
 )
 from cb_storage_dagster.storage import maintenance as mt  # noqa: E402
-from cb_storage_dagster.storage.keys import DataType  # noqa: E402
-from cb_storage_dagster.storage.schemas import PARTITION_COLUMNS, normalize  # noqa: E402
 
 UTC = dt.timezone.utc
 START = dt.date(2024, 1, 1)
@@ -259,8 +259,8 @@ def _versions() -> dict[str, str]:
 def _bench(work: Path, size: dict, report: dict, ddl: Path | None, writes_only: bool = False) -> None:
     from deltalake import DeltaTable, write_deltalake
 
-    from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-    from cb_storage_dagster.adapters.resources import LocalStorageResource
+    from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+    from cb_storage_dagster.orchestration.resources import LocalStorageResource
 
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)  # noqa: E731
     n_inst, n_days = size["instruments"], size["days"]

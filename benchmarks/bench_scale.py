@@ -41,11 +41,11 @@ sys.path.insert(0, str(HERE.parent))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from cb_storage_dagster.domain.keys import DataType  # noqa: E402
+from cb_storage_dagster.domain.schemas import normalize  # noqa: E402
 from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl, WriteScope  # noqa: E402
 from cb_storage_dagster.storage import maintenance as mt  # noqa: E402
-from cb_storage_dagster.storage.keys import DataType  # noqa: E402
 from cb_storage_dagster.storage.layout import LAYOUTS, partition_columns  # noqa: E402
-from cb_storage_dagster.storage.schemas import normalize  # noqa: E402
 
 EXCHANGE = "binance"
 MINUTES = 1440

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cb_storage_dagster.pipeline.ccxt_source import CcxtMarketDataSource  # noqa: E402
+from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource  # noqa: E402
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange  # noqa: E402
 
 DAY = dt.date(2024, 3, 1)

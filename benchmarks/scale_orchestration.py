@@ -30,10 +30,10 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import SyntheticMarketDataSource, build_pipeline, instruments_sensor
-from cb_storage_dagster.pipeline.sensors import INSTRUMENTS_FILE_ENV_VAR
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
+from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR
 
 TABLES = ("trades", "order_book", "ohlcv_1m", "ohlcv_1d")
 SCHEDULED = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)

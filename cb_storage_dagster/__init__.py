@@ -1,11 +1,11 @@
 """cb-storage-dagster: crypto market-data storage (Delta Lake, Parquet, JSON) for Dagster.
 
 The storage core (:mod:`cb_storage_dagster.storage`) has no Dagster import; the Dagster
-adapters live in :mod:`cb_storage_dagster.adapters` and the pipeline in
+adapters live in :mod:`cb_storage_dagster.orchestration` and the pipeline in
 :mod:`cb_storage_dagster.definitions`. The public names are re-exported here.
 """
 
-from . import storage as _storage
+from cb_storage_dagster import storage as _storage
 
 __version__ = "0.1.0"
 __all__ = list(_storage.__all__)

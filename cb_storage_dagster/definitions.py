@@ -5,20 +5,20 @@ Storage is configured by the ``CB_STORAGE_*`` environment (local disk by default
 (``instrument``, the default, or ``exchange`` for large universes); market data comes from the
 deterministic synthetic source by default, so the product runs with no network, or from real
 exchanges through ccxt with ``CB_STORAGE_SOURCE=ccxt`` (see
-:mod:`cb_storage_dagster.pipeline.source_selection`).
+:mod:`cb_storage_dagster.sources.selection`).
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import PartitionProfile
-from cb_storage_dagster.adapters.resources import adopt_dotenv, storage_resource_from_env
-from cb_storage_dagster.pipeline.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
-from cb_storage_dagster.pipeline.profiles import build_pipeline, configured_profile
-from cb_storage_dagster.pipeline.source_selection import market_data_source_from_env
-from cb_storage_dagster.storage.config import StorageConfig
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.maintenance import MAINTENANCE_JOBS, MAINTENANCE_SCHEDULES
+from cb_storage_dagster.orchestration.partitions import PartitionProfile
+from cb_storage_dagster.orchestration.profiles import build_pipeline, configured_profile
+from cb_storage_dagster.orchestration.resources import adopt_dotenv, storage_resource_from_env
+from cb_storage_dagster.settings import StorageConfig
+from cb_storage_dagster.sources.selection import market_data_source_from_env
 
 
 def build_definitions() -> dg.Definitions:

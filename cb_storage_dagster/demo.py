@@ -11,8 +11,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from .entrypoint import run_and_exit
-from .storage import StorageConfig
+from cb_storage_dagster.entrypoint import run_and_exit
+from cb_storage_dagster.storage import StorageConfig
 
 UTC = dt.timezone.utc
 

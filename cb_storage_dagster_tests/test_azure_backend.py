@@ -21,8 +21,7 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from pydantic import SecretStr
 
-from cb_storage_dagster.storage.backends.azure import AZURITE_URL_ENV, AzureBlobBackend
-from cb_storage_dagster.storage.errors import (
+from cb_storage_dagster.domain.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ConfigurationError,
@@ -30,6 +29,7 @@ from cb_storage_dagster.storage.errors import (
     NotFoundError,
     StorageError,
 )
+from cb_storage_dagster.storage.backends.azure.backend import AZURITE_URL_ENV, AzureBlobBackend
 from cb_storage_dagster_tests.support.azurite import AzuriteServer, new_container_backend
 
 # A syntactically valid account key that Azurite does not know.

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import ASSET_CHECKS, ohlcv_1d, ohlcv_1m, trades
-from cb_storage_dagster.pipeline.transforms import canonical_columns
+from cb_storage_dagster.orchestration import ASSET_CHECKS, ohlcv_1d, ohlcv_1m, trades
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
+from cb_storage_dagster.transforms import canonical_columns
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source
 

@@ -17,17 +17,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import ASSET_CHECKS, ASSETS, JOBS, daily_market_data_schedule
-from cb_storage_dagster.pipeline.ccxt_source import CcxtMarketDataSource
-from cb_storage_dagster.pipeline.intraday import (
+from cb_storage_dagster.orchestration import ASSET_CHECKS, ASSETS, JOBS, daily_market_data_schedule
+from cb_storage_dagster.orchestration.intraday import (
     INTRADAY_JOBS,
     INTRADAY_SCHEDULES,
     intraday_market_data_schedule,
     order_book_snapshot_schedule,
 )
-from cb_storage_dagster.pipeline.transforms import canonical_columns, canonical_dtypes
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
+from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
+from cb_storage_dagster.transforms import canonical_columns, canonical_dtypes
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_pipeline import stored
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source

@@ -10,8 +10,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.pipeline.ccxt_source import CcxtMarketDataSource
-from cb_storage_dagster.pipeline.transforms import canonical_dtypes, trades_to_ohlcv
+from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
+from cb_storage_dagster.transforms import canonical_dtypes, trades_to_ohlcv
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 
 DAY = dt.date(2024, 3, 1)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from cb_storage_dagster.pipeline.transforms import canonical_columns
+from cb_storage_dagster.transforms import canonical_columns
 from cb_storage_dagster_tests.support.dagster_dev import DagsterDev
 from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades

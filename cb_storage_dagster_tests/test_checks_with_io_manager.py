@@ -13,10 +13,10 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import instruments_partitions
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import ASSET_CHECKS, ASSETS, SyntheticMarketDataSource
+from cb_storage_dagster.orchestration import ASSET_CHECKS, ASSETS, SyntheticMarketDataSource
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import instruments_partitions
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.storage import StorageManagerImpl
 
 RANGE = {

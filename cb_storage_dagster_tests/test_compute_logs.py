@@ -17,7 +17,7 @@ from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, gener
 from dagster._core.storage.compute_log_manager import ComputeIOType
 from dagster._serdes.config_class import ConfigurableClassData
 
-from cb_storage_dagster.adapters.compute_logs import EndpointAzureBlobComputeLogManager
+from cb_storage_dagster.orchestration.compute_logs import EndpointAzureBlobComputeLogManager
 
 pytestmark = pytest.mark.azure
 
@@ -33,7 +33,7 @@ def manager_from_yaml(azurite, container: str, tmp_path, **credential: object) -
     """Built the way the instance builds it: the dagster.yaml block, rehydrated."""
     config = {"storage_account": azurite.account_name, "container": container, "endpoint": azurite.blob_endpoint,
               "local_dir": str(tmp_path / "staging"), "prefix": "compute-logs", **credential}
-    built = ConfigurableClassData("cb_storage_dagster.adapters.compute_logs", "EndpointAzureBlobComputeLogManager",
+    built = ConfigurableClassData("cb_storage_dagster.orchestration.compute_logs", "EndpointAzureBlobComputeLogManager",
                                   yaml.safe_dump(config)).rehydrate()
     assert isinstance(built, EndpointAzureBlobComputeLogManager)
     return built

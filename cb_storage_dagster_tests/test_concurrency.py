@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.storage import (
     DataType,
     LocalFileBackend,
@@ -23,8 +24,8 @@ from cb_storage_dagster.storage import (
     WriteConflictError,
     WriteScope,
 )
-from cb_storage_dagster.storage.formats import DeltaFormat, ReadRequest
-from cb_storage_dagster.storage.schemas import normalize
+from cb_storage_dagster.storage.delta.table_format import DeltaFormat
+from cb_storage_dagster.storage.format import ReadRequest
 from cb_storage_dagster_tests.support.processes import HelperProcess, run_together, storage_env, writer
 from cb_storage_dagster_tests.support.writer_process import candles
 
@@ -202,7 +203,7 @@ def test_a_lost_conflict_is_redone_on_a_fresh_snapshot(tmp_path, monkeypatch, ca
     rival = RivalWriter(backend, rivals=3)
     monkeypatch.setattr("deltalake.write_deltalake", rival)
 
-    with caplog.at_level("INFO", logger="cb_storage_dagster.storage.formats.delta"):
+    with caplog.at_level("INFO", logger="cb_storage_dagster.storage.delta.table_format"):
         result = delta.write(TABLE, DataType.OHLCV, ours(), SCOPE)
 
     assert rival.attempts == 4

@@ -7,14 +7,14 @@ import bisect
 
 import pytest
 
-from cb_storage_dagster.pipeline.exchange.errors import (
+from cb_storage_dagster.sources.ccxt.errors import (
     SourceConfigError,
     SourceRequestError,
     SourceUnavailableError,
 )
-from cb_storage_dagster.pipeline.exchange.paging import PageStats, page_candles, page_trades
-from cb_storage_dagster.pipeline.exchange.retry import RetryBudget, RetryStats, Transient, call_with_retry
-from cb_storage_dagster.pipeline.exchange.symbols import SymbolMap, parse_symbol_overrides
+from cb_storage_dagster.sources.ccxt.paging import PageStats, page_candles, page_trades
+from cb_storage_dagster.sources.ccxt.retry import RetryBudget, RetryStats, Transient, call_with_retry
+from cb_storage_dagster.sources.ccxt.symbols import SymbolMap, parse_symbol_overrides
 
 MIN = 60_000
 DAY = 1440 * MIN

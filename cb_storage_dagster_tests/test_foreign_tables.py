@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.storage import (
     LocalFileBackend,
     NotFoundError,
@@ -24,8 +25,7 @@ from cb_storage_dagster.storage import (
     UnsupportedTableFeatureError,
 )
 from cb_storage_dagster.storage import maintenance as mt
-from cb_storage_dagster.storage.formats.delta_scan import fast_path_refusal
-from cb_storage_dagster.storage.schemas import normalize
+from cb_storage_dagster.storage.delta.scan import fast_path_refusal
 from cb_storage_dagster_tests.support.data import at, ohlcv
 from cb_storage_dagster_tests.support.foreign_tables import (
     delete_rows_with_deletion_vector,

@@ -11,17 +11,17 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import ASSET_CHECKS, ASSETS, JOBS, SyntheticMarketDataSource
-from cb_storage_dagster.pipeline.intraday import (
+from cb_storage_dagster.domain.keys import DataType
+from cb_storage_dagster.orchestration import ASSET_CHECKS, ASSETS, JOBS, SyntheticMarketDataSource
+from cb_storage_dagster.orchestration.intraday import (
     INTRADAY_JOBS,
     INTRADAY_SCHEDULES,
     intraday_market_data_schedule,
     order_book_snapshot_schedule,
 )
-from cb_storage_dagster.pipeline.transforms import trades_to_ohlcv
-from cb_storage_dagster.storage.keys import DataType
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
+from cb_storage_dagster.transforms import trades_to_ohlcv
 
 INSTRUMENTS = ["binance:BTC", "coinbase:ETH"]
 DAY = dt.date(2024, 1, 2)

@@ -8,13 +8,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import (
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import (
     decode_multi_key,
     instruments_partitions,
     market_data_partitions,
 )
-from cb_storage_dagster.adapters.resources import AzureStorageResource, LocalStorageResource
+from cb_storage_dagster.orchestration.resources import AzureStorageResource, LocalStorageResource
 from cb_storage_dagster.storage import StorageManagerImpl
 from cb_storage_dagster_tests.support.data import ohlcv
 from cb_storage_dagster_tests.support.snapshots import snapshot

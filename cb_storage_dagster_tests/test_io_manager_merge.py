@@ -5,13 +5,13 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import WRITE_MODE_TAG, MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import (
+from cb_storage_dagster.orchestration.io_manager import WRITE_MODE_TAG, MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import (
     decode_multi_key,
     instruments_partitions,
     market_data_partitions,
 )
-from cb_storage_dagster.adapters.resources import AzureStorageResource, LocalStorageResource
+from cb_storage_dagster.orchestration.resources import AzureStorageResource, LocalStorageResource
 from cb_storage_dagster_tests.support.data import ohlcv
 
 PARTITIONS = market_data_partitions("2024-01-01")

@@ -23,7 +23,7 @@ from cb_storage_dagster.storage import (
     WriteScope,
 )
 from cb_storage_dagster.storage import maintenance as mt
-from cb_storage_dagster.storage.formats.delta_scan import is_sorted
+from cb_storage_dagster.storage.delta.scan import is_sorted
 from cb_storage_dagster_tests.support.data import at, ohlcv
 
 DAY = dt.date(2024, 1, 2)
@@ -176,8 +176,8 @@ class TestExchangeLayout:
 
 class TestIOManager:
     def test_the_io_manager_creates_tables_in_its_configured_layout(self, tmp_path):
-        from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-        from cb_storage_dagster.adapters.resources import LocalStorageResource
+        from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+        from cb_storage_dagster.orchestration.resources import LocalStorageResource
 
         daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", timezone="UTC")
 

@@ -24,7 +24,7 @@ from cb_storage_dagster.storage import (
     UnsupportedWriteModeError,
     WriteScope,
 )
-from cb_storage_dagster.storage.formats import DeltaFormat
+from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster_tests.support.data import ohlcv, order_book, trades
 from cb_storage_dagster_tests.support.processes import run_together, storage_env, writer
 from cb_storage_dagster_tests.support.snapshots import snapshot as snapshot_files

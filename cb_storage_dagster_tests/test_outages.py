@@ -19,9 +19,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import instruments_partitions, market_data_partitions
-from cb_storage_dagster.adapters.resources import AzureStorageResource
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import instruments_partitions, market_data_partitions
+from cb_storage_dagster.orchestration.resources import AzureStorageResource
 from cb_storage_dagster.storage import BackendUnavailableError, StorageManagerImpl
 from cb_storage_dagster_tests.support.azurite import AzuriteServer, new_container_backend
 from cb_storage_dagster_tests.support.data import at

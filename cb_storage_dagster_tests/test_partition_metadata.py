@@ -10,14 +10,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import (
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import (
     daily_partitions,
     decode_multi_key,
     instruments_partitions,
     market_data_partitions,
 )
-from cb_storage_dagster.adapters.resources import LocalStorageResource
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster_tests.support.data import trades
 
 PARTITIONS = market_data_partitions("2024-01-01")

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import PartitionProfile
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import SyntheticMarketDataSource, build_pipeline, configured_profile
-from cb_storage_dagster.pipeline.profiles import PARTITIONING_ENV_VAR
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, configured_profile
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import PartitionProfile
+from cb_storage_dagster.orchestration.profiles import PARTITIONING_ENV_VAR
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 
 EXCHANGE_UNIVERSE = ["binance:BTC", "binance:ETH", "binance:SOL", "kraken:BTC", "kraken:XRP"]
 SOURCE = SyntheticMarketDataSource(trades_per_day=1440)

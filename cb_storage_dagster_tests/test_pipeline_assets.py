@@ -12,14 +12,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.pipeline import (
+from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.orchestration import (
     ASSET_CHECKS,
     ASSETS,
     MARKET_DATA_PARTITIONS,
     MarketDataSource,
     SyntheticMarketDataSource,
 )
-from cb_storage_dagster.pipeline.checks import (
+from cb_storage_dagster.orchestration.checks import (
     minute_coverage,
     ohlcv_1d_every_partition_has_rows,
     ohlcv_1d_invariants,
@@ -34,8 +35,7 @@ from cb_storage_dagster.pipeline.checks import (
     trades_are_valid,
     trades_every_partition_has_rows,
 )
-from cb_storage_dagster.pipeline.transforms import canonical_columns, trades_to_ohlcv
-from cb_storage_dagster.storage.keys import PartitionSlot
+from cb_storage_dagster.transforms import canonical_columns, trades_to_ohlcv
 
 INSTRUMENTS = ["binance:BTC", "coinbase:ETH"]
 DAY = dt.date(2024, 1, 2)

@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 
 from cb_storage_dagster.storage import StorageManagerImpl
-from cb_storage_dagster.storage.formats import delta_scan
+from cb_storage_dagster.storage.delta import scan as delta_scan
 from cb_storage_dagster_tests.support.data import at, ohlcv
 from cb_storage_dagster_tests.support.foreign_tables import CountingHandler
 

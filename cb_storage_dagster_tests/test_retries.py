@@ -17,13 +17,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from cb_storage_dagster.adapters.failures import NO_RUN_RETRY_TAG, storage_failures
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import instruments_partitions
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline import MARKET_DATA_PARTITIONS, SyntheticMarketDataSource, trades
+from cb_storage_dagster.domain.errors import BackendUnavailableError, InvalidKeyError
+from cb_storage_dagster.orchestration import MARKET_DATA_PARTITIONS, SyntheticMarketDataSource, trades
+from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG, storage_failures
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import instruments_partitions
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.storage import StorageManagerImpl
-from cb_storage_dagster.storage.errors import BackendUnavailableError, InvalidKeyError
 from cb_storage_dagster_tests.support.snapshots import snapshot
 
 PRODUCT_DAGSTER_YAML = Path(__file__).parent.parent / "dagster.yaml"

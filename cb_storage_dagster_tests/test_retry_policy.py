@@ -1,4 +1,4 @@
-"""The storage core's one retry policy (``storage/retry.py``) and errors that stay the project's.
+"""The storage core's one retry policy (``retry.py``) and errors that stay the project's.
 
 What is transient is decided by exception type; the conflict loop redoes only lost commit
 races (real delta-rs conflicts here), never a data error; every error that leaves the storage
@@ -13,7 +13,14 @@ import socket
 import pyarrow as pa
 import pytest
 
-from cb_storage_dagster.adapters.partitions import decode_instrument, parse_instruments
+from cb_storage_dagster.orchestration.partitions import decode_instrument, parse_instruments
+from cb_storage_dagster.retry import (
+    Attempt,
+    RetryPolicy,
+    conflict_reason,
+    is_transient,
+    run_with_conflict_retries,
+)
 from cb_storage_dagster.storage import (
     AuthenticationError,
     BackendUnavailableError,
@@ -25,15 +32,8 @@ from cb_storage_dagster.storage import (
     UnsupportedTableFeatureError,
     WriteConflictError,
 )
-from cb_storage_dagster.storage.formats import DeltaFormat
-from cb_storage_dagster.storage.formats.delta_errors import translate_delta_error
-from cb_storage_dagster.storage.retry import (
-    Attempt,
-    RetryPolicy,
-    conflict_reason,
-    is_transient,
-    run_with_conflict_retries,
-)
+from cb_storage_dagster.storage.delta.errors import translate_delta_error
+from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 
 FAST = RetryPolicy(attempts=3, max_attempts=3, backoff_seconds=0.001)
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from cb_storage_dagster.pipeline import SyntheticMarketDataSource, build_pipeline, instruments_sensor
-from cb_storage_dagster.pipeline.schedules import BATCH_SIZE_ENV_VAR, MAX_RUNS_PER_TICK
-from cb_storage_dagster.pipeline.sensors import (
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor
+from cb_storage_dagster.orchestration.schedules import BATCH_SIZE_ENV_VAR, MAX_RUNS_PER_TICK
+from cb_storage_dagster.orchestration.sensors import (
     INSTRUMENTS_ENV_VAR,
     INSTRUMENTS_FILE_ENV_VAR,
     MAX_DELETES_PER_TICK,

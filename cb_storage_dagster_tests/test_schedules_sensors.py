@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from cb_storage_dagster.pipeline import (
+from cb_storage_dagster.domain.errors import InvalidKeyError
+from cb_storage_dagster.orchestration import (
     ASSETS,
     JOBS,
     SCHEDULES,
@@ -17,14 +18,13 @@ from cb_storage_dagster.pipeline import (
     instruments_sensor,
     market_data_job,
 )
-from cb_storage_dagster.pipeline.schedules import previous_utc_day
-from cb_storage_dagster.pipeline.sensors import (
+from cb_storage_dagster.orchestration.schedules import previous_utc_day
+from cb_storage_dagster.orchestration.sensors import (
     DEFAULT_INSTRUMENTS,
     INSTRUMENTS_ENV_VAR,
     INSTRUMENTS_FILE_ENV_VAR,
     instrument_changes,
 )
-from cb_storage_dagster.storage.errors import InvalidKeyError
 
 INSTRUMENTS = ["binance:BTC", "binance:ETH", "coinbase:BTC"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

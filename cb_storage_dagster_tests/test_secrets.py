@@ -31,9 +31,9 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import instruments_partitions, market_data_partitions
-from cb_storage_dagster.adapters.resources import AzureStorageResource
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.partitions import instruments_partitions, market_data_partitions
+from cb_storage_dagster.orchestration.resources import AzureStorageResource
 from cb_storage_dagster.storage import (
     AuthenticationError,
     BackendUnavailableError,

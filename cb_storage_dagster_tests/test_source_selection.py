@@ -7,10 +7,10 @@ import importlib
 
 import pytest
 
-from cb_storage_dagster.pipeline.ccxt_source import CcxtMarketDataSource
-from cb_storage_dagster.pipeline.exchange.errors import SourceConfigError
-from cb_storage_dagster.pipeline.source_selection import market_data_source_from_env
-from cb_storage_dagster.pipeline.sources import SyntheticMarketDataSource
+from cb_storage_dagster.sources.ccxt.errors import SourceConfigError
+from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
+from cb_storage_dagster.sources.selection import market_data_source_from_env
+from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_the_definitions_refuse_to_load_with_a_bad_source_setting(load_definitio
 def test_a_source_without_a_candle_api_builds_fetch_ohlcv_from_its_trades():
     import datetime as dt
 
-    from cb_storage_dagster.pipeline.transforms import trades_to_ohlcv
+    from cb_storage_dagster.transforms import trades_to_ohlcv
 
     source = SyntheticMarketDataSource(trades_per_day=500)
     day = dt.date(2024, 1, 2)

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from cb_storage_dagster.domain.errors import PartitionMismatchError
 from cb_storage_dagster.storage import (
     DataType,
     MarketDataKey,
@@ -17,7 +18,6 @@ from cb_storage_dagster.storage import (
     WriteScope,
     canonical_schema,
 )
-from cb_storage_dagster.storage.errors import PartitionMismatchError
 from cb_storage_dagster.storage.layout import LAYOUTS
 from cb_storage_dagster_tests.support.data import MAKERS, at, ohlcv, order_book, trades
 
@@ -278,7 +278,7 @@ class TestDeltaHousekeeping:
         assert checkpoints == ["ohlcv/_delta_log/00000000000000000019.checkpoint.parquet"]  # 20th commit
 
     def test_a_long_lived_writer_reopens_its_table_and_keeps_every_row(self, manager, monkeypatch):
-        from cb_storage_dagster.storage.formats import delta as delta_module
+        from cb_storage_dagster.storage.delta import table_format as delta_module
 
         monkeypatch.setattr(delta_module, "WRITER_REOPEN_COMMITS", 3)
         writers = set()

@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.pipeline.sources import (
+from cb_storage_dagster.domain.errors import InvalidKeyError
+from cb_storage_dagster.sources.synthetic import (
     ORDER_BOOK_COLUMNS,
     TRADE_COLUMNS,
     MarketDataSource,
     SyntheticMarketDataSource,
 )
-from cb_storage_dagster.storage.errors import InvalidKeyError
 
 DAY = dt.date(2024, 1, 2)
 

@@ -51,7 +51,7 @@ class TestDeprecations:
     def test_a_deprecation_warning_from_a_project_module_fails_the_test(self):
         with pytest.raises(DeprecationWarning, match="old API"):
             warnings.warn_explicit(
-                "old API", DeprecationWarning, "jobs.py", 1, module="cb_storage_dagster.pipeline.jobs"
+                "old API", DeprecationWarning, "jobs.py", 1, module="cb_storage_dagster.orchestration.jobs"
             )
 
     def test_a_third_party_deprecation_is_reported_not_raised(self):
@@ -59,7 +59,7 @@ class TestDeprecations:
             warnings.warn_explicit("old API", DeprecationWarning, "x.py", 1, module="somelib.x")
 
     def test_the_project_calls_no_deprecated_dagster_api(self):
-        import cb_storage_dagster.pipeline.jobs as jobs
+        import cb_storage_dagster.orchestration.jobs as jobs
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -9,15 +9,15 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.adapters.io_manager import MarketDataIOManager
-from cb_storage_dagster.adapters.partitions import instruments_partitions, market_data_partitions
-from cb_storage_dagster.adapters.resources import LocalStorageResource
-from cb_storage_dagster.pipeline.maintenance import (
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+from cb_storage_dagster.orchestration.maintenance import (
     MAINTENANCE_JOBS,
     MAINTENANCE_SCHEDULES,
     delta_maintenance_job,
     weekly_delta_maintenance,
 )
+from cb_storage_dagster.orchestration.partitions import instruments_partitions, market_data_partitions
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.storage import (
     ConfigurationError,
     LocalFileBackend,
@@ -172,7 +172,7 @@ class TestCompaction:
         fill(manager, list(reversed(JANUARY)))
         mt.compact_table(manager.backend, "ohlcv")
         delta_table = manager.delta.open("ohlcv")
-        from cb_storage_dagster.storage.formats.delta_scan import is_sorted
+        from cb_storage_dagster.storage.delta.scan import is_sorted
 
         plan = manager.delta._scans.plan(manager.delta._scans.snapshot(delta_table), None)
         assert plan.file_count == 1

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.pipeline.transforms import (
+from cb_storage_dagster.transforms import (
     OHLCV_COLUMNS,
     canonical_columns,
     canonical_dtypes,

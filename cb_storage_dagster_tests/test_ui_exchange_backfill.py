@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from cb_storage_dagster.pipeline.sources import SyntheticMarketDataSource
+from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource
 from cb_storage_dagster_tests.support.dagster_dev import DagsterDev
 
 pytestmark = pytest.mark.slow

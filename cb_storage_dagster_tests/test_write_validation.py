@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.storage import (
     InvalidDataError,
     LocalFileBackend,
@@ -18,7 +19,6 @@ from cb_storage_dagster.storage import (
     StorageManagerImpl,
     WriteScope,
 )
-from cb_storage_dagster.storage.schemas import normalize
 from cb_storage_dagster_tests.support.data import at, ohlcv, order_book
 from cb_storage_dagster_tests.support.snapshots import snapshot
 
@@ -129,8 +129,8 @@ def test_date_and_month_are_the_utc_day_and_month_of_each_timestamp():
 
 @pytest.mark.parametrize("order", ["sorted", "interleaved", "shuffled", "too many runs: grouped"])
 def test_rows_per_partition_counts_each_partition_in_any_row_order(order, monkeypatch):
-    from cb_storage_dagster.storage.formats import base
-    from cb_storage_dagster.storage.formats.base import rows_per_partition
+    from cb_storage_dagster.storage import format as base
+    from cb_storage_dagster.storage.format import rows_per_partition
 
     if order.startswith("too many runs"):
         monkeypatch.setattr(base, "_MAX_RUNS", 2)

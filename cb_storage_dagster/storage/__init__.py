@@ -5,9 +5,7 @@ Example:
     >>> # manager = StorageConfig.load().build_manager()   # reads CB_STORAGE_* variables
 """
 
-from .backends import LocalFileBackend
-from .config import StorageConfig
-from .errors import (
+from cb_storage_dagster.domain.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ConfigurationError,
@@ -25,12 +23,14 @@ from .errors import (
     UnsupportedWriteModeError,
     WriteConflictError,
 )
-from .interfaces import IStorageBackend, IStorageManager
-from .keys import DataType, MarketDataKey, PartitionSlot
-from .manager import StorageManagerImpl
-from .predicates import WriteScope
-from .results import WriteResult
-from .schemas import canonical_schema
+from cb_storage_dagster.domain.keys import DataType, MarketDataKey, PartitionSlot
+from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.domain.schemas import canonical_schema
+from cb_storage_dagster.settings import StorageConfig
+from cb_storage_dagster.storage.backends import LocalFileBackend
+from cb_storage_dagster.storage.interfaces import IStorageBackend, IStorageManager
+from cb_storage_dagster.storage.manager import StorageManagerImpl
+from cb_storage_dagster.storage.sql import WriteScope
 
 __all__ = [
     "AuthenticationError", "AzureBlobBackend", "BackendUnavailableError", "ConfigurationError",
@@ -45,7 +45,7 @@ __all__ = [
 
 def __getattr__(name: str):  # the Azure SDK loads only when the Azure backend is used
     if name == "AzureBlobBackend":
-        from .backends.azure import AzureBlobBackend
+        from cb_storage_dagster.storage.backends.azure.backend import AzureBlobBackend
 
         return AzureBlobBackend
     raise AttributeError(name)

@@ -11,9 +11,9 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     import pandas as pd
     import pyarrow as pa
 
-    from .errors import StorageError
-    from .keys import DataType, MarketDataKeyLike
-    from .results import WriteResult
+    from cb_storage_dagster.domain.errors import StorageError
+    from cb_storage_dagster.domain.keys import DataType, MarketDataKeyLike
+    from cb_storage_dagster.domain.results import WriteResult
 
 Filter = tuple[str, str, Any]
 """A ``(column, op, value)`` filter; ``op`` is one of ``= == != < <= > >= in not in``."""
@@ -23,11 +23,11 @@ class IStorageBackend(ABC):
     """Low-level, format-agnostic access to one storage location (a root directory, a container).
 
     Identifiers are relative ``a/b/c`` paths (see
-    :func:`cb_storage_dagster.storage.identifiers.normalize_identifier`); a backend never
+    :func:`cb_storage_dagster.domain.identifiers.normalize_identifier`); a backend never
     lets an identifier escape its root. Errors are the project's own:
-    :class:`~cb_storage_dagster.storage.errors.NotFoundError`,
-    :class:`~cb_storage_dagster.storage.errors.BackendUnavailableError`,
-    :class:`~cb_storage_dagster.storage.errors.AuthenticationError`.
+    :class:`~cb_storage_dagster.domain.errors.NotFoundError`,
+    :class:`~cb_storage_dagster.domain.errors.BackendUnavailableError`,
+    :class:`~cb_storage_dagster.domain.errors.AuthenticationError`.
     """
 
     @abstractmethod

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, get_args
 
-from .errors import ConfigurationError
-from .schemas import MONTH_COLUMN
+from cb_storage_dagster.domain.errors import ConfigurationError
+from cb_storage_dagster.domain.schemas import MONTH_COLUMN
 
 Layout = Literal["instrument", "exchange"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)

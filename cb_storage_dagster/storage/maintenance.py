@@ -41,16 +41,21 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import ConfigurationError, CorruptTableError, NotFoundError, StorageError
-from .formats.delta_errors import translate_delta_error
-from .identifiers import normalize_identifier
-from .layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, layout_of, sort_columns
-from .retry import RetryPolicy, run_with_conflict_retries
+from cb_storage_dagster.domain.errors import (
+    ConfigurationError,
+    CorruptTableError,
+    NotFoundError,
+    StorageError,
+)
+from cb_storage_dagster.domain.identifiers import normalize_identifier
+from cb_storage_dagster.retry import RetryPolicy, run_with_conflict_retries
+from cb_storage_dagster.storage.delta.errors import translate_delta_error
+from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, layout_of, sort_columns
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
 
-    from .interfaces import IStorageBackend
+    from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 __all__ = [
     "DEFAULT_MIN_RETENTION_HOURS",
@@ -503,7 +508,7 @@ def _compact_exchange_layout(
     snapshot, so no write is lost)."""
     from deltalake import CommitProperties, WriterProperties, write_deltalake
 
-    from .predicates import sql_literal
+    from cb_storage_dagster.storage.sql import sql_literal
 
     columns = list(delta_table.metadata().partition_columns)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}

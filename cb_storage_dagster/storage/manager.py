@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import (
+from cb_storage_dagster.domain.errors import (
     CorruptTableError,
     NotFoundError,
     PartitionMismatchError,
@@ -18,28 +18,30 @@ from .errors import (
     UnsupportedFormatError,
     UnsupportedWriteModeError,
 )
-from .formats import FORMAT_MARKER, FORMATS, DeltaFormat, FormatStore, JsonFormat, ParquetFormat, ReadRequest
-from .formats.delta_scan import sort_rows
-from .identifiers import normalize_identifier
-from .interfaces import Filter, IStorageBackend, IStorageManager
-from .keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
-from .layout import DEFAULT_LAYOUT, Layout, parse_layout
-from .predicates import (
-    WriteScope,
-    days_in_range,
-    sql_literal,
-    utc_instant,
-    validate_column,
-    validate_filters,
-)
-from .results import WriteResult
-from .schemas import (
+from cb_storage_dagster.domain.identifiers import normalize_identifier
+from cb_storage_dagster.domain.keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
+from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.domain.schemas import (
     CANONICAL_SCHEMAS,
     DATE_COLUMN,
     MONTH_COLUMN,
     canonical_schema,
     check_natural_keys,
     normalize,
+)
+from cb_storage_dagster.storage.delta.scan import sort_rows
+from cb_storage_dagster.storage.delta.table_format import DeltaFormat
+from cb_storage_dagster.storage.files import FORMAT_MARKER, JsonFormat, ParquetFormat
+from cb_storage_dagster.storage.format import FORMATS, FormatStore, ReadRequest
+from cb_storage_dagster.storage.interfaces import Filter, IStorageBackend, IStorageManager
+from cb_storage_dagster.storage.layout import DEFAULT_LAYOUT, Layout, parse_layout
+from cb_storage_dagster.storage.sql import (
+    WriteScope,
+    days_in_range,
+    sql_literal,
+    utc_instant,
+    validate_column,
+    validate_filters,
 )
 
 if TYPE_CHECKING:
@@ -512,7 +514,7 @@ def _project(data: pa.Table, data_type: DataType, columns: list[str] | None) -> 
     if columns is not None:
         missing = [c for c in columns if c not in data.column_names]
         if missing:
-            from .errors import SchemaMismatchError
+            from cb_storage_dagster.domain.errors import SchemaMismatchError
 
             raise SchemaMismatchError(f"Unknown columns {missing}; available: {data.column_names}.")
         return data.select(columns)

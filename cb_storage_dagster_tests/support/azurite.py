@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cb_storage_dagster.storage.backends.azure import AzureBlobBackend
+from cb_storage_dagster.storage.backends.azure.backend import AzureBlobBackend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BLOB_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"

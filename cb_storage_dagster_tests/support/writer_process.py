@@ -9,7 +9,7 @@ knows what it had done):
   it then waits until that file exists, so that many workers start writing together;
 * ``{"event": "begin", ...}`` before each write and ``{"event": "done", ...}`` after it,
   with the committed version and how the commit went (attempts, conflicts, concurrent
-  commits rebased over: see :class:`~cb_storage_dagster.storage.formats.delta.CommitReport`);
+  commits rebased over: see :class:`~cb_storage_dagster.storage.delta.table_format.CommitReport`);
 * ``{"event": "error", ...}`` if a write raised (the process then exits 3).
 
 Modes (every row carries a signature in ``volume`` so a reader can tell whose rows it sees):
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from cb_storage_dagster.storage import StorageConfig, StorageError
 
     reports = CommitReports()
-    delta_logger = logging.getLogger("cb_storage_dagster.storage.formats.delta")
+    delta_logger = logging.getLogger("cb_storage_dagster.storage.delta.table_format")
     delta_logger.addHandler(reports)
     delta_logger.setLevel(logging.DEBUG)
     manager = StorageConfig.load().build_manager()

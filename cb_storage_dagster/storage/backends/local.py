@@ -7,9 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import BackendUnavailableError, NotFoundError, StorageError
-from ..identifiers import normalize_identifier
-from ..interfaces import IStorageBackend
+from cb_storage_dagster.domain.errors import BackendUnavailableError, NotFoundError, StorageError
+from cb_storage_dagster.domain.identifiers import normalize_identifier
+from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 
 class LocalFileBackend(IStorageBackend):
@@ -62,7 +62,7 @@ class LocalFileBackend(IStorageBackend):
         # Defence in depth: symlinks inside the root must not lead outside it.
         resolved = path.resolve()
         if resolved != self._root and self._root not in resolved.parents:
-            from ..errors import InvalidKeyError
+            from cb_storage_dagster.domain.errors import InvalidKeyError
 
             raise InvalidKeyError(f"Identifier {identifier!r} resolves outside the storage root.")
         return path

@@ -1,0 +1,63 @@
+"""Storage errors as Dagster failures: only transient ones are retried.
+
+The storage core says whether trying again may help (:attr:`StorageError.transient`: True
+for commit conflicts and outages, False for bad data, bad keys, bad configuration, refused
+credentials). Dagster has two retry layers, and both must follow that answer:
+
+* the step ``RetryPolicy`` re-runs a step on any exception except a
+  ``dg.Failure(allow_retries=False)``, so a non-transient error becomes exactly that;
+* the run retry (``run_retries`` in ``dagster.yaml``) re-launches a run that failed on a step
+  unless the run carries the tag ``dagster/retry_on_asset_or_op_failure=false``, which is
+  added to the run when such an error is raised. The instance reads the run's tags when the
+  run fails, so the decision is made per run, by exception type.
+
+A transient error passes through unchanged: the step policy retries it, and if it is still
+failing after the step's retries, the run retry re-launches the run.
+
+Example:
+    >>> @dg.asset  # doctest: +SKIP
+    ... def candles(context: dg.AssetExecutionContext) -> pd.DataFrame:
+    ...     with storage_failures(context.instance, context.run.run_id):
+    ...         return source.fetch(...)   # an InvalidDataError here is not retried
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from cb_storage_dagster.domain.errors import StorageError
+
+__all__ = ["NO_RUN_RETRY_TAG", "non_retryable_failure", "storage_failures"]
+
+NO_RUN_RETRY_TAG = "dagster/retry_on_asset_or_op_failure"
+"""Dagster's run tag that stops the run retry from re-launching a run that failed on a step."""
+
+
+def non_retryable_failure(error: StorageError) -> dg.Failure:
+    """A ``dg.Failure`` that no step retry policy re-runs, describing ``error``.
+
+    The message is the storage error's own (it says what to fix and never holds a secret).
+    """
+    kind = type(error).__name__
+    return dg.Failure(
+        description=f"{kind}: {error} (not retried: the same input fails the same way).",
+        metadata={"error_type": kind, "transient": False},
+        allow_retries=False,
+    )
+
+
+@contextmanager
+def storage_failures(instance: dg.DagsterInstance | None, run_id: str | None) -> Iterator[None]:
+    """Turn a non-transient :class:`StorageError` raised inside into a failure that neither
+    the step retry policy nor the run retry repeats; let transient errors through."""
+    try:
+        yield
+    except StorageError as error:
+        if error.transient:
+            raise
+        if instance is not None and run_id is not None:
+            instance.add_run_tags(run_id, {NO_RUN_RETRY_TAG: "false"})
+        raise non_retryable_failure(error) from error

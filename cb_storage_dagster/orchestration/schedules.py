@@ -1,0 +1,199 @@
+"""Schedules of the market-data pipeline.
+
+The daily tick (00:30 UTC) materializes the previous UTC day in few runs, never one run per
+instrument:
+
+* ``instrument`` profile (:data:`daily_market_data_schedule`): range runs, each one day x a
+  block of instruments registered next to each other in the ``instruments`` dynamic
+  partitions (which :data:`~cb_storage_dagster.orchestration.sensors.instruments_sensor` keeps in
+  sync with the configuration). A date x dynamic-instrument range is a rectangle in the
+  dimension's *registration* order, so the blocks are cut from that order as the instance
+  returns it, never from a sorted list. ``$CB_STORAGE_SCHEDULE_BATCH_SIZE`` instruments per
+  run (default 50), raised when needed so that a tick never asks for more than
+  :data:`MAX_RUNS_PER_TICK` runs.
+* ``exchange`` profile (:func:`build_exchange_daily_schedule`): one run per exchange; the run
+  writes every configured instrument of the exchange-day in one commit per table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dagster as dg
+
+from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.orchestration.jobs import market_data_job
+from cb_storage_dagster.orchestration.partitions import (
+    DATE_DIMENSION,
+    EXCHANGE_DIMENSION,
+    INSTRUMENTS_PARTITIONS_NAME,
+    decode_instrument,
+    encode_multi_key,
+)
+
+if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+__all__ = [
+    "BATCH_SIZE_ENV_VAR",
+    "DAILY_CRON",
+    "DEFAULT_BATCH_SIZE",
+    "MAX_RUNS_PER_TICK",
+    "SCHEDULES",
+    "build_exchange_daily_schedule",
+    "configured_batch_size",
+    "daily_market_data_schedule",
+    "exchange_run_requests_for_day",
+    "instrument_blocks",
+    "previous_utc_day",
+    "range_run_requests_for_day",
+]
+
+DAILY_CRON = "30 0 * * *"
+"""00:30 UTC: half an hour after the day closed, so late trades of the source have landed."""
+
+BATCH_SIZE_ENV_VAR = "CB_STORAGE_SCHEDULE_BATCH_SIZE"
+DEFAULT_BATCH_SIZE = 50
+"""Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
+pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+
+MAX_RUNS_PER_TICK = 100
+"""Upper bound on the runs of one daily tick, whatever the batch size says."""
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def previous_utc_day(moment: dt.datetime) -> dt.date:
+    """The UTC day before ``moment`` (a naive ``moment`` is taken as UTC).
+
+    >>> previous_utc_day(dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.timezone.utc))
+    datetime.date(2024, 2, 29)
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+def configured_batch_size() -> int:
+    """``$CB_STORAGE_SCHEDULE_BATCH_SIZE`` (a positive integer) or :data:`DEFAULT_BATCH_SIZE`."""
+    raw = os.environ.get(BATCH_SIZE_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_BATCH_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ValueError(f"{BATCH_SIZE_ENV_VAR}={raw!r} must be a positive integer (instruments per daily run).")
+    return size
+
+
+def instrument_blocks(
+    instruments: Sequence[str], batch_size: int, max_runs: int = MAX_RUNS_PER_TICK
+) -> list[Sequence[str]]:
+    """Consecutive blocks of ``instruments`` (kept in their order), each at most
+    ``batch_size`` long unless that would need more than ``max_runs`` blocks.
+
+    >>> instrument_blocks(["a:1", "a:2", "b:1"], 2)
+    [['a:1', 'a:2'], ['b:1']]
+    >>> len(instrument_blocks([f"x:{i}" for i in range(2000)], 1))
+    100
+    """
+    if batch_size < 1 or max_runs < 1:
+        raise ValueError("batch_size and max_runs must be positive.")
+    size = max(batch_size, math.ceil(len(instruments) / max_runs))
+    return [list(instruments[i : i + size]) for i in range(0, len(instruments), size)]
+
+
+def range_run_requests_for_day(
+    registered: Sequence[str], day: dt.date, batch_size: int = DEFAULT_BATCH_SIZE
+) -> list[dg.RunRequest]:
+    """Range runs over ``day`` x blocks of ``registered`` instruments, in registration order.
+
+    Each run is tagged with the first and last partition key of its block; Dagster expands
+    the range to the instruments registered between them. The run key makes a re-evaluated
+    tick launch nothing twice.
+    """
+    requests = []
+    for block in instrument_blocks(registered, batch_size):
+        first = encode_multi_key(PartitionSlot(*decode_instrument(block[0]), day))
+        last = encode_multi_key(PartitionSlot(*decode_instrument(block[-1]), day))
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{first}..{last}",
+                tags={RANGE_START_TAG: str(first), RANGE_END_TAG: str(last)},
+            )
+        )
+    return requests
+
+
+@dg.schedule(
+    name="daily_market_data_schedule",
+    job=market_data_job,
+    cron_schedule=DAILY_CRON,
+    execution_timezone="UTC",
+    description=(
+        "Every day at 00:30 UTC: materializes the previous UTC day of every registered "
+        f"instrument in range runs of ${BATCH_SIZE_ENV_VAR} instruments (default "
+        f"{DEFAULT_BATCH_SIZE}; at most {MAX_RUNS_PER_TICK} runs)."
+    ),
+)
+def daily_market_data_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """Yesterday x every instrument of the ``instruments`` dynamic partitions, in blocks."""
+    moment = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    day = previous_utc_day(moment)
+    # Registration order (the instance returns keys by insertion id): a range run covers the
+    # instruments registered between its first and last key, so blocks must follow it.
+    registered = list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
+    if not registered:
+        return dg.SkipReason(
+            f"No instruments registered in the '{INSTRUMENTS_PARTITIONS_NAME}' partitions yet; "
+            "turn on instruments_sensor (or add partitions) and the next tick will run."
+        )
+    return range_run_requests_for_day(registered, day, configured_batch_size())
+
+
+def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> list[dg.RunRequest]:
+    """One run per exchange for ``day`` (each writes every instrument of its exchange-day)."""
+    requests = []
+    for exchange in exchanges:
+        key = dg.MultiPartitionKey({DATE_DIMENSION: day.isoformat(), EXCHANGE_DIMENSION: exchange})
+        requests.append(dg.RunRequest(run_key=str(key), partition_key=key))
+    return requests
+
+
+def build_exchange_daily_schedule(
+    job: UnresolvedAssetJobDefinition, exchanges: Sequence[str]
+) -> dg.ScheduleDefinition:
+    """The ``exchange`` profile's daily schedule: yesterday x each of ``exchanges``.
+
+    Example:
+        >>> schedule = build_exchange_daily_schedule(job, ["binance", "kraken"])  # doctest: +SKIP
+    """
+    exchange_keys = sorted(exchanges)
+
+    @dg.schedule(
+        name="daily_market_data_schedule",
+        job=job,
+        cron_schedule=DAILY_CRON,
+        execution_timezone="UTC",
+        description=(
+            "Every day at 00:30 UTC: materializes the previous UTC day of every configured "
+            "instrument, one run per exchange (one commit per table each)."
+        ),
+    )
+    def daily_exchange_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+        moment = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+        return exchange_run_requests_for_day(exchange_keys, previous_utc_day(moment))
+
+    return daily_exchange_schedule
+
+
+SCHEDULES = [daily_market_data_schedule]

@@ -1,0 +1,353 @@
+"""Where raw market data comes from: the source interface and its embedded synthetic default.
+
+The pipeline's raw assets ask a :class:`MarketDataSource` resource for one instrument-day
+at a time. A real exchange connector subclasses it; :class:`SyntheticMarketDataSource`
+ships with the project so that the pipeline, its checks and its storage can run anywhere
+without credentials or network.
+
+Example:
+    >>> import datetime as dt
+    >>> source = SyntheticMarketDataSource(trades_per_day=100)
+    >>> trades = source.fetch_trades("binance", "BTC", dt.date(2024, 1, 2))
+    >>> len(trades), trades["trade_id"].iloc[0]
+    (100, 'binance-BTC-20240102-000001')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from statistics import NormalDist
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from cb_storage_dagster.domain.keys import DataType, parse_date, validate_name
+from cb_storage_dagster.transforms import canonical_columns, trades_to_ohlcv
+
+__all__ = [
+    "ORDER_BOOK_COLUMNS",
+    "TRADE_COLUMNS",
+    "MarketDataSource",
+    "SyntheticMarketDataSource",
+]
+
+TRADE_COLUMNS = canonical_columns(DataType.TRADES)
+"""Canonical trade columns, in order."""
+
+ORDER_BOOK_COLUMNS = canonical_columns(DataType.ORDER_BOOK)
+"""Canonical order-book snapshot columns, in order."""
+
+_MICROS_PER_DAY = 86_400_000_000
+_SECONDS_PER_DAY = 86_400
+
+# Round-number reference prices of well-known coins; any other coin gets a base price
+# derived from its name, so that every coin is stable across runs and machines.
+_BASE_PRICES = {"BTC": 40_000.0, "ETH": 2_500.0, "SOL": 100.0}
+
+# Octaves of the day-to-day price anchors: periods 1, 2, 4, ..., 256 days. Summing
+# interpolated noise at these scales gives a bounded, random-walk-like path that can be
+# evaluated for any single day in O(octaves), without replaying history.
+_ANCHOR_OCTAVES = 9
+
+
+class MarketDataSource(dg.ConfigurableResource):
+    """Interface of a market-data source: one instrument and one UTC day per call.
+
+    Implementations return pandas DataFrames with exactly the canonical columns
+    (:data:`TRADE_COLUMNS`, :data:`ORDER_BOOK_COLUMNS`); timestamps are
+    ``datetime64[us, UTC]`` and lie inside ``day``. The storage layer derives the ``date``
+    partition column itself.
+
+    Example:
+        >>> class MyExchange(MarketDataSource):
+        ...     api_url: str
+        ...
+        ...     def fetch_trades(self, exchange, coin, day):
+        ...         ...  # call the exchange, return the canonical columns
+    """
+
+    def fetch_trades(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """All trades of ``exchange``/``coin`` on the UTC day ``day``, sorted by time."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement fetch_trades.")
+
+    def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """Order-book snapshots of ``exchange``/``coin`` taken during the UTC day ``day``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement fetch_order_book.")
+
+    def fetch_ohlcv(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """One-minute candles of ``exchange``/``coin`` opening in the UTC day ``day``.
+
+        A source whose venue has a candle API overrides this; the default builds the candles
+        from :meth:`fetch_trades` (minutes without trades have no candle).
+        """
+        return trades_to_ohlcv(self.fetch_trades(exchange, coin, day), "1min")
+
+    def fetch_trades_between(
+        self, exchange: str, coin: str, start: dt.datetime, end: dt.datetime
+    ) -> pd.DataFrame:
+        """Trades with ``start <= timestamp < end`` (both inside one UTC day): what an
+        intraday run merges. The default fetches the day and keeps the window; a source
+        that can ask the exchange for a time range should override it."""
+        day = start.astimezone(dt.UTC).date()
+        trades = self.fetch_trades(exchange, coin, day)
+        inside = (trades["timestamp"] >= start) & (trades["timestamp"] < end)
+        return trades.loc[inside].reset_index(drop=True)
+
+    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
+        """The book of ``exchange``/``coin`` as one snapshot, every row stamped ``at``.
+
+        Exchanges keep no order-book history: a live source takes the book when it is called
+        and stamps it with ``at`` (the scheduled instant), so a re-run of the same tick
+        replaces that snapshot instead of adding another.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement fetch_order_book_snapshot."
+        )
+
+
+class SyntheticMarketDataSource(MarketDataSource):
+    """Deterministic, realistic-looking market data generated in memory (the default source).
+
+    The same ``(exchange, coin, day, seed)`` always gives identical frames, on any machine:
+    every random draw is seeded from a BLAKE2 hash of a text such as
+    ``"binance:BTC:2024-01-02"``, never from Python's salted ``hash()``.
+
+    How the data is made:
+
+    * The mid price follows a geometric random walk. Its value at each UTC midnight depends
+      only on the coin and the date (so ``binance:BTC`` and ``coinbase:BTC`` track each other
+      and day *N*'s close meets day *N+1*'s open); within the day a Brownian bridge on a
+      one-second grid connects the two midnights. Well-known coins start near BTC 40 000,
+      ETH 2 500 and SOL 100; other coins get a base price between 0.1 and 1 000 derived from
+      their name. Each exchange quotes a small, stable basis around the shared mid.
+    * ``trades_per_day`` trades: the day is cut into that many equal slots and each slot
+      gets one trade at a random instant, so arrivals are random but cover the whole day.
+      Sizes are lognormal (median notional about 500 in quote currency); buys print
+      slightly above the mid and sells slightly below. Trade ids read
+      ``<exchange>-<coin>-<yyyymmdd>-<nnnnnn>`` starting at 1.
+    * An order-book snapshot every ``snapshot_interval_minutes`` from midnight, with
+      ``depth`` levels per side: level 0 is the best price, each further level is strictly
+      further from the mid (gaps grow with depth) and resting amounts grow with depth.
+
+    Generating one day of either data set takes a few milliseconds.
+
+    Example:
+        >>> import datetime as dt
+        >>> source = SyntheticMarketDataSource(snapshot_interval_minutes=720, depth=2)
+        >>> book = source.fetch_order_book("coinbase", "ETH", dt.date(2024, 3, 1))
+        >>> len(book), book["side"].tolist()[:4], book["level"].tolist()[:4]
+        (8, ['bid', 'bid', 'ask', 'ask'], [0, 1, 0, 1])
+        >>> source.fetch_order_book("coinbase", "ETH", dt.date(2024, 3, 1)).equals(book)
+        True
+    """
+
+    trades_per_day: int = Field(
+        default=2880, description="Trades generated per instrument and UTC day (at least 1)."
+    )
+    snapshot_interval_minutes: int = Field(
+        default=60, description="Minutes between order-book snapshots (1 to 1440)."
+    )
+    depth: int = Field(default=10, description="Order-book levels per side (at least 1).")
+    daily_volatility: float = Field(
+        default=0.03, description="Standard deviation of the daily log return (e.g. 0.03 = 3%)."
+    )
+    seed: int = Field(
+        default=0, description="Changes the whole synthetic market; same seed, same data."
+    )
+
+    def fetch_trades(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """Synthetic trades of one instrument-day; see the class docstring.
+
+        Example:
+            >>> import datetime as dt
+            >>> trades = SyntheticMarketDataSource(trades_per_day=3).fetch_trades(
+            ...     "binance", "ETH", dt.date(2024, 1, 2))
+            >>> trades["trade_id"].tolist()
+            ['binance-ETH-20240102-000001', 'binance-ETH-20240102-000002', 'binance-ETH-20240102-000003']
+        """
+        exchange, coin, day = _checked_instrument_day(exchange, coin, day)
+        if self.trades_per_day < 1:
+            raise ValueError(f"trades_per_day must be at least 1, got {self.trades_per_day}.")
+        n = self.trades_per_day
+        rng = _rng(self.seed, "trades", exchange, coin, day.isoformat())
+
+        # One trade per equal slot of the day at a random offset: sorted and unique by
+        # construction (slots are at least 1 us wide for any sane trades_per_day).
+        slot_edges = np.linspace(0, _MICROS_PER_DAY, n + 1)
+        offsets = rng.random(n) * np.diff(slot_edges)
+        micros = np.minimum((slot_edges[:-1] + offsets).astype(np.int64), _MICROS_PER_DAY - 1)
+
+        mid = self._mid_prices(exchange, coin, day, micros / 1e6)
+        is_buy = rng.random(n) < 0.5
+        half_spread = 0.5e-4 * (1.0 + rng.random(n))  # 0.5 to 1 basis point
+        price = mid * np.where(is_buy, 1.0 + half_spread, 1.0 - half_spread)
+        price = _round_to_tick(price, coin)
+
+        notional = rng.lognormal(mean=math.log(500.0), sigma=1.2, size=n)
+        amount = np.maximum(np.round(notional / price, 8), 1e-8)
+
+        trade_ids = pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(6)
+        return pd.DataFrame(
+            {
+                "exchange": exchange,
+                "coin": coin,
+                "timestamp": _utc_timestamps(day, micros),
+                "trade_id": f"{exchange}-{coin}-{day:%Y%m%d}-" + trade_ids,
+                "price": price.astype(np.float64),
+                "amount": amount.astype(np.float64),
+                "side": np.where(is_buy, "buy", "sell"),
+            },
+            columns=TRADE_COLUMNS,
+        ).astype({"exchange": "str", "coin": "str", "trade_id": "str", "side": "str"})
+
+    def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
+        """Synthetic order-book snapshots of one instrument-day; see the class docstring.
+
+        Rows are ordered by timestamp, then bids (best first), then asks (best first).
+        """
+        exchange, coin, day = _checked_instrument_day(exchange, coin, day)
+        interval = self.snapshot_interval_minutes
+        if not 1 <= interval <= 1440:
+            raise ValueError(f"snapshot_interval_minutes must be 1 to 1440, got {interval}.")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}.")
+        rng = _rng(self.seed, "order_book", exchange, coin, day.isoformat())
+        snapshot_seconds = np.arange(0, _SECONDS_PER_DAY, interval * 60, dtype=np.int64)
+        return self._books(exchange, coin, day, snapshot_seconds, rng)
+
+    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
+        """One synthetic snapshot at ``at`` (whole seconds; identical for the same ``at``).
+
+        Example:
+            >>> import datetime as dt
+            >>> at = dt.datetime(2024, 3, 1, 12, 15, tzinfo=dt.UTC)
+            >>> book = SyntheticMarketDataSource(depth=2).fetch_order_book_snapshot("binance", "BTC", at)
+            >>> len(book), set(book["timestamp"]) == {at}
+            (4, True)
+        """
+        exchange, coin = validate_name(exchange, "exchange"), validate_name(coin, "coin")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"Snapshot instant {at!r} has no time zone; use an aware UTC datetime.")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}.")
+        at = at.astimezone(dt.UTC).replace(microsecond=0)
+        day = at.date()
+        second = (at - dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)).seconds
+        rng = _rng(self.seed, "order_book_snapshot", exchange, coin, at.isoformat())
+        return self._books(exchange, coin, day, np.array([second], dtype=np.int64), rng)
+
+    def _books(
+        self, exchange: str, coin: str, day: dt.date, snapshot_seconds: np.ndarray,
+        rng: np.random.Generator,
+    ) -> pd.DataFrame:
+        """Snapshots at ``snapshot_seconds`` after midnight of ``day``, drawn from ``rng``."""
+        n_snapshots, depth = len(snapshot_seconds), self.depth
+        mid = self._mid_prices(exchange, coin, day, snapshot_seconds.astype(np.float64))
+
+        # Distance from the mid, in relative terms, per (snapshot, side, level): a half
+        # spread of 0.5-1.5 bp at level 0, then strictly positive gaps growing with depth.
+        shape = (n_snapshots, 2, depth)
+        half_spread = 0.5e-4 * (1.0 + rng.random((n_snapshots, 2, 1)))
+        gaps = 1e-4 * (1.0 + 0.25 * np.arange(depth)) * (0.5 + rng.random(shape))
+        gaps[:, :, 0] = 0.0
+        distance = half_spread + np.cumsum(gaps, axis=2)
+        direction = np.array([-1.0, 1.0]).reshape(1, 2, 1)  # bid below, ask above the mid
+        price = mid.reshape(-1, 1, 1) * (1.0 + direction * distance)
+        price = _round_to_tick(price, coin)
+
+        notional = rng.lognormal(math.log(2_000.0), 0.8, shape) * (1.0 + np.arange(depth))
+        amount = np.maximum(np.round(notional / price, 8), 1e-8)
+
+        micros = np.repeat(snapshot_seconds * 1_000_000, 2 * depth)
+        return pd.DataFrame(
+            {
+                "exchange": exchange,
+                "coin": coin,
+                "timestamp": _utc_timestamps(day, micros),
+                "side": np.tile(np.repeat(["bid", "ask"], depth), n_snapshots),
+                "level": np.tile(np.arange(depth, dtype=np.int32), 2 * n_snapshots),
+                "price": price.reshape(-1).astype(np.float64),
+                "amount": amount.reshape(-1).astype(np.float64),
+            },
+            columns=ORDER_BOOK_COLUMNS,
+        ).astype({"exchange": "str", "coin": "str", "side": "str"})
+
+    def _mid_prices(
+        self, exchange: str, coin: str, day: dt.date, seconds: np.ndarray
+    ) -> np.ndarray:
+        """The exchange's mid price at ``seconds`` after midnight UTC of ``day``."""
+        sigma = self.daily_volatility
+        start = _anchor_log_price(self.seed, coin, day.toordinal(), sigma)
+        end = _anchor_log_price(self.seed, coin, day.toordinal() + 1, sigma)
+
+        # Brownian bridge from this midnight to the next on a one-second grid, shared by
+        # every exchange quoting the coin.
+        rng = _rng(self.seed, "path", coin, day.isoformat())
+        steps = rng.standard_normal(_SECONDS_PER_DAY) * (sigma / math.sqrt(_SECONDS_PER_DAY))
+        walk = np.concatenate(([0.0], np.cumsum(steps)))
+        fraction = np.linspace(0.0, 1.0, _SECONDS_PER_DAY + 1)
+        log_path = start + (end - start) * fraction + walk - fraction * walk[-1]
+
+        basis = 2e-4 * _rng(self.seed, "basis", exchange, coin, day.isoformat()).standard_normal()
+        grid = np.arange(_SECONDS_PER_DAY + 1, dtype=np.float64)
+        return np.exp(np.interp(seconds, grid, log_path) + basis)
+
+
+def _checked_instrument_day(exchange: str, coin: str, day: dt.date | str) -> tuple[str, str, dt.date]:
+    return validate_name(exchange, "exchange"), validate_name(coin, "coin"), parse_date(day, "day")
+
+
+def _digest(*parts: object) -> int:
+    text = ":".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=16).digest(), "big")
+
+
+def _rng(*parts: object) -> np.random.Generator:
+    """A generator seeded from a stable hash of ``parts`` (identical across processes)."""
+    return np.random.default_rng(_digest(*parts))
+
+
+def _unit_uniform(*parts: object) -> float:
+    """A stable number in the open interval (0, 1) derived from ``parts``."""
+    return (_digest(*parts) % (2**53) + 0.5) / 2**53
+
+
+def _base_price(coin: str) -> float:
+    known = _BASE_PRICES.get(coin.upper())
+    if known is not None:
+        return known
+    return 10.0 ** (-1.0 + 4.0 * _unit_uniform("base_price", coin.upper()))
+
+
+def _round_to_tick(price: np.ndarray, coin: str) -> np.ndarray:
+    """Round to about six significant digits of the coin's base price (BTC 0.01, ETH 0.001)."""
+    decimals = max(0, 6 - math.floor(math.log10(_base_price(coin))))
+    return np.maximum(np.round(price, decimals), 10.0**-decimals)
+
+
+def _anchor_log_price(seed: int, coin: str, day_ordinal: int, sigma: float) -> float:
+    """Log mid price at midnight UTC starting day ``day_ordinal`` (a ``date.toordinal()``).
+
+    Multi-octave value noise: the octave of period ``p`` days interpolates standard normals
+    placed every ``p`` days with amplitude ``sigma * sqrt(p) / 2``, which makes day-to-day
+    changes about ``sigma`` wide while keeping the price within a realistic band.
+    """
+    normal = NormalDist()
+    log_price = math.log(_base_price(coin))
+    for octave in range(_ANCHOR_OCTAVES):
+        period = 2**octave
+        knot, offset = divmod(day_ordinal, period)
+        left = normal.inv_cdf(_unit_uniform(seed, "anchor", coin, octave, knot))
+        right = normal.inv_cdf(_unit_uniform(seed, "anchor", coin, octave, knot + 1))
+        weight = offset / period
+        log_price += 0.5 * sigma * math.sqrt(period) * ((1 - weight) * left + weight * right)
+    return log_price
+
+
+def _utc_timestamps(day: dt.date, micros: np.ndarray) -> pd.DatetimeIndex:
+    midnight = np.datetime64(day.isoformat(), "us")
+    return pd.DatetimeIndex(midnight + micros.astype("timedelta64[us]")).tz_localize("UTC")

@@ -1,0 +1,1 @@
+"""Azure Blob Storage / ADLS Gen2 (Blob API): the backend, its identity and endpoint settings."""
