@@ -221,6 +221,7 @@ class ServerProcess:
         self.popen = popen
         self.process: subprocess.Popen[bytes] | None = None
         self.last_stop: StopReport | None = None
+        self._stopped: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
@@ -269,16 +270,21 @@ class ServerProcess:
                            f"Output ({self.log_path}):\n{self.output_tail()}")
 
     def stop(self, grace: float | None = None) -> StopReport | None:
-        """Stop the whole process group (see :func:`stop_group`); nothing to do if not started."""
-        process, self.process = self.process, None
-        if process is None:
+        """Stop the whole process group (see :func:`stop_group`); ``None`` if never started.
+
+        ``process`` stays set (to the stopped ``Popen``); stopping again returns the same report.
+        """
+        if self.process is None:
             return None
-        self.last_stop = stop_group(process, name=self.name, grace=self.grace if grace is None else grace,
+        if self._stopped is self.process:
+            return self.last_stop
+        self._stopped = self.process
+        self.last_stop = stop_group(self.process, name=self.name, grace=self.grace if grace is None else grace,
                                     first_signal=self.stop_signal, output_tail=self.output_tail)
         return self.last_stop
 
     def __repr__(self) -> str:
-        state = f"pid={self.process.pid}" if self.process else "stopped"
+        state = f"pid={self.process.pid}" if self.is_running else "stopped"
         return f"ServerProcess({self.name}, {state})"
 
 
