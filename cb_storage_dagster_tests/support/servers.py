@@ -288,19 +288,25 @@ class ServerProcess:
         return f"ServerProcess({self.name}, {state})"
 
 
-def leftover_children(wait: float = 5.0) -> list[psutil.Process]:
-    """Live descendants of this process, and live members of groups started here that are not
-    running servers, after waiting up to ``wait`` s for them to end on their own."""
+def leftover_children(wait: float = 5.0, *, servers_too: bool = False) -> list[psutil.Process]:
+    """Live descendants of this process, and live members of the groups started here, after
+    waiting up to ``wait`` s for them to end on their own.
+
+    Running :class:`ServerProcess` groups (a session's Azurite) are not counted unless
+    ``servers_too``; at the end of a session nothing may be running at all.
+    """
 
     def leftovers() -> list[psutil.Process]:
-        found: dict[int, psutil.Process] = {}
-        for proc in psutil.Process().children(recursive=True):
+        excused = set() if servers_too else set(RUNNING_GROUPS)
+        candidates = {proc.pid: proc for proc in psutil.Process().children(recursive=True)}
+        found: list[psutil.Process] = []
+        for proc in [*candidates.values(), *(p for p in psutil.process_iter() if p.pid not in candidates)]:
             with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
-                if _alive(proc) and os.getpgid(proc.pid) not in RUNNING_GROUPS:
-                    found[proc.pid] = proc
-        for pgid in STARTED_GROUPS - RUNNING_GROUPS:
-            found.update({proc.pid: proc for proc in group_members(pgid)})
-        return list(found.values())
+                pgid = os.getpgid(proc.pid)
+                ours = proc.pid in candidates or pgid in STARTED_GROUPS
+                if ours and pgid not in excused and _alive(proc):
+                    found.append(proc)
+        return found
 
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: not leftovers(), wait, "child processes to end", 0.2)
