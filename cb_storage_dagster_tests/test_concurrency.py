@@ -25,7 +25,13 @@ from cb_storage_dagster.storage import (
 )
 from cb_storage_dagster.storage.formats import DeltaFormat, ReadRequest
 from cb_storage_dagster.storage.schemas import normalize
-from cb_storage_dagster_tests.support.processes import HelperProcess, end_all, run_together, storage_env, writer
+from cb_storage_dagster_tests.support.processes import (
+    HelperProcess,
+    end_all,
+    run_together,
+    storage_env,
+    writer,
+)
 from cb_storage_dagster_tests.support.writer_process import candles
 
 TABLE = "ohlcv"
