@@ -4,6 +4,11 @@ The ``backend`` fixture is parametrized over ``local`` (a ``tmp_path`` folder) a
 (a fresh container on one Azurite emulator the session starts on 127.0.0.1). Azure tests are
 never skipped silently: if the emulator cannot start, they fail with the install hint.
 
+No test may leave a process running: after each module and at the end of the session any
+child of the pytest process (or member of a process group the tests started) still alive is
+named, killed, and fails the module / the session (:func:`no_process_left_by_the_module`,
+:func:`pytest_sessionfinish`).
+
 The ``azure`` mark is applied at collection time (:func:`pytest_collection_modifyitems`) to
 every test that runs on Azurite, so that ``-m azure`` and ``-m "not azure"`` select what
 they say.
@@ -11,12 +16,14 @@ they say.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
 from cb_storage_dagster.storage.interfaces import IStorageBackend
+from cb_storage_dagster_tests.support.servers import describe, kill_all, leftover_children
 
 BACKENDS = ["local", "azure"]
 
@@ -27,6 +34,36 @@ def azurite() -> Iterator[object]:
 
     with AzuriteServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_process_left_by_the_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the module's own fixtures are torn down: no process it started is still running
+    (the session's Azurite excepted). Leftovers are named, killed, and fail the module's last test."""
+    yield
+    left = leftover_children()
+    if left:
+        names = describe(left)
+        kill_all(left)
+        pytest.fail(f"{request.module.__name__} left {len(names)} process(es) running (now killed): {names}",
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """At the very end (session fixtures torn down): nothing the tests started may still run.
+    Leftovers are named on the terminal, killed, and the session fails."""
+    left = leftover_children(servers_too=True)
+    if not left:
+        return
+    names = describe(left)
+    kill_all(left)
+    message = f"the test session left {len(names)} process(es) running (now killed): {names}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"ERROR: {message}", red=True, bold=True)
+    else:
+        print(f"ERROR: {message}", file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def needs_azurite(item: pytest.Item) -> bool:

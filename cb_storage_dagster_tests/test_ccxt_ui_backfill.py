@@ -38,7 +38,7 @@ def add_instruments(dev: DagsterDev, keys: list[str], attempts: int = 5) -> None
         except urllib.error.HTTPError:
             if attempt == attempts - 1:
                 raise
-            time.sleep(2)
+            time.sleep(2)  # deliberate: back off before retrying a refused insert, not a wait for a state
 
 
 def test_a_ui_backfill_with_the_ccxt_source_stores_exactly_the_exchanges_rows(tmp_path):

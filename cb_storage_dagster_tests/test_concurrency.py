@@ -26,7 +26,13 @@ from cb_storage_dagster.storage import (
 )
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.format import ReadRequest
-from cb_storage_dagster_tests.support.processes import HelperProcess, run_together, storage_env, writer
+from cb_storage_dagster_tests.support.processes import (
+    HelperProcess,
+    end_all,
+    run_together,
+    storage_env,
+    writer,
+)
 from cb_storage_dagster_tests.support.writer_process import candles
 
 TABLE = "ohlcv"
@@ -143,8 +149,7 @@ def test_concurrent_first_writes_all_create_the_same_table(backend, tmp_path):
             for worker in workers:
                 worker.wait_for_count("done", r + 1, timeout=120)
     finally:
-        for worker in workers:
-            worker.wait(timeout=60)
+        end_all(workers, timeout=60)
     assert_all_succeeded(workers)
     summary = commit_summary(workers)
     print("first writers:", json.dumps(summary))

@@ -88,7 +88,7 @@ def kill_loop(backend, tmp_path, fmt: str, kills: int, window: float) -> dict[st
             (tmp_path / f"go.{k}").touch()
             # Cover a few writes: the window follows the write time seen so far (Azurite is slower).
             typical = sorted(durations)[len(durations) // 2] if durations else 0.0
-            time.sleep(rng.uniform(0.0, max(window, 3 * typical)))
+            time.sleep(rng.uniform(0.0, max(window, 3 * typical)))  # deliberate: a random kill moment, not a wait
             code = victim.kill()
             events = [e for e in victim.events if e["event"] in ("begin", "done", "error")]
             assert not [e for e in events if e["event"] == "error"], events

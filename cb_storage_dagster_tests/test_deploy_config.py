@@ -26,7 +26,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._serdes.config_class import ConfigurableClassData, class_from_code_pointer
 
 from cb_storage_dagster_tests.support.dagster_dev import REPO_ROOT, free_port
+from cb_storage_dagster_tests.support.servers import ServerProcess
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -240,23 +240,22 @@ def test_the_dockerfile_command_starts_a_code_server_for_the_definitions(tmp_pat
     dagster = str(Path(sys.executable).parent / "dagster")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "CB_STORAGE_BACKEND_TYPE": "local",
            "CB_STORAGE_LOCAL_ROOT_PATH": str(tmp_path / "data")}
-    server = subprocess.Popen([dagster, *command[1:]], cwd=tmp_path, env=env, start_new_session=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = ServerProcess([dagster, *command[1:]], name=shlex.join(command), log_path=tmp_path / "code-server.log",
+                           cwd=tmp_path, env=env)
+    server.start(healthy=lambda: grpc_health_check(dagster, port, env), timeout=120, interval=1)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            check = subprocess.run([dagster, "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
-                                   capture_output=True, text=True, env=env)
-            if check.returncode == 0:
-                break
-            assert server.poll() is None, f"{shlex.join(command)} exited: {server.stdout.read().decode()}"  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, check.stdout + check.stderr
-            time.sleep(1)
         # What the webserver asks a code server first: the code location it serves.
         from dagster._grpc.client import DagsterGrpcClient
 
         response = DagsterGrpcClient(port=port, host="127.0.0.1").list_repositories()
         assert "cb_storage_dagster.definitions" in str(response)
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stopped = server.stop()
+    assert stopped is not None and not stopped.needed_sigkill, stopped  # it stops on SIGTERM
+
+
+def grpc_health_check(dagster: str, port: int, env: dict[str, str]) -> bool:
+    """True when the code server on 127.0.0.1:``port`` answers Dagster's gRPC health check."""
+    check = subprocess.run([dagster, "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(port)],
+                           capture_output=True, text=True, env=env, timeout=60)
+    return check.returncode == 0

@@ -25,6 +25,7 @@ from cb_storage_dagster.orchestration.resources import AzureStorageResource
 from cb_storage_dagster.storage import BackendUnavailableError, StorageManagerImpl
 from cb_storage_dagster_tests.support.azurite import AzuriteServer, new_container_backend
 from cb_storage_dagster_tests.support.data import at
+from cb_storage_dagster_tests.support.servers import wait_until
 from cb_storage_dagster_tests.support.writer_process import candles
 
 pytestmark = pytest.mark.azure
@@ -106,9 +107,10 @@ def test_azurite_stopped_during_writes_then_restarted(server: AzuriteServer):
 
         writes = Loop(write)
         writes.start()
-        while len(writes.completed) < 2:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0, max(durations)))  # somewhere inside a write
+        wait_until(lambda writes=writes: len(writes.completed) >= 2 or writes.error, 120, "two writes before the outage", 0.01)
+        assert writes.error is None, writes.error  # the outage has not started yet
+        # Deliberate, not synchronisation: a random moment inside the next write for the outage.
+        time.sleep(rng.uniform(0, max(durations)))
         stopped_at = time.monotonic()
         server.stop()
         writes.join(timeout=60)
@@ -144,8 +146,8 @@ def test_azurite_stopped_during_reads_then_restarted(server: AzuriteServer):
 
     reads = Loop(lambda i: manager.get_range(BTC, at(2024, 1, 1), at(2024, 1, 4)))
     reads.start()
-    while len(reads.completed) < 3:
-        time.sleep(0.01)
+    wait_until(lambda: len(reads.completed) >= 3 or reads.error, 120, "three reads before the outage", 0.01)
+    assert reads.error is None, reads.error  # the outage has not started yet
     stopped_at = time.monotonic()
     server.stop()
     reads.join(timeout=60)

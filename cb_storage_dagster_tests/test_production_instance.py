@@ -20,21 +20,24 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import pytest
 import yaml
 from azure.storage.blob import BlobServiceClient
 
+from cb_storage_dagster_tests.support import servers
 from cb_storage_dagster_tests.support.azurite import AzuriteServer, new_container_backend
 from cb_storage_dagster_tests.support.dagster_dev import REPO_ROOT, DagsterDev
 from cb_storage_dagster_tests.support.postgres import PostgresServer
 from cb_storage_dagster_tests.support.processes import storage_env
 from cb_storage_dagster_tests.test_secrets import leaks
+
+T = TypeVar("T")
 
 pytestmark = [pytest.mark.slow, pytest.mark.azure]
 
@@ -142,25 +145,22 @@ class Stack:
         return self.dev.graphql(RUNS, {"filter": filter_ or None})["runsOrError"]["results"]
 
     def wait_for_runs(self, run_ids: list[str], timeout: float = 300.0) -> dict[str, str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            statuses = {r: self.dev.graphql(RUN_STATUS, {"runId": r})["runOrError"]["status"] for r in run_ids}
-            if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()):
-                return statuses
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"runs not finished: {statuses}\n{self.dev.log_tail()}")
-            time.sleep(2)
+        last: dict[str, dict[str, str]] = {}
+
+        def finished() -> dict[str, str] | None:
+            statuses = last["statuses"] = {r: self.dev.graphql(RUN_STATUS, {"runId": r})["runOrError"]["status"]
+                                           for r in run_ids}
+            return statuses if all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in statuses.values()) else None
+
+        try:
+            return wait_until(finished, timeout, "runs to finish")
+        except TimeoutError:
+            raise TimeoutError(f"runs not finished: {last.get('statuses')}\n{self.dev.log_tail()}") from None
 
 
-def wait_until(condition, timeout: float, what: str, interval: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout}s (last: {value!r})")
-        time.sleep(interval)
+def wait_until(condition: Callable[[], T], timeout: float, what: str, interval: float = 2.0) -> T:
+    """:func:`support.servers.wait_until`, polling the webserver every 2 s by default."""
+    return servers.wait_until(condition, timeout, what, interval)
 
 
 @pytest.fixture(scope="module")

@@ -59,9 +59,9 @@ PAUSE = 1.1
 class TestTimeTravel:
     def test_as_of_timestamp_reads_the_table_as_it_was(self, manager):
         manager.save_entry(BTC, ohlcv("2024-01-02", n=10))
-        time.sleep(PAUSE)
+        time.sleep(PAUSE)  # deliberate: distinct commit timestamps, not synchronisation
         between = dt.datetime.now(dt.timezone.utc)
-        time.sleep(PAUSE)
+        time.sleep(PAUSE)  # deliberate: distinct commit timestamps, not synchronisation
         manager.save_entry(BTC, ohlcv("2024-01-02", n=3, price=500.0))
 
         then = manager.get_range(BTC, at(2024, 1, 2), at(2024, 1, 3), as_of_timestamp=between)
@@ -71,9 +71,9 @@ class TestTimeTravel:
 
     def test_as_of_timestamp_accepts_other_time_zones_and_iso_strings(self, manager):
         manager.save_entry(BTC, ohlcv("2024-01-02", n=10))
-        time.sleep(PAUSE)
+        time.sleep(PAUSE)  # deliberate: distinct commit timestamps, not synchronisation
         between = dt.datetime.now(dt.timezone.utc)
-        time.sleep(PAUSE)
+        time.sleep(PAUSE)  # deliberate: distinct commit timestamps, not synchronisation
         manager.save_entry(BTC, ohlcv("2024-01-03", n=10))
         tokyo = between.astimezone(dt.timezone(dt.timedelta(hours=9)))
         for moment in (tokyo, between.isoformat()):

@@ -15,9 +15,9 @@ import json
 import os
 import re
 import shutil
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pytest
@@ -26,6 +26,9 @@ from playwright.sync_api import expect
 
 from cb_storage_dagster_tests.support.browser import chromium, dismiss_community_dialog
 from cb_storage_dagster_tests.support.dagster_dev import REPO_ROOT, DagsterDev
+from cb_storage_dagster_tests.support.servers import wait_until
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.slow
 
@@ -80,13 +83,9 @@ def finished_backfill(dev: DagsterDev) -> dict | None:
     return None
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} within {timeout} s")
-        time.sleep(2)
-    return value
+def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+    """:func:`support.servers.wait_until`, polling the webserver every 2 s."""
+    return wait_until(condition, timeout, what, interval=2)
 
 
 def test_first_look_in_the_ui(dev, tmp_path):

@@ -15,20 +15,17 @@ and bring it back with the data intact.
 from __future__ import annotations
 
 import atexit
-import contextlib
-import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from cb_storage_dagster.storage.backends.azure.backend import AzureBlobBackend
+
+from .servers import ServerProcess, port_answers, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AZURITE_BLOB_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
@@ -54,14 +51,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _port_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 class AzuriteServer:
@@ -91,7 +80,7 @@ class AzuriteServer:
         self._owns_location = location is None
         self.location = Path(tempfile.mkdtemp(prefix="azurite-")) if location is None else Path(location)
         self.startup_timeout = startup_timeout
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
         self._atexit_registered = False
 
     # -- connection details ---------------------------------------------------------------
@@ -114,7 +103,7 @@ class AzuriteServer:
 
     @property
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._server is not None and self._server.is_running
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> AzuriteServer:
@@ -138,64 +127,26 @@ class AzuriteServer:
             "--loose",
             "--disableTelemetry",
         ]  # fmt: skip
-        with open(self.log_path, "ab") as log:
-            # Own session = own process group, so stop() reaches node and any child.
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=self.location,
-            )
+        # Own session = own process group, so stop() reaches node and any child.
+        self._server = ServerProcess(command, name=f"Azurite on port {self.port}", log_path=self.log_path,
+                                     cwd=self.location)
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
-        self._wait_until_listening()
-        return self
-
-    def _wait_until_listening(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"Azurite exited with code {self._process.returncode} before listening on "
-                    f"port {self.port}. Log:\n{self._log_tail()}"
-                )
-            if _port_answers(self.port):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(
-            f"Azurite did not listen on 127.0.0.1:{self.port} within {self.startup_timeout:.0f} s. "
-            f"Log:\n{self._log_tail()}"
-        )
-
-    def _log_tail(self, lines: int = 20) -> str:
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+            self._server.start(healthy=lambda: port_answers(self.port), timeout=self.startup_timeout, interval=0.1)
+        except (RuntimeError, TimeoutError) as error:
+            raise RuntimeError(f"Azurite did not start on 127.0.0.1:{self.port}: {error}") from None
+        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the emulator's process group (SIGTERM, then SIGKILL) and wait for it."""
-        process, self._process = self._process, None
-        if process is None:
+        server, self._server = self._server, None
+        if server is None:
             return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=timeout)
+        server.stop(grace=timeout)
         # Wait until the port is really released, so that a restart can bind it again.
-        deadline = time.monotonic() + timeout
-        while _port_answers(self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not port_answers(self.port), timeout, f"port {self.port} to be released", 0.05)
 
     def close(self) -> None:
         """Stop the emulator and remove its data directory if this object created it."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from .servers import ServerProcess, describe, group_members, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAGSTER_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin" / "dagster"
@@ -92,35 +92,30 @@ class DagsterDev:
         }
         self.log_path = self.workdir / "dagster_dev.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/graphql"
 
     def start(self, timeout: float = 120.0) -> DagsterDev:
-        def reset_signals() -> None:  # dagster dev in the background inherits ignored SIGINT/SIGTERM
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-        log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [str(DAGSTER_BIN), "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", str(REPO_ROOT / "workspace.yaml")],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=reset_signals,
+        """Start ``dagster dev`` and wait until its GraphQL API lists a repository."""
+        self._server = ServerProcess(
+            [DAGSTER_BIN, "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", REPO_ROOT / "workspace.yaml"],
+            name=f"dagster dev on port {self.port}", log_path=self.log_path, grace=30.0, cwd=REPO_ROOT, env=self.env,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited early:\n{self.log_tail()}")
-            try:
-                result = self.graphql(REPOSITORIES)["repositoriesOrError"]
-                if result["__typename"] == "RepositoryConnection" and result["nodes"]:
-                    return self
-            except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
-                pass
-            time.sleep(1)
-        self.stop()
-        raise TimeoutError(f"dagster dev did not answer within {timeout}s:\n{self.log_tail()}")
+        try:
+            self._server.start(healthy=self._lists_a_repository, timeout=timeout, interval=1)
+        finally:
+            self.process = self._server.process
+        return self
+
+    def _lists_a_repository(self) -> bool:
+        try:
+            result = self.graphql(REPOSITORIES)["repositoriesOrError"]
+        except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
+            return False
+        return result["__typename"] == "RepositoryConnection" and bool(result["nodes"])
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -129,39 +124,21 @@ class DagsterDev:
             return ""
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        pgid = os.getpgid(self.process.pid)
-        os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(pgid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        # Reap anything left in the group (code servers, run workers).
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        """SIGTERM to the whole group (webserver, daemon, code servers, run workers), SIGKILL after
+        ``timeout`` s; raises if any of them is left."""
+        if self._server is not None:
+            self._server.stop(grace=timeout)
 
     def leftover_processes(self, wait: float = 15.0) -> list[str]:
         """Live (non-zombie) processes still in the server's process group after stop()."""
-        import psutil
-
         if self.process is None:
             return []
-        deadline = time.monotonic() + wait
-        while True:
-            alive = []
-            for proc in psutil.process_iter(["pid", "status", "cmdline"]):
-                try:
-                    if os.getpgid(proc.pid) == self.process.pid and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                        alive.append(" ".join(proc.info["cmdline"] or []))
-                except (ProcessLookupError, psutil.Error):
-                    continue
-            if not alive or time.monotonic() > deadline:
-                return alive
-            time.sleep(0.5)
+        pgid = self.process.pid
+        try:
+            wait_until(lambda: not group_members(pgid), wait, f"the processes of {pgid} to end", 0.5)
+        except TimeoutError:
+            pass
+        return describe(group_members(pgid))
 
     def __enter__(self) -> DagsterDev:
         return self.start()
@@ -202,11 +179,15 @@ class DagsterDev:
         return [e["message"] for e in logs.get("events", []) if e["__typename"] == "EngineEvent"]
 
     def wait_for_backfill(self, backfill_id: str, timeout: float = 400.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-            if status.get("status") in ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"):
-                return status
-            time.sleep(2)
-        raise TimeoutError(f"Backfill {backfill_id} did not finish in {timeout}s: {status}\n{self.log_tail()}")
+        """Poll the backfill's status until it is final (returned); TimeoutError with the log after ``timeout`` s."""
+        last: dict[str, Any] = {}
+
+        def finished() -> dict[str, Any] | None:
+            status = last["status"] = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+            final = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
+            return status if status.get("status") in final else None
+
+        try:
+            return wait_until(finished, timeout, f"backfill {backfill_id} to finish", interval=2)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}: {last.get('status')}\n{self.log_tail()}") from None

@@ -175,10 +175,15 @@ class FakeExchange:
         return self
 
     def stop(self) -> None:
+        """Stop serving (a thread of this process, not a child process) and join the thread."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            assert not self._thread.is_alive(), "the fake exchange's server thread did not end"
+            self._thread = None
 
     def __enter__(self) -> FakeExchange:
         return self.start()
@@ -240,7 +245,7 @@ class FakeExchange:
                 return _send_raw(request, 503, b"Service Unavailable", content_type="text/plain")
             if fault.kind == "malformed":
                 return _send_raw(request, 200, b'[[1704153600000, "42000.00", "4201')
-            time.sleep(fault.delay)  # "timeout": answer (correctly) only after the client gave up
+            time.sleep(fault.delay)  # fault injection, not synchronisation: answer only after the client gave up
         try:
             if exchange == "binance":
                 status, body = self._binance(endpoint, query)

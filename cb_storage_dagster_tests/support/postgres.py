@@ -17,7 +17,6 @@ wheel itself does).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import pwd
@@ -27,10 +26,11 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
+
+from .servers import ServerProcess, StopReport
 
 # Found without importing the package: its __init__ registers atexit hooks and a lock file
 # for its own server manager, which this module does not use.
@@ -90,7 +90,8 @@ class PostgresServer:
         self.root.chmod(0o755)
         self.data = self.root / "data"
         self.log_path = self.root / "postgres.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._server: ServerProcess | None = None
+        self.last_stop: StopReport | None = None
         self._as_user = _run_as_service_user()
 
     def url(self, database: str = "postgres") -> str:
@@ -115,35 +116,23 @@ class PostgresServer:
             pwfile.unlink()
             if initdb.returncode != 0:
                 raise RuntimeError(f"initdb failed ({initdb.returncode}):\n{initdb.stdout}\n{initdb.stderr}")
-        log = open(self.log_path, "ab")
-        self._process = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(self.root), "-c", "max_connections=200", "-c", "fsync=off"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, **(self._as_user or {}),
+        # The ``postgres`` binary itself (not ``pg_ctl``, which would detach it): the server and its
+        # backends stay in one process group that stop() ends. Fast shutdown is SIGINT.
+        self._server = ServerProcess(
+            [PG_BIN / "postgres", "-D", self.data, "-h", "127.0.0.1", "-p", str(self.port),
+             "-k", self.root, "-c", "max_connections=200", "-c", "fsync=off"],
+            name=f"PostgreSQL on port {self.port}", log_path=self.log_path, stop_signal=signal.SIGINT,
+            grace=30.0, **(self._as_user or {}),
         )
-        log.close()
-        self._wait_until_ready()
+        self._server.start(healthy=self._accepts_connections, timeout=self.startup_timeout)
         return self
 
-    def _wait_until_ready(self) -> None:
+    def _accepts_connections(self) -> bool:
+        """True when the ``postgres`` user can connect (raises ``OperationalError`` before)."""
         import psycopg2
 
-        deadline = time.monotonic() + self.startup_timeout
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise RuntimeError(f"PostgreSQL exited with code {self._process.returncode}:\n{self.log_tail()}")
-            try:
-                psycopg2.connect(self.url(), connect_timeout=2).close()
-                return
-            except psycopg2.OperationalError as error:
-                last_error = error
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"PostgreSQL did not accept connections within {self.startup_timeout}s "
-                           f"({last_error}):\n{self.log_tail()}")
+        psycopg2.connect(self.url(), connect_timeout=2).close()
+        return True
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -162,22 +151,14 @@ class PostgresServer:
         finally:
             connection.close()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown (SIGINT: roll back open transactions, close clients), then SIGKILL."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        with contextlib.suppress(ProcessLookupError):  # backends left behind, if any
-            os.killpg(process.pid, signal.SIGKILL)
+    def stop(self, timeout: float = 30.0) -> StopReport | None:
+        """Fast shutdown (SIGINT to the group: roll back open transactions, close clients), SIGKILL
+        after ``timeout`` s; raises if any server process is left. The report says which it took."""
+        server, self._server = self._server, None
+        if server is None:
+            return None
+        self.last_stop = server.stop(grace=timeout)
+        return self.last_stop
 
     def close(self) -> None:
         self.stop()

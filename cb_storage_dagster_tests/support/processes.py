@@ -7,6 +7,7 @@ environment variables (what :class:`~cb_storage_dagster.storage.StorageConfig` r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from cb_storage_dagster.storage.backends.local import LocalFileBackend
 from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 from .azurite import AZURITE_ACCOUNT_KEY
+from .servers import StopReport, spawn, stop_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +65,11 @@ class HelperProcess:
         self.events: list[dict[str, Any]] = []
         self.stderr = ""
         self._changed = threading.Condition()
-        self.process = subprocess.Popen(
+        # Default signal dispositions and its own process group (see support/servers.py);
+        # both pipes are drained by the reader threads below.
+        self.process = spawn(
             [sys.executable, "-m", module, *self.args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd or REPO_ROOT,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd or REPO_ROOT,
         )
         self._readers = [
             threading.Thread(target=self._read_stdout, daemon=True),
@@ -135,10 +138,18 @@ class HelperProcess:
         return code
 
     def kill(self) -> int:
-        """SIGKILL the child (no cleanup of any kind runs in it) and reap it."""
+        """SIGKILL the child's whole group (no cleanup of any kind runs in it), reap it, and
+        assert nothing of the group is left."""
         if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-        return self.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        code = self.wait(timeout=30)
+        self.stop()
+        return code
+
+    def stop(self, grace: float = 10.0) -> StopReport:
+        """SIGTERM the child's group, SIGKILL after ``grace`` s; raises if a process is left."""
+        return stop_group(self.process, name=repr(self), grace=grace, output_tail=lambda: self.stderr[-3000:])
 
     def __repr__(self) -> str:
         return f"HelperProcess({self.module} {' '.join(self.args)}, pid={self.process.pid})"
@@ -154,9 +165,22 @@ def run_together(workers: list[HelperProcess], go_file: Path, *, timeout: float 
         for worker in workers:
             worker.wait_for("ready", timeout=120)
         go_file.touch()
+    except BaseException:
+        end_all(workers, timeout=0)
+        raise
+    end_all(workers, timeout=timeout)
+
+
+def end_all(workers: list[HelperProcess], *, timeout: float) -> None:
+    """Wait up to ``timeout`` s for each worker to exit (0: do not wait), then kill whatever still
+    runs; raises ``TimeoutExpired`` if one had to be killed, and if any process of their groups is left."""
+    try:
         for worker in workers:
-            worker.wait(timeout=timeout)
+            if timeout > 0:
+                worker.wait(timeout=timeout)
     finally:
         for worker in workers:
             if worker.process.poll() is None:
                 worker.kill()
+            else:
+                worker.stop()  # asserts that it left no process behind

@@ -43,7 +43,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cb_storage_dagster_tests.support.servers import wait_until
+
 UTC = dt.timezone.utc
+# A writer released by a go file that never comes gives up instead of running forever.
+GO_TIMEOUT = 600.0
 FIRST_DAY = dt.date(2024, 1, 1)
 
 
@@ -102,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     manager = StorageConfig.load().build_manager()
     emit("ready", pid=os.getpid())
     if args.go_file and args.mode != "create":
-        while not Path(args.go_file).exists():
-            time.sleep(0.005)
+        go = Path(args.go_file)
+        wait_until(go.exists, GO_TIMEOUT, f"the go file {go}", interval=0.005)
 
     def save(key: dict, frame: pd.DataFrame, table: str = args.table, mode: str = "replace", **info: object) -> None:
         emit("begin", **info)
@@ -143,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         coin = f"W{args.worker}"
         key = {"data_type": "ohlcv", "exchange": "binance", "coin": coin, "date": FIRST_DAY}
         for r in range(args.rounds):
-            while not Path(f"{args.go_file}.{r}").exists():
-                time.sleep(0.002)
+            go = Path(f"{args.go_file}.{r}")
+            wait_until(go.exists, GO_TIMEOUT, f"the go file {go}", interval=0.002)
             save(key, candles(FIRST_DAY, args.rows, args.worker, coin=coin), table=f"{args.table}{r}", round=r)
     elif args.mode == "merge":
         day = FIRST_DAY + dt.timedelta(days=1)
