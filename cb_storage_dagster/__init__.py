@@ -1,8 +1,9 @@
 """cb-storage-dagster: crypto market-data storage (Delta Lake, Parquet, JSON) for Dagster.
 
-The storage core (:mod:`cb_storage_dagster.storage`) has no Dagster import; the Dagster
-adapters live in :mod:`cb_storage_dagster.orchestration` and the pipeline in
-:mod:`cb_storage_dagster.definitions`. The public names are re-exported here.
+The storage core (:mod:`cb_storage_dagster.domain`, :mod:`cb_storage_dagster.storage`,
+:mod:`cb_storage_dagster.settings`) has no Dagster import; the sources live in
+:mod:`cb_storage_dagster.sources`, the Dagster assets, IO manager and resources in
+:mod:`cb_storage_dagster.orchestration`, and the definitions in :mod:`cb_storage_dagster.definitions`. The public names are re-exported here.
 """
 
 from cb_storage_dagster import storage as _storage
