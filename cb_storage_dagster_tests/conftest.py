@@ -125,3 +125,30 @@ def manager(backend: IStorageBackend, layout: str) -> StorageManagerImpl:
 @pytest.fixture(params=["delta", "parquet", "json"])
 def fmt(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture
+def storage(backend_kind: str, tmp_path, request: pytest.FixtureRequest):
+    """The Dagster storage resource on each backend: a ``tmp_path`` folder, or a fresh Azurite container."""
+    from cb_storage_dagster.orchestration.resources import AzureStorageResource, LocalStorageResource
+
+    if backend_kind == "local":
+        return LocalStorageResource(root_path=str(tmp_path / "store"))
+    import uuid
+
+    server = request.getfixturevalue("azurite")
+    resource = AzureStorageResource(
+        container_name=f"io-{uuid.uuid4().hex[:20]}", account_name=server.account_name,
+        account_key=server.account_key, endpoint=server.blob_endpoint,
+    )
+    resource.get_backend().ensure_container()
+    return resource
+
+
+@pytest.fixture
+def fake() -> Iterator[object]:
+    """A local fake exchange speaking the ccxt REST protocol on 127.0.0.1."""
+    from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
+
+    with FakeExchange() as server:
+        yield server

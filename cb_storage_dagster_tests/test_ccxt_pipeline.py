@@ -13,18 +13,11 @@ from cb_storage_dagster.orchestration import ASSET_CHECKS, ohlcv_1d, ohlcv_1m, t
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.transforms import canonical_columns
-from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source
 
 INSTRUMENTS = ["binance:BTC", "kraken:BTC", "binance:NEW"]
 ASSETS = [trades, ohlcv_1m, ohlcv_1d]
 CHECKS = [c for c in ASSET_CHECKS if {k.asset_key.to_user_string() for k in c.check_keys} <= {"trades", "ohlcv_1m"}]
-
-
-@pytest.fixture
-def fake():
-    with FakeExchange() as server:
-        yield server
 
 
 @pytest.fixture

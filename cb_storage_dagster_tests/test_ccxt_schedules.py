@@ -28,7 +28,6 @@ from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
 from cb_storage_dagster.transforms import canonical_columns, canonical_dtypes
-from cb_storage_dagster_tests.support.fake_exchange import FakeExchange
 from cb_storage_dagster_tests.test_ccxt_pipeline import stored
 from cb_storage_dagster_tests.test_ccxt_source import expected_candles, expected_trades, make_source
 
@@ -49,12 +48,6 @@ class SourceOnDay(CcxtMarketDataSource):
 
     def now(self) -> dt.datetime:
         return dt.datetime.combine(dt.date.fromisoformat(self.today), dt.time(12), dt.UTC)
-
-
-@pytest.fixture
-def fake():
-    with FakeExchange() as server:
-        yield server
 
 
 @pytest.fixture

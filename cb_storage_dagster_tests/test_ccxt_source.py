@@ -19,12 +19,6 @@ DAY = dt.date(2024, 3, 1)
 VENUES = [("binance", "BTC", "BTCUSDT"), ("kraken", "BTC", "XBTUSD")]
 
 
-@pytest.fixture
-def fake():
-    with FakeExchange() as server:
-        yield server
-
-
 def make_source(fake: FakeExchange, **settings) -> CcxtMarketDataSource:
     defaults = {"api_urls": fake.api_urls(), "symbol_overrides": {"kraken:BTC": "BTC/USD", "kraken:ETH": "ETH/USD"},
                 "rate_limit_ms": 1, "timeout_ms": 2_000, "max_wait_seconds": 10}

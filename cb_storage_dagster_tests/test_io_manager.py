@@ -14,28 +14,12 @@ from cb_storage_dagster.orchestration.partitions import (
     instruments_partitions,
     market_data_partitions,
 )
-from cb_storage_dagster.orchestration.resources import AzureStorageResource, LocalStorageResource
 from cb_storage_dagster.storage import StorageManagerImpl
 from cb_storage_dagster_tests.support.data import ohlcv
 from cb_storage_dagster_tests.support.snapshots import snapshot
 
 PARTITIONS = market_data_partitions("2024-01-01")
 INSTRUMENTS = ["binance:BTC", "binance:ETH"]
-
-
-@pytest.fixture
-def storage(backend_kind, tmp_path, request):
-    if backend_kind == "local":
-        return LocalStorageResource(root_path=str(tmp_path / "store"))
-    import uuid
-
-    server = request.getfixturevalue("azurite")
-    resource = AzureStorageResource(
-        container_name=f"io-{uuid.uuid4().hex[:20]}", account_name=server.account_name,
-        account_key=server.account_key, endpoint=server.blob_endpoint,
-    )
-    resource.get_backend().ensure_container()
-    return resource
 
 
 @pytest.fixture

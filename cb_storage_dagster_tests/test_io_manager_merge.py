@@ -11,27 +11,12 @@ from cb_storage_dagster.orchestration.partitions import (
     instruments_partitions,
     market_data_partitions,
 )
-from cb_storage_dagster.orchestration.resources import AzureStorageResource, LocalStorageResource
+from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster_tests.support.data import ohlcv
 
 PARTITIONS = market_data_partitions("2024-01-01")
 PARTITION = "2024-01-02|binance:BTC"
 OFFSET_TAG = "test/offset_minutes"
-
-
-@pytest.fixture
-def storage(backend_kind, tmp_path, request):
-    if backend_kind == "local":
-        return LocalStorageResource(root_path=str(tmp_path / "store"))
-    import uuid
-
-    server = request.getfixturevalue("azurite")
-    resource = AzureStorageResource(
-        container_name=f"io-{uuid.uuid4().hex[:20]}", account_name=server.account_name,
-        account_key=server.account_key, endpoint=server.blob_endpoint,
-    )
-    resource.get_backend().ensure_container()
-    return resource
 
 
 @pytest.fixture

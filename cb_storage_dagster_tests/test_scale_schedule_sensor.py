@@ -22,6 +22,7 @@ from cb_storage_dagster.orchestration.sensors import (
     MAX_DELETES_PER_TICK,
     instrument_changes,
 )
+from cb_storage_dagster_tests.support.sensors import apply_partition_requests
 
 EXCHANGES = [f"ex{n:02d}" for n in range(20)]
 # 20 exchanges x 100 coins, interleaved (ex00:C000, ex01:C000, ...): registration order is
@@ -75,16 +76,6 @@ def covered_partitions(instance, profile: str, requests: list[dg.RunRequest]) ->
     return covered
 
 
-def apply(instance: dg.DagsterInstance, result) -> None:
-    """Apply a sensor result's partition requests, as the daemon would."""
-    for request in result.dynamic_partitions_requests or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-        else:
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
-
-
 class TestDailyTickAt2000Instruments:
     def test_instrument_profile_asks_for_40_range_runs_covering_each_instrument_once(self, instance):
         instance.add_dynamic_partitions("instruments", UNIVERSE)
@@ -133,7 +124,7 @@ class TestInstrumentsSensorAt2000Instruments:
         listing.write_text("\n".join(UNIVERSE))
         monkeypatch.delenv(INSTRUMENTS_ENV_VAR, raising=False)
         monkeypatch.setenv(INSTRUMENTS_FILE_ENV_VAR, str(listing))
-        apply(instance, instruments_sensor(dg.build_sensor_context(instance=instance)))
+        apply_partition_requests(instance, instruments_sensor(dg.build_sensor_context(instance=instance)))
         assert list(instance.get_dynamic_partitions("instruments")) == UNIVERSE
 
         added = [f"new{n:02d}:X{k:02d}" for n in range(5) for k in range(100)]
@@ -142,12 +133,12 @@ class TestInstrumentsSensorAt2000Instruments:
         add, delete = result.dynamic_partitions_requests
         assert list(add.partition_keys) == added
         assert sorted(delete.partition_keys) == sorted(UNIVERSE[:500])[:MAX_DELETES_PER_TICK]
-        apply(instance, result)
+        apply_partition_requests(instance, result)
         # deletions come in bounded batches: the next tick removes the rest
         result = instruments_sensor(dg.build_sensor_context(instance=instance))
         [delete] = result.dynamic_partitions_requests
         assert len(delete.partition_keys) == 500 - MAX_DELETES_PER_TICK
-        apply(instance, result)
+        apply_partition_requests(instance, result)
         # the survivors keep their order, the new ones come last: ranges stay blocks
         assert list(instance.get_dynamic_partitions("instruments")) == [*UNIVERSE[500:], *added]
 

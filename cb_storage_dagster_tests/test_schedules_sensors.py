@@ -25,6 +25,7 @@ from cb_storage_dagster.orchestration.sensors import (
     INSTRUMENTS_FILE_ENV_VAR,
     instrument_changes,
 )
+from cb_storage_dagster_tests.support.sensors import apply_partition_requests
 
 INSTRUMENTS = ["binance:BTC", "binance:ETH", "coinbase:BTC"]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -61,12 +62,7 @@ def tick(instance: dg.DagsterInstance):
     """Evaluate the sensor once and apply its partition requests, as the daemon would."""
     result = instruments_sensor(dg.build_sensor_context(instance=instance))
     if isinstance(result, dg.SensorResult):
-        for request in result.dynamic_partitions_requests or []:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-            else:
-                for key in request.partition_keys:
-                    instance.delete_dynamic_partition(request.partitions_def_name, key)
+        apply_partition_requests(instance, result)
     return result
 
 

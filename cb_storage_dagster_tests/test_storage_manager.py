@@ -18,11 +18,8 @@ from cb_storage_dagster.storage import (
     WriteScope,
     canonical_schema,
 )
-from cb_storage_dagster.storage.layout import LAYOUTS
 from cb_storage_dagster_tests.support.data import MAKERS, at, ohlcv, order_book, trades
-
-# Every behaviour holds on both Delta layouts (exchange/coin/month and exchange/month).
-both_layouts = pytest.mark.parametrize("layout", LAYOUTS)
+from cb_storage_dagster_tests.support.params import both_layouts
 
 BTC = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
 

@@ -26,10 +26,8 @@ from cb_storage_dagster.storage import (
     StorageManagerImpl,
 )
 from cb_storage_dagster.storage import maintenance as mt
-from cb_storage_dagster.storage.layout import LAYOUTS
 from cb_storage_dagster_tests.support.data import at, ohlcv
-
-both_layouts = pytest.mark.parametrize("layout", LAYOUTS)
+from cb_storage_dagster_tests.support.params import both_layouts
 
 BTC = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
 ETH = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
