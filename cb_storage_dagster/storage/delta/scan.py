@@ -134,8 +134,10 @@ class DeltaScanPlanner:
     """Plans and runs pruned reads of Delta snapshots. Snapshot indexes are cached per table
     version and what a data file holds per file (data files never change), both bounded."""
 
-    def __init__(self, *, cache_size: int = SNAPSHOT_CACHE_ENTRIES) -> None:
-        self._snapshots: BoundedCache[tuple[str, str, int], Snapshot] = BoundedCache(max_entries=cache_size)
+    def __init__(self) -> None:
+        self._snapshots: BoundedCache[tuple[str, str, int], Snapshot] = BoundedCache(
+            max_entries=SNAPSHOT_CACHE_ENTRIES
+        )
         self._file_facts: BoundedCache[tuple[str, str], Any] = BoundedCache(max_entries=FILE_CACHE_ENTRIES)
 
     # -- snapshot index -------------------------------------------------------------------
@@ -292,12 +294,6 @@ def _filesystem(
 
 
 __all__ = [
-    "FAST_PATH_COLUMN_TYPES",
-    "FAST_PATH_LAYOUTS",
-    "FAST_PATH_READER_FEATURES",
-    "FAST_PATH_READER_VERSIONS",
-    "DeltaScanPlanner",
-    "ScanPlan",
-    "Snapshot",
-    "fast_path_refusal",
+    "FAST_PATH_COLUMN_TYPES", "FAST_PATH_LAYOUTS", "FAST_PATH_READER_FEATURES", "FAST_PATH_READER_VERSIONS",
+    "DeltaScanPlanner", "ScanPlan", "Snapshot", "fast_path_refusal",
 ]
