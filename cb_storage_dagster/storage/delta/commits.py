@@ -63,28 +63,6 @@ class CommitReport:
 
 
 
-def retry_policy(
-    *,
-    max_commit_retries: int | None,
-    conflict_attempts: int,
-    max_conflict_attempts: int,
-    conflict_backoff_seconds: float,
-    max_backoff_seconds: float,
-) -> RetryPolicy:
-    """The policy of :class:`~cb_storage_dagster.storage.delta.table_format.DeltaFormat`'s
-    arguments (``max_commit_retries=None``: the default rebase budget)."""
-    if max_commit_retries is None:
-        max_commit_retries = DEFAULT_COMMIT_RETRIES
-    return RetryPolicy(
-        attempts=int(conflict_attempts),
-        max_attempts=int(max_conflict_attempts),
-        rebase_retries=int(max_commit_retries),
-        rebase_growth_limit=COMMIT_RETRIES_GROWTH_LIMIT,
-        backoff_seconds=float(conflict_backoff_seconds),
-        max_backoff_seconds=float(max_backoff_seconds),
-    )
-
-
 def commit_with_retries(
     attempt: Callable[[Attempt], int | None],
     *,
@@ -131,5 +109,4 @@ __all__ = [
     "DEFAULT_MAX_CONFLICT_ATTEMPTS",
     "CommitReport",
     "commit_with_retries",
-    "retry_policy",
 ]

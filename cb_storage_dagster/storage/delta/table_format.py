@@ -21,12 +21,12 @@ from cb_storage_dagster.storage.delta import listing
 from cb_storage_dagster.storage.delta import read as delta_read
 from cb_storage_dagster.storage.delta import write as delta_write
 from cb_storage_dagster.storage.delta.commits import (
+    COMMIT_RETRIES_GROWTH_LIMIT,
     DEFAULT_COMMIT_RETRIES,
     DEFAULT_CONFLICT_ATTEMPTS,
     DEFAULT_CONFLICT_BACKOFF_SECONDS,
     DEFAULT_MAX_BACKOFF_SECONDS,
     DEFAULT_MAX_CONFLICT_ATTEMPTS,
-    retry_policy,
 )
 from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
 from cb_storage_dagster.storage.delta.tables import DeltaTables
@@ -100,12 +100,13 @@ class DeltaFormat(FormatStore):
         default_layout: Layout = DEFAULT_LAYOUT,
     ) -> None:
         super().__init__(backend)
-        policy = retry_policy(
-            max_commit_retries=max_commit_retries,
-            conflict_attempts=conflict_attempts,
-            max_conflict_attempts=max_conflict_attempts,
-            conflict_backoff_seconds=conflict_backoff_seconds,
-            max_backoff_seconds=max_backoff_seconds,
+        policy = RetryPolicy(
+            attempts=int(conflict_attempts),
+            max_attempts=int(max_conflict_attempts),
+            rebase_retries=int(DEFAULT_COMMIT_RETRIES if max_commit_retries is None else max_commit_retries),
+            rebase_growth_limit=COMMIT_RETRIES_GROWTH_LIMIT,
+            backoff_seconds=float(conflict_backoff_seconds),
+            max_backoff_seconds=float(max_backoff_seconds),
         )
         self.tables = DeltaTables(
             backend, retry_policy=policy, default_layout=parse_layout(default_layout) or DEFAULT_LAYOUT
