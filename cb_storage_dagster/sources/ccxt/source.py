@@ -20,10 +20,10 @@ import pandas as pd
 from pydantic import Field, PrivateAttr, model_validator
 
 from cb_storage_dagster.domain.keys import parse_date, validate_name
+from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.sources.ccxt.errors import SourceConfigError, SourceError
 from cb_storage_dagster.sources.ccxt.retry import RetryBudget
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap
-from cb_storage_dagster.sources.synthetic import MarketDataSource
 
 __all__ = ["CcxtMarketDataSource"]
 
