@@ -18,9 +18,9 @@ from typing import Any
 
 import pandas as pd
 
+from cb_storage_dagster.domain.errors import DayOutOfRangeError, SourceRequestError
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.sources.ccxt.client import CcxtExchangeClient
-from cb_storage_dagster.sources.ccxt.errors import DayOutOfRangeError, SourceRequestError
 from cb_storage_dagster.sources.ccxt.paging import PageStats, page_candles, page_trades
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap
 from cb_storage_dagster.transforms import canonical_columns, empty_frame

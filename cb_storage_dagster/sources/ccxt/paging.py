@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cb_storage_dagster.sources.ccxt.errors import SourceRequestError
+from cb_storage_dagster.domain.errors import SourceRequestError
 
 __all__ = ["PageStats", "page_candles", "page_trades"]
 

@@ -19,10 +19,11 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, PrivateAttr, model_validator
 
+from cb_storage_dagster.domain.errors import SourceConfigError, SourceError
 from cb_storage_dagster.domain.keys import parse_date, validate_name
+from cb_storage_dagster.retry import RetryPolicy
 from cb_storage_dagster.sources.base import MarketDataSource
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError, SourceError
-from cb_storage_dagster.sources.ccxt.retry import RetryBudget
+from cb_storage_dagster.sources.ccxt.client import RetryBudget
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap
 
 __all__ = ["CcxtMarketDataSource"]
@@ -122,7 +123,7 @@ class CcxtMarketDataSource(MarketDataSource):
     def _symbols(self) -> SymbolMap:
         return SymbolMap.build(self.default_quote, self.symbol_overrides)
 
-    def _retry_budget(self) -> RetryBudget:
+    def _retry_budget(self) -> RetryPolicy:
         return RetryBudget(max_attempts=self.max_attempts, max_wait_seconds=self.max_wait_seconds)
 
     def _day_fetcher(self):
