@@ -153,7 +153,7 @@ def rebase_api_urls(urls: Any, base_url: str) -> Any:
 
 
 class CcxtExchangeClient:
-    """One ccxt exchange, called with retries; counts the requests it made (``stats``)."""
+    """One ccxt exchange, called with retries."""
 
     def __init__(
         self,
@@ -195,7 +195,6 @@ class CcxtExchangeClient:
             self.exchange.urls["api"] = rebase_api_urls(self.exchange.urls["api"], api_url)
         self.retry = retry or RetryBudget()
         self.sleep = sleep
-        self.stats = RetryStats()
         self._ccxt = ccxt
         self._markets_loaded = False
 
@@ -243,8 +242,7 @@ class CcxtExchangeClient:
 
         try:
             return call_with_retry(
-                attempt, self._classify, self.retry, describe=f"{self.exchange_id} {what}",
-                sleep=self.sleep, stats=self.stats,
+                attempt, self._classify, self.retry, describe=f"{self.exchange_id} {what}", sleep=self.sleep
             )
         except self._ccxt.BaseError as exc:  # permanent: classify() said so
             raise SourceRequestError(f"{self.exchange_id} {what} was refused: {type(exc).__name__}: {exc}") from exc

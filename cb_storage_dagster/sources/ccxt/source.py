@@ -115,10 +115,6 @@ class CcxtMarketDataSource(MarketDataSource):
         a snapshot of a fixed day)."""
         return dt.datetime.now(dt.UTC)
 
-    def request_count(self) -> int:
-        """HTTP requests made so far by this resource instance (attempts, including retries)."""
-        return sum(client.stats.attempts for client in self._clients.values())
-
     # -- adapter ----------------------------------------------------------------------------
     def _symbols(self) -> SymbolMap:
         return SymbolMap.build(self.default_quote, self.symbol_overrides)
