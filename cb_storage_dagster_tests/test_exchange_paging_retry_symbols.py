@@ -7,13 +7,14 @@ import bisect
 
 import pytest
 
-from cb_storage_dagster.sources.ccxt.errors import (
+from cb_storage_dagster.domain.errors import (
     SourceConfigError,
     SourceRequestError,
     SourceUnavailableError,
 )
+from cb_storage_dagster.retry import RetryStats, Transient
+from cb_storage_dagster.sources.ccxt.client import RetryBudget, call_with_retry
 from cb_storage_dagster.sources.ccxt.paging import PageStats, page_candles, page_trades
-from cb_storage_dagster.sources.ccxt.retry import RetryBudget, RetryStats, Transient, call_with_retry
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap, parse_symbol_overrides
 
 MIN = 60_000

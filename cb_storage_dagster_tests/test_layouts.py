@@ -23,7 +23,7 @@ from cb_storage_dagster.storage import (
     WriteScope,
 )
 from cb_storage_dagster.storage import maintenance as mt
-from cb_storage_dagster.storage.delta.scan import is_sorted
+from cb_storage_dagster.storage.delta.sorting import is_sorted
 from cb_storage_dagster_tests.support.data import at, ohlcv
 
 DAY = dt.date(2024, 1, 2)

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError
+from cb_storage_dagster.domain.errors import SourceConfigError
 from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
 from cb_storage_dagster.sources.selection import market_data_source_from_env
 from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource

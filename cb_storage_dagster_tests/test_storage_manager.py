@@ -275,7 +275,7 @@ class TestDeltaHousekeeping:
         assert checkpoints == ["ohlcv/_delta_log/00000000000000000019.checkpoint.parquet"]  # 20th commit
 
     def test_a_long_lived_writer_reopens_its_table_and_keeps_every_row(self, manager, monkeypatch):
-        from cb_storage_dagster.storage.delta import table_format as delta_module
+        from cb_storage_dagster.storage.delta import tables as delta_module
 
         monkeypatch.setattr(delta_module, "WRITER_REOPEN_COMMITS", 3)
         writers = set()

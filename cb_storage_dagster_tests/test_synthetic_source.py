@@ -8,12 +8,8 @@ import pandas as pd
 import pytest
 
 from cb_storage_dagster.domain.errors import InvalidKeyError
-from cb_storage_dagster.sources.synthetic import (
-    ORDER_BOOK_COLUMNS,
-    TRADE_COLUMNS,
-    MarketDataSource,
-    SyntheticMarketDataSource,
-)
+from cb_storage_dagster.sources.base import ORDER_BOOK_COLUMNS, TRADE_COLUMNS, MarketDataSource
+from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource
 
 DAY = dt.date(2024, 1, 2)
 

@@ -170,7 +170,7 @@ class TestCompaction:
         fill(manager, list(reversed(JANUARY)))
         mt.compact_table(manager.backend, "ohlcv")
         delta_table = manager.delta.open("ohlcv")
-        from cb_storage_dagster.storage.delta.scan import is_sorted
+        from cb_storage_dagster.storage.delta.sorting import is_sorted
 
         plan = manager.delta._scans.plan(manager.delta._scans.snapshot(delta_table), None)
         assert plan.file_count == 1

@@ -1,8 +1,23 @@
-"""The one exceptions module of cb-storage-dagster.
+"""The one exceptions module of cb-storage-dagster, with one notion of "transient".
 
-Every error the public API raises is a :class:`StorageError`. Messages say what is wrong
-and what to do about it; they never contain a secret (account keys, SAS tokens, client
-secrets or connection strings).
+Every error the project raises is a :class:`ProjectError`, whose ``transient`` attribute
+says whether the same call may succeed if simply tried again; the retry layers
+(:func:`cb_storage_dagster.retry.is_transient`, Dagster's step and run retries) decide on that
+attribute and nothing else. Two families share it:
+
+* :class:`StorageError`: everything the storage API raises (``WriteConflictError`` and
+  ``BackendUnavailableError`` are transient; bad data, keys, configuration are not);
+* :class:`SourceError`: what a market-data source raises (``SourceUnavailableError`` is
+  transient; a refused request or an impossible day is not).
+
+Messages say what is wrong and what to do about it; they never contain a secret (account
+keys, SAS tokens, client secrets or connection strings).
+
+Example:
+    >>> WriteConflictError("lost").transient, SourceUnavailableError("binance did not answer").transient
+    (True, True)
+    >>> InvalidDataError("NaN price").transient, SourceRequestError("binance:DOGE: unknown symbol").transient
+    (False, False)
 """
 
 from __future__ import annotations
@@ -10,16 +25,20 @@ from __future__ import annotations
 from typing import ClassVar
 
 
-class StorageError(Exception):
-    """Base class of every error raised by the storage layer.
-
-    ``transient`` tells a caller whether the same call may succeed if simply tried again
-    (a commit conflict, throttling, an outage) or never will (bad data, a bad key, a bad
-    configuration). Retry layers (the storage core's retry policy, Dagster's step and run
-    retries) decide on this attribute and nothing else.
-    """
+class ProjectError(Exception):
+    """Base class of every error this project raises, storage and source alike."""
 
     transient: ClassVar[bool] = False
+    """True when simply trying the same call again later may succeed (a commit conflict,
+    throttling, a network failure, an outage); False when it never will."""
+
+
+class StorageError(ProjectError):
+    """Base class of every error raised by the storage layer.
+
+    ``transient`` (see :class:`ProjectError`) is True for a commit conflict or an outage and
+    False for bad data, a bad key or a bad configuration.
+    """
 
 
 class InvalidKeyError(StorageError, ValueError):
@@ -102,3 +121,50 @@ class ConfigurationError(StorageError, ValueError):
 class LayoutMismatchError(ConfigurationError):
     """A write asked explicitly for a Delta layout other than the one the existing table was
     created with (a table keeps its layout; see ``storage/layout.py``)."""
+
+
+# -- market-data sources ------------------------------------------------------------------------
+class SourceError(ProjectError):
+    """Base class of every error a market-data source raises.
+
+    The Dagster resource turns a transient one into a retryable ``dg.Failure`` and any other
+    into a failure that is not retried.
+    """
+
+
+class SourceConfigError(SourceError, ValueError):
+    """The source's configuration is invalid (raised when the configuration is loaded)."""
+
+
+class SourceUnavailableError(SourceError):
+    """The exchange did not answer usefully (network, rate limit, timeout, outage, garbled page),
+    still after the retry budget; a later attempt may succeed."""
+
+    transient = True
+
+
+class SourceRequestError(SourceError):
+    """The exchange refused the request for good (unknown symbol, bad credentials, bad request)."""
+
+
+class DayOutOfRangeError(SourceRequestError):
+    """The requested UTC day cannot have data: it lies in the future or before the listing."""
+
+
+# -- retries --------------------------------------------------------------------------------------
+class RetriesExhaustedError(ProjectError):
+    """A transient failure outlasted the retry budget (raised by
+    :func:`cb_storage_dagster.retry.run_with_retries`, chained to the last failure).
+
+    Transient: a later run may succeed. Callers usually turn it into their own error
+    (``WriteConflictError``, ``SourceUnavailableError``), keeping its facts: ``attempts`` made,
+    ``waited_seconds`` of backoff, and ``why`` the retries stopped (the attempts or the wait budget).
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, attempts: int = 0, waited_seconds: float = 0.0, why: str = "") -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.waited_seconds = waited_seconds
+        self.why = why

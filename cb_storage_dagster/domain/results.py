@@ -38,3 +38,40 @@ class WriteResult:
     mode: str = "replace"
     rows_inserted: int | None = None
     rows_updated: int | None = None
+
+    @classmethod
+    def of_batch(
+        cls,
+        data: pa.Table,
+        *,
+        uri: str,
+        format: str,
+        table: str,
+        version: int | None,
+        rows_per_partition: dict[str, int],
+        mode: str = "replace",
+        rows_inserted: int | None = None,
+        rows_updated: int | None = None,
+    ) -> WriteResult:
+        """The result of committing the batch ``data``: its row count and its schema.
+
+        >>> import pyarrow as pa
+        >>> result = WriteResult.of_batch(
+        ...     pa.table({"coin": ["BTC", "BTC"]}), uri="/data/ohlcv", format="parquet", table="ohlcv",
+        ...     version=None, rows_per_partition={"binance/BTC/2024-01-02": 2},
+        ... )
+        >>> result.row_count, result.schema.names, result.mode
+        (2, ['coin'], 'replace')
+        """
+        return cls(
+            uri=uri,
+            format=format,
+            table=table,
+            version=version,
+            row_count=data.num_rows,
+            rows_per_partition=rows_per_partition,
+            schema=data.schema,
+            mode=mode,
+            rows_inserted=rows_inserted,
+            rows_updated=rows_updated,
+        )

@@ -27,7 +27,8 @@ from cb_storage_dagster.orchestration.sensors import (
     configured_instruments,
     instruments_sensor,
 )
-from cb_storage_dagster.sources.synthetic import MarketDataSource, SyntheticMarketDataSource
+from cb_storage_dagster.sources.base import MarketDataSource
+from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource
 
 __all__ = [
     "ASSETS",

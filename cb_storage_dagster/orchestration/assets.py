@@ -28,7 +28,7 @@ from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
-from cb_storage_dagster.sources.synthetic import MarketDataSource
+from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 
 __all__ = [

@@ -37,10 +37,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError
+from cb_storage_dagster.domain.errors import SourceConfigError
+from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
 from cb_storage_dagster.sources.ccxt.symbols import parse_symbol_overrides
-from cb_storage_dagster.sources.synthetic import MarketDataSource, SyntheticMarketDataSource
+from cb_storage_dagster.sources.synthetic import SyntheticMarketDataSource
 
 __all__ = ["SOURCE_ENV", "market_data_source_from_env"]
 

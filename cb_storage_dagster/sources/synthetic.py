@@ -1,9 +1,8 @@
-"""Where raw market data comes from: the source interface and its embedded synthetic default.
+"""The embedded synthetic market-data source: deterministic, realistic-looking data in memory.
 
-The pipeline's raw assets ask a :class:`MarketDataSource` resource for one instrument-day
-at a time. A real exchange connector subclasses it; :class:`SyntheticMarketDataSource`
-ships with the project so that the pipeline, its checks and its storage can run anywhere
-without credentials or network.
+:class:`SyntheticMarketDataSource` implements :class:`~cb_storage_dagster.sources.base.MarketDataSource`
+and is the pipeline's default source, so that the pipeline, its checks and its storage can
+run anywhere without credentials or network.
 
 Example:
     >>> import datetime as dt
@@ -20,26 +19,14 @@ import hashlib
 import math
 from statistics import NormalDist
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from cb_storage_dagster.domain.keys import DataType, parse_date, validate_name
-from cb_storage_dagster.transforms import canonical_columns, trades_to_ohlcv
+from cb_storage_dagster.domain.keys import parse_date, validate_name
+from cb_storage_dagster.sources.base import ORDER_BOOK_COLUMNS, TRADE_COLUMNS, MarketDataSource
 
-__all__ = [
-    "ORDER_BOOK_COLUMNS",
-    "TRADE_COLUMNS",
-    "MarketDataSource",
-    "SyntheticMarketDataSource",
-]
-
-TRADE_COLUMNS = canonical_columns(DataType.TRADES)
-"""Canonical trade columns, in order."""
-
-ORDER_BOOK_COLUMNS = canonical_columns(DataType.ORDER_BOOK)
-"""Canonical order-book snapshot columns, in order."""
+__all__ = ["SyntheticMarketDataSource"]
 
 _MICROS_PER_DAY = 86_400_000_000
 _SECONDS_PER_DAY = 86_400
@@ -52,61 +39,6 @@ _BASE_PRICES = {"BTC": 40_000.0, "ETH": 2_500.0, "SOL": 100.0}
 # interpolated noise at these scales gives a bounded, random-walk-like path that can be
 # evaluated for any single day in O(octaves), without replaying history.
 _ANCHOR_OCTAVES = 9
-
-
-class MarketDataSource(dg.ConfigurableResource):
-    """Interface of a market-data source: one instrument and one UTC day per call.
-
-    Implementations return pandas DataFrames with exactly the canonical columns
-    (:data:`TRADE_COLUMNS`, :data:`ORDER_BOOK_COLUMNS`); timestamps are
-    ``datetime64[us, UTC]`` and lie inside ``day``. The storage layer derives the ``date``
-    partition column itself.
-
-    Example:
-        >>> class MyExchange(MarketDataSource):
-        ...     api_url: str
-        ...
-        ...     def fetch_trades(self, exchange, coin, day):
-        ...         ...  # call the exchange, return the canonical columns
-    """
-
-    def fetch_trades(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
-        """All trades of ``exchange``/``coin`` on the UTC day ``day``, sorted by time."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement fetch_trades.")
-
-    def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
-        """Order-book snapshots of ``exchange``/``coin`` taken during the UTC day ``day``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement fetch_order_book.")
-
-    def fetch_ohlcv(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
-        """One-minute candles of ``exchange``/``coin`` opening in the UTC day ``day``.
-
-        A source whose venue has a candle API overrides this; the default builds the candles
-        from :meth:`fetch_trades` (minutes without trades have no candle).
-        """
-        return trades_to_ohlcv(self.fetch_trades(exchange, coin, day), "1min")
-
-    def fetch_trades_between(
-        self, exchange: str, coin: str, start: dt.datetime, end: dt.datetime
-    ) -> pd.DataFrame:
-        """Trades with ``start <= timestamp < end`` (both inside one UTC day): what an
-        intraday run merges. The default fetches the day and keeps the window; a source
-        that can ask the exchange for a time range should override it."""
-        day = start.astimezone(dt.UTC).date()
-        trades = self.fetch_trades(exchange, coin, day)
-        inside = (trades["timestamp"] >= start) & (trades["timestamp"] < end)
-        return trades.loc[inside].reset_index(drop=True)
-
-    def fetch_order_book_snapshot(self, exchange: str, coin: str, at: dt.datetime) -> pd.DataFrame:
-        """The book of ``exchange``/``coin`` as one snapshot, every row stamped ``at``.
-
-        Exchanges keep no order-book history: a live source takes the book when it is called
-        and stamps it with ``at`` (the scheduled instant), so a re-run of the same tick
-        replaces that snapshot instead of adding another.
-        """
-        raise NotImplementedError(
-            f"{type(self).__name__} does not implement fetch_order_book_snapshot."
-        )
 
 
 class SyntheticMarketDataSource(MarketDataSource):

@@ -26,7 +26,7 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
-from cb_storage_dagster.storage.delta.scan import sort_rows
+from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.format import FormatStore, ReadRequest, rows_per_partition
 from cb_storage_dagster.storage.sql import WriteScope
 
@@ -89,19 +89,8 @@ class FileFormat(FormatStore):
                 self.backend.delete(self.object_id(table, slot))
         for slot in sorted(stale - set(present)):
             self.backend.delete(self.object_id(table, slot))
-        return WriteResult(
-            uri=self.backend.get_uri_for_identifier(table),
-            format=self.name,
-            table=table,
-            version=None,
-            row_count=data.num_rows,
-            rows_per_partition=rows_per_partition(data, scope),
-            schema=data.schema,
-        )
-
-    def delete_slots(self, table: str, slots: list[PartitionSlot]) -> None:
-        for slot in slots:
-            self.backend.delete(self.object_id(table, slot))
+        return WriteResult.of_batch(data, uri=self.backend.get_uri_for_identifier(table), format=self.name,
+                                    table=table, version=None, rows_per_partition=rows_per_partition(data, scope))
 
     def read(self, table: str, request: ReadRequest) -> pa.Table:
         if request.as_of_version is not None or request.as_of_timestamp is not None:

@@ -29,7 +29,7 @@ from cb_storage_dagster.domain.schemas import (
     check_natural_keys,
     normalize,
 )
-from cb_storage_dagster.storage.delta.scan import sort_rows
+from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.files import FORMAT_MARKER, JsonFormat, ParquetFormat
 from cb_storage_dagster.storage.format import FORMATS, FormatStore, ReadRequest

@@ -9,7 +9,7 @@ knows what it had done):
   it then waits until that file exists, so that many workers start writing together;
 * ``{"event": "begin", ...}`` before each write and ``{"event": "done", ...}`` after it,
   with the committed version and how the commit went (attempts, conflicts, concurrent
-  commits rebased over: see :class:`~cb_storage_dagster.storage.delta.table_format.CommitReport`);
+  commits rebased over: see :class:`~cb_storage_dagster.storage.delta.commits.CommitReport`);
 * ``{"event": "error", ...}`` if a write raised (the process then exits 3).
 
 Modes (every row carries a signature in ``volume`` so a reader can tell whose rows it sees):

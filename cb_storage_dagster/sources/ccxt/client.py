@@ -4,12 +4,14 @@
 
 * ccxt's rate limiter stays on (``enableRateLimit``), so requests are spaced as the exchange
   asks;
-* every call goes through :func:`~cb_storage_dagster.sources.ccxt.retry.call_with_retry`:
-  ccxt's ``NetworkError`` family (``RateLimitExceeded``, ``DDoSProtection``,
-  ``ExchangeNotAvailable``, ``RequestTimeout``), ``BadResponse`` and a page that is not JSON are
-  transient (a ``Retry-After`` header is honoured); any other ccxt error (``BadSymbol``,
-  ``AuthenticationError``, ``BadRequest``, ...) is permanent and raised at once as
-  :class:`SourceRequestError`;
+* every call goes through :func:`call_with_retry`, the project's one backoff loop
+  (:func:`cb_storage_dagster.retry.run_with_retries`) bounded by the source's
+  :func:`RetryBudget` (attempts and total wait per request). What is ccxt-specific is the
+  classification, here: ccxt's ``NetworkError`` family (``RateLimitExceeded``,
+  ``DDoSProtection``, ``ExchangeNotAvailable``, ``RequestTimeout``), ``BadResponse`` and a
+  page that is not JSON are transient (a ``Retry-After`` header is honoured); any other ccxt
+  error (``BadSymbol``, ``AuthenticationError``, ``BadRequest``, ...) is permanent and raised
+  at once as :class:`SourceRequestError`;
 * ``api_url`` re-bases every API URL of the exchange (``exchange.urls["api"]``) on another
   host, keeping the paths: how tests point ccxt at the local fake exchange, or a deployment at a
   proxy.
@@ -28,12 +30,80 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError, SourceRequestError
-from cb_storage_dagster.sources.ccxt.retry import RetryBudget, RetryStats, Transient, call_with_retry
+from cb_storage_dagster.domain.errors import (
+    RetriesExhaustedError,
+    SourceConfigError,
+    SourceRequestError,
+    SourceUnavailableError,
+)
+from cb_storage_dagster.retry import RetryPolicy, RetryStats, Transient, run_with_retries
 
-__all__ = ["EXCHANGE_PROFILES", "CcxtExchangeClient", "ExchangeProfile", "rebase_api_urls"]
+__all__ = [
+    "EXCHANGE_PROFILES",
+    "CcxtExchangeClient",
+    "ExchangeProfile",
+    "RetryBudget",
+    "call_with_retry",
+    "rebase_api_urls",
+]
 
 T = TypeVar("T")
+
+
+def RetryBudget(  # a factory named as the budget it builds: the policy class is RetryPolicy
+    *, max_attempts: int = 5, max_wait_seconds: float = 60.0, base_delay: float = 0.5, max_delay: float = 15.0
+) -> RetryPolicy:
+    """The source's retry budget per request, as the project's one :class:`RetryPolicy`:
+    ``max_attempts`` attempts, at most ``max_wait_seconds`` of waiting in all, a backoff of
+    ``base_delay`` x 2^(retry-1) capped at ``max_delay``, +-25% jitter.
+
+    Raises :class:`SourceConfigError` for an impossible budget.
+
+    >>> RetryBudget(max_attempts=3).max_attempts, RetryBudget().max_wait_seconds
+    (3, 60.0)
+    """
+    if max_attempts < 1 or max_wait_seconds < 0 or base_delay < 0:
+        raise SourceConfigError(
+            f"Invalid retry budget RetryBudget(max_attempts={max_attempts!r}, max_wait_seconds={max_wait_seconds!r}, "
+            f"base_delay={base_delay!r}, max_delay={max_delay!r}): max_attempts must be at least 1 and the delays "
+            "not negative."
+        )
+    return RetryPolicy(
+        attempts=max_attempts, max_attempts=max_attempts, backoff_seconds=base_delay, max_backoff_seconds=max_delay,
+        max_wait_seconds=max_wait_seconds, jitter=(0.75, 1.25),
+    )
+
+
+def call_with_retry(
+    operation: Callable[[], T],
+    classify: Callable[[BaseException], Transient | None],
+    budget: RetryPolicy,
+    *,
+    describe: str = "the request",
+    sleep: Callable[[float], None] = time.sleep,
+    stats: RetryStats | None = None,
+) -> T:
+    """Run ``operation`` through the one backoff loop; a failure still transient when
+    ``budget`` runs out becomes :class:`SourceUnavailableError` (transient: the orchestrator
+    may retry the whole step later), chained to it. Permanent failures (``classify`` returns
+    None) pass through untouched.
+
+    >>> def down():
+    ...     raise TimeoutError("slow")
+    >>> call_with_retry(down, lambda exc: Transient(), RetryBudget(max_attempts=2, base_delay=0.0),
+    ...                 describe="binance fetch_ohlcv(BTC/USDT)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    cb_storage_dagster.domain.errors.SourceUnavailableError: binance fetch_ohlcv(BTC/USDT) still failed after 2 attempt(s) and 0.0 s of waiting, which exhausts 2 attempts: TimeoutError: slow. The exchange ...
+    """
+    try:
+        return run_with_retries(operation, policy=budget, classify=classify, describe=describe, sleep=sleep,
+                                stats=stats)
+    except RetriesExhaustedError as gave_up:
+        last = gave_up.__cause__
+        raise SourceUnavailableError(
+            f"{gave_up}: {type(last).__name__}: {last}. The exchange may be down or rate-limiting; "
+            "the run can be retried later."
+        ) from last
 
 
 @dataclass(frozen=True)
@@ -83,7 +153,7 @@ def rebase_api_urls(urls: Any, base_url: str) -> Any:
 
 
 class CcxtExchangeClient:
-    """One ccxt exchange, called with retries; counts the requests it made (``stats``)."""
+    """One ccxt exchange, called with retries."""
 
     def __init__(
         self,
@@ -93,7 +163,7 @@ class CcxtExchangeClient:
         timeout_ms: int = 10_000,
         rate_limit_ms: float | None = None,
         page_limit: int | None = None,
-        retry: RetryBudget | None = None,
+        retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         import ccxt  # heavy (hundreds of exchange modules): imported only when a client is built
@@ -125,7 +195,6 @@ class CcxtExchangeClient:
             self.exchange.urls["api"] = rebase_api_urls(self.exchange.urls["api"], api_url)
         self.retry = retry or RetryBudget()
         self.sleep = sleep
-        self.stats = RetryStats()
         self._ccxt = ccxt
         self._markets_loaded = False
 
@@ -173,8 +242,7 @@ class CcxtExchangeClient:
 
         try:
             return call_with_retry(
-                attempt, self._classify, self.retry, describe=f"{self.exchange_id} {what}",
-                sleep=self.sleep, stats=self.stats,
+                attempt, self._classify, self.retry, describe=f"{self.exchange_id} {what}", sleep=self.sleep
             )
         except self._ccxt.BaseError as exc:  # permanent: classify() said so
             raise SourceRequestError(f"{self.exchange_id} {what} was refused: {type(exc).__name__}: {exc}") from exc

@@ -18,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from cb_storage_dagster.domain.errors import DayOutOfRangeError, SourceRequestError
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.sources.ccxt.client import CcxtExchangeClient
-from cb_storage_dagster.sources.ccxt.errors import DayOutOfRangeError, SourceRequestError
-from cb_storage_dagster.sources.ccxt.paging import PageStats, page_candles, page_trades
+from cb_storage_dagster.sources.ccxt.paging import page_candles, page_trades
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap
 from cb_storage_dagster.transforms import canonical_columns, empty_frame
 
@@ -45,7 +45,6 @@ class ExchangeDayFetcher:
         self.client_for = client_for
         self.order_book_depth = order_book_depth
         self.clock = clock
-        self.stats = PageStats()
         self._listing_ms: dict[tuple[str, str], int | None] = {}
 
     # -- public ---------------------------------------------------------------------------
@@ -54,7 +53,7 @@ class ExchangeDayFetcher:
         client, symbol, start, end = self._prepare(exchange, coin, day)
         rows = page_candles(
             lambda since, until, limit: client.candles(symbol, since_ms=since, until_ms=until, limit=limit),
-            start, end, limit=client.profile.candle_limit, stats=self.stats,
+            start, end, limit=client.profile.candle_limit,
         )
         if not rows:
             self._refuse_if_before_listing(client, exchange, coin, symbol, day, end)
@@ -68,7 +67,6 @@ class ExchangeDayFetcher:
         trades = page_trades(
             lambda since, until, limit: client.trades(symbol, since_ms=since, until_ms=until, limit=limit),
             start, end, limit=client.profile.trade_limit, window_ms=client.profile.trade_window_ms,
-            stats=self.stats,
         )
         if not trades:
             self._refuse_if_before_listing(client, exchange, coin, symbol, day, end)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cb_storage_dagster.sources.ccxt.errors import SourceRequestError
+from cb_storage_dagster.domain.errors import SourceRequestError
 
 __all__ = ["PageStats", "page_candles", "page_trades"]
 
@@ -40,7 +40,8 @@ MAX_PAGES = 10_000
 
 @dataclass
 class PageStats:
-    """Requests made and rows dropped as duplicates (for output metadata and the benchmark)."""
+    """Requests made and rows dropped as duplicates by one paging call (``pages`` feeds the
+    :data:`MAX_PAGES` guard; pass one in to read them)."""
 
     pages: int = 0
     duplicates: int = 0

@@ -19,11 +19,12 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field, PrivateAttr, model_validator
 
+from cb_storage_dagster.domain.errors import SourceConfigError, SourceError
 from cb_storage_dagster.domain.keys import parse_date, validate_name
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError, SourceError
-from cb_storage_dagster.sources.ccxt.retry import RetryBudget
+from cb_storage_dagster.retry import RetryPolicy
+from cb_storage_dagster.sources.base import MarketDataSource
+from cb_storage_dagster.sources.ccxt.client import RetryBudget
 from cb_storage_dagster.sources.ccxt.symbols import SymbolMap
-from cb_storage_dagster.sources.synthetic import MarketDataSource
 
 __all__ = ["CcxtMarketDataSource"]
 
@@ -114,15 +115,11 @@ class CcxtMarketDataSource(MarketDataSource):
         a snapshot of a fixed day)."""
         return dt.datetime.now(dt.UTC)
 
-    def request_count(self) -> int:
-        """HTTP requests made so far by this resource instance (attempts, including retries)."""
-        return sum(client.stats.attempts for client in self._clients.values())
-
     # -- adapter ----------------------------------------------------------------------------
     def _symbols(self) -> SymbolMap:
         return SymbolMap.build(self.default_quote, self.symbol_overrides)
 
-    def _retry_budget(self) -> RetryBudget:
+    def _retry_budget(self) -> RetryPolicy:
         return RetryBudget(max_attempts=self.max_attempts, max_wait_seconds=self.max_wait_seconds)
 
     def _day_fetcher(self):

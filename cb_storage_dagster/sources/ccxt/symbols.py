@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cb_storage_dagster.domain.errors import SourceConfigError
 from cb_storage_dagster.domain.keys import validate_name
-from cb_storage_dagster.sources.ccxt.errors import SourceConfigError
 
 __all__ = ["SymbolMap", "parse_symbol_overrides"]
 
@@ -39,7 +39,7 @@ class SymbolMap:
         >>> SymbolMap.build("usdt")
         Traceback (most recent call last):
         ...
-        cb_storage_dagster.sources.ccxt.errors.SourceConfigError: The default quote currency 'usdt' is not a currency code: use upper-case letters and digits, e.g. 'USDT'.
+        cb_storage_dagster.domain.errors.SourceConfigError: The default quote currency 'usdt' is not a currency code: use upper-case letters and digits, e.g. 'USDT'.
         """
         if not _CURRENCY.match(default_quote or ""):
             raise SourceConfigError(

@@ -1,0 +1,65 @@
+"""A small thread-safe bounded cache (least recently used goes first).
+
+The Delta reader keeps two kinds of facts that never change once computed: a table
+version's add actions (keyed by URI, table id and version) and what a data file holds
+(keyed by the file's path: Delta data files are never rewritten in place). Both live in a
+:class:`BoundedCache`, so memory stays bounded however many versions and files a
+long-running process sees.
+
+>>> cache = BoundedCache[str, int](max_entries=2)
+>>> cache.put("a", 1); cache.put("b", 2); cache.put("c", 3)
+>>> cache.get("a") is None, cache.get("c")
+(True, 3)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[K, V]):
+    """At most ``max_entries`` values; a lookup makes its entry the most recently used."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        """The value of ``key``, or ``None`` if it is not (or no longer) cached."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def get_many(self, keys: Iterable[K]) -> tuple[list[V], list[int]]:
+        """The cached values among ``keys`` (in order) and the positions of those missing."""
+        found: list[V] = []
+        missing: list[int] = []
+        with self._lock:
+            for position, key in enumerate(keys):
+                value = self._entries.get(key)
+                if value is None:
+                    missing.append(position)
+                else:
+                    self._entries.move_to_end(key)
+                    found.append(value)
+        return found, missing
+
+    def put(self, key: K, value: V) -> None:
+        """Cache ``value`` under ``key``, evicting the least recently used beyond the bound."""
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
+__all__ = ["BoundedCache"]

@@ -1,0 +1,126 @@
+"""Delta listings: which instruments a table holds, and which days one instrument has.
+
+Answered from the log where it can be: partition values (``instrument`` layout) and per-file
+``date`` statistics, resolved by reading one or two columns of a file only where the log
+cannot tell (a compacted file spanning days; the ``exchange`` layout, where coin is data),
+once per file (:meth:`.scan.DeltaScanPlanner.coin_days_of_files`). Tables the fast path
+refuses are listed through DataFusion (:mod:`.read_sql`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import pyarrow.compute as pc
+
+from cb_storage_dagster.domain.errors import NotFoundError, StorageError
+from cb_storage_dagster.domain.schemas import DATE_COLUMN
+from cb_storage_dagster.storage.delta import read_sql
+from cb_storage_dagster.storage.delta.pruning import coin_mask
+from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, fast_path_refusal
+from cb_storage_dagster.storage.delta.tables import DeltaTables
+from cb_storage_dagster.storage.layout import layout_of
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+T = TypeVar("T")
+
+
+def instruments(tables: DeltaTables, scans: DeltaScanPlanner, table: str) -> list[tuple[str, str]]:
+    """``(exchange, coin)`` pairs: from the log's partition values (cached per version)
+    on the fast path, else a ``SELECT DISTINCT`` through DataFusion."""
+
+    def pairs_of(delta_table: DeltaTable) -> list[tuple[str, str]]:
+        if fast_path_refusal(delta_table) is not None:
+            return read_sql.instruments(delta_table, table)
+        if layout_of(delta_table.metadata().partition_columns) == "exchange":
+            return _exchange_layout_instruments(tables, scans, delta_table)
+        actions = scans.snapshot(delta_table).actions
+        if actions.num_rows == 0:
+            return []
+        pairs = actions.select(["partition.exchange", "partition.coin"])
+        unique = pairs.group_by(pairs.column_names).aggregate([])
+        return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+
+    return _listing(tables, table, pairs_of) or []
+
+
+def list_dates(tables: DeltaTables, scans: DeltaScanPlanner, table: str, exchange: str, coin: str) -> list[dt.date]:
+    """Days from the log's per-file ``date`` statistics on the fast path; files that span
+    several days (after compaction) are resolved by reading only their ``date`` column
+    (once per file: data files never change). Other tables: DataFusion."""
+
+    def dates_of(delta_table: DeltaTable) -> list[dt.date]:
+        if fast_path_refusal(delta_table) is not None:
+            return read_sql.list_dates(delta_table, table, exchange, coin)
+        if layout_of(delta_table.metadata().partition_columns) == "exchange":
+            return _exchange_layout_dates(tables, scans, delta_table, exchange, coin)
+        actions = scans.snapshot(delta_table).actions
+        if actions.num_rows == 0:
+            return []
+        mask = pc.and_(
+            pc.equal(actions.column("partition.exchange"), exchange),
+            pc.equal(actions.column("partition.coin"), coin),
+        )
+        mine = actions.filter(mask)
+        if mine.num_rows == 0:
+            return []
+        lo, hi = mine.column(f"min.{DATE_COLUMN}"), mine.column(f"max.{DATE_COLUMN}")
+        one_day = pc.fill_null(pc.equal(lo, hi), False)
+        days = set(lo.filter(one_day).to_pylist())
+        spanning = mine.filter(pc.invert(one_day))
+        if spanning.num_rows:
+            days |= scans.dates_of_files(delta_table, spanning, tables.backend.get_storage_options())
+        return sorted(days)
+
+    return _listing(tables, table, dates_of) or []
+
+
+def _listing(tables: DeltaTables, table: str, action: Callable[[DeltaTable], T]) -> T | None:
+    """``action`` on the latest version (``None`` if there is no table), errors translated."""
+    try:
+        delta_table = tables.open(table)
+    except NotFoundError:
+        return None
+    try:
+        return action(delta_table)
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise tables.translate(exc, table, "listing") from None
+
+
+def _exchange_layout_instruments(
+    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable
+) -> list[tuple[str, str]]:
+    """Exchange layout: coins are data, so each file's distinct coins are read once (the
+    ``coin`` column only, as a dictionary) and cached per file. Fast-path tables only."""
+    actions = scans.snapshot(delta_table).actions
+    out: set[tuple[str, str]] = set()
+    for exchange in pc.unique(actions.column("partition.exchange")).to_pylist():
+        mine = actions.filter(pc.equal(actions.column("partition.exchange"), exchange))
+        pairs = scans.coin_days_of_files(delta_table, mine, tables.backend.get_storage_options())
+        out.update((exchange, c) for c in pc.unique(pairs.column("coin")).to_pylist())
+    return sorted(out)
+
+
+def _exchange_layout_dates(
+    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable, exchange: str, coin: str
+) -> list[dt.date]:
+    """Exchange layout: the files whose coin statistics admit ``coin``, resolved to the
+    days they hold for it (a file's coin range may skip coins: never inferred). Fast-path
+    tables only."""
+    actions = scans.snapshot(delta_table).actions
+    if actions.num_rows == 0:
+        return []
+    mine = actions.filter(pc.and_(pc.equal(actions.column("partition.exchange"), exchange),
+                                  coin_mask(actions, coin)))
+    pairs = scans.coin_days_of_files(delta_table, mine, tables.backend.get_storage_options())
+    days = pairs.filter(pc.equal(pairs.column("coin"), coin)).column(DATE_COLUMN)
+    return sorted(pc.unique(days).to_pylist())
+
+
+__all__ = ["instruments", "list_dates"]

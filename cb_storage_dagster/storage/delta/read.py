@@ -1,0 +1,83 @@
+"""Delta reads: the fast path for tables it implements, DataFusion for every other table.
+
+:func:`read` opens the requested version and asks the allow-list
+(:func:`.scan.fast_path_refusal`). Tables it accepts are pruned from the log and read
+directly as Parquet (:class:`.scan.DeltaScanPlanner`); every other table is read by delta-rs'
+DataFusion engine (:mod:`.read_sql`) with the same scope, filters, projection and version.
+Errors leave as the project's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from cb_storage_dagster.domain.errors import NotFoundError, SchemaMismatchError, StorageError
+from cb_storage_dagster.domain.schemas import storage_schema
+from cb_storage_dagster.storage.delta import read_sql
+from cb_storage_dagster.storage.delta.pruning import scope_range_expression
+from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, fast_path_refusal
+from cb_storage_dagster.storage.delta.tables import DeltaTables
+from cb_storage_dagster.storage.format import ReadRequest
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+logger = logging.getLogger(__name__)
+
+
+def read(tables: DeltaTables, scans: DeltaScanPlanner, table: str, request: ReadRequest) -> pa.Table:
+    """Rows of ``request`` from ``table``; an absent table reads as no rows (unless a version
+    was asked for, which is then :class:`NotFoundError`)."""
+    try:
+        delta_table = tables.open_version(table, request.as_of_version, request.as_of_timestamp)
+    except NotFoundError:
+        if request.as_of_version is not None or request.as_of_timestamp is not None:
+            raise
+        return storage_schema(request.data_type).empty_table()
+    try:
+        refusal = fast_path_refusal(delta_table)
+        if refusal is None:
+            return _read_direct(tables, scans, table, delta_table, request)
+        logger.debug("Reading Delta table %r with DataFusion: %s", table, refusal)
+        return read_sql.read(delta_table, request, table)
+    except StorageError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise SchemaMismatchError(f"Cannot apply the filters to table {table!r}: {exc}") from None
+    except Exception as exc:
+        raise tables.translate(exc, table, "read") from None
+
+
+def _read_direct(
+    tables: DeltaTables, scans: DeltaScanPlanner, table: str, delta_table: DeltaTable, request: ReadRequest
+) -> pa.Table:
+    snapshot = scans.snapshot(delta_table)
+    _check_columns(request.columns, snapshot.schema.names, table)
+    plan = scans.plan(snapshot, request.scope)
+    row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
+    return scans.read(
+        delta_table, snapshot, plan, row_filter=row_filter, columns=request.columns,
+        storage_options=tables.backend.get_storage_options(),
+    )
+
+
+def _check_columns(columns: list[str] | None, available: list[str], table: str) -> None:
+    if columns is not None:
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise SchemaMismatchError(f"Unknown columns {missing}; table {table!r} has {available}.")
+
+
+def _combine(a: ds.Expression | None, b: ds.Expression | None) -> ds.Expression | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+__all__ = ["read"]
