@@ -56,6 +56,7 @@ __all__ = [
     "SourceSettings",
     "StorageConfig",
     "azure_credential_fields",
+    "parse_pairs",
 ]
 
 ENV_PREFIX = "CB_STORAGE_"
@@ -386,15 +387,28 @@ class SourceSettings(CbStorageSettings):
     def _pairs(cls, value: Any, info: Any) -> Any:
         if not isinstance(value, str):
             return value
-        pairs = {}
-        for item in filter(None, (part.strip() for part in value.split(","))):
-            key, sep, target = item.partition("=")
-            if not sep:
-                raise _invalid(f"holds {item!r}, which has no '=': {cls._PAIR_HINTS[info.field_name]}.")
-            pairs[key.strip()] = target.strip()
-        return pairs
+        try:
+            return parse_pairs(value, cls._PAIR_HINTS[info.field_name])
+        except ValueError as error:
+            raise _invalid(f"holds {error}") from None
 
     _blank = field_validator("*", mode="before")(_blank_is_unset)  # defined last: runs first
+
+
+def parse_pairs(text: str, hint: str) -> dict[str, str]:
+    """``KEY=VALUE`` items separated by commas (the environment's form of a mapping); an item
+    without ``=`` raises ``ValueError`` quoting it, followed by ``hint``.
+
+    >>> parse_pairs(" kraken:BTC=BTC/USD ,binance=http://h/b?x=1,", "write KEY=VALUE")
+    {'kraken:BTC': 'BTC/USD', 'binance': 'http://h/b?x=1'}
+    """
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r}, which has no '=': {hint}.")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 SETTINGS_MODELS: tuple[type[CbStorageSettings], ...] = (StorageConfig, PipelineSettings, SourceSettings)
