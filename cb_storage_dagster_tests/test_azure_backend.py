@@ -29,7 +29,8 @@ from cb_storage_dagster.domain.errors import (
     NotFoundError,
     StorageError,
 )
-from cb_storage_dagster.storage.backends.azure.backend import AZURITE_URL_ENV, AzureBlobBackend
+from cb_storage_dagster.storage.backends.azure.backend import AzureBlobBackend
+from cb_storage_dagster.storage.backends.azure.endpoint import AZURITE_URL_ENV
 from cb_storage_dagster_tests.support.azurite import AzuriteServer, new_container_backend
 
 # A syntactically valid account key that Azurite does not know.

@@ -10,7 +10,6 @@ both pipelines can be built in one process (tests, benchmarks).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,18 +34,20 @@ from cb_storage_dagster.orchestration.partitions import (
 )
 from cb_storage_dagster.orchestration.schedules import SCHEDULES, build_exchange_daily_schedule
 from cb_storage_dagster.orchestration.sensors import SENSORS, configured_instruments
+from cb_storage_dagster.settings import PipelineSettings
 
 if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 __all__ = ["PARTITIONING_ENV_VAR", "MarketDataPipeline", "build_pipeline", "configured_profile"]
 
-PARTITIONING_ENV_VAR = "CB_STORAGE_PARTITIONING"
+PARTITIONING_ENV_VAR = PipelineSettings.variable("partitioning")
 
 
 def configured_profile() -> PartitionProfile:
-    """``$CB_STORAGE_PARTITIONING`` (``instrument`` when unset or blank)."""
-    return PartitionProfile.parse(os.environ.get(PARTITIONING_ENV_VAR))
+    """``$CB_STORAGE_PARTITIONING`` (``instrument`` when unset or blank); another value raises
+    ``ConfigurationError`` naming the variable."""
+    return PartitionProfile(PipelineSettings.load().partitioning)
 
 
 @dataclass(frozen=True)

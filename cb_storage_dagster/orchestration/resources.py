@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from cb_storage_dagster.settings import (
+    AZURE_SECRET_SETTINGS,
+    AZURE_VARIABLES,
+    ENV_PREFIX,
+    StorageConfig,
+    azure_credential_fields,
+)
 from cb_storage_dagster.storage.interfaces import IStorageBackend
-
-if TYPE_CHECKING:
-    from cb_storage_dagster.settings import StorageConfig
 
 
 class StorageBackendResource(dg.ConfigurableResource):
@@ -38,8 +41,9 @@ class LocalStorageResource(StorageBackendResource):
     """Local disk rooted at ``root_path``.
 
     Example:
-        >>> LocalStorageResource(root_path="/tmp/market-data").get_backend()  # doctest: +SKIP
-        LocalFileBackend(root_path='/tmp/market-data')
+        >>> import tempfile
+        >>> type(LocalStorageResource(root_path=tempfile.mkdtemp()).get_backend()).__name__
+        'LocalFileBackend'
     """
 
     root_path: str
@@ -50,36 +54,31 @@ class LocalStorageResource(StorageBackendResource):
         return LocalFileBackend(self.root_path)
 
 
-class AzureStorageResource(StorageBackendResource):
+class AzureStorageResource(StorageBackendResource, azure_credential_fields(secret=str)):
     """One container of an Azure storage account (Blob storage or ADLS Gen2).
 
     Give exactly one credential: ``connection_string``, ``account_key``, ``sas_token``, a
     service principal (``tenant_id``/``client_id``/``client_secret``) or
-    ``use_default_credential`` (managed identity, workload identity, Azure CLI).
+    ``use_default_credential`` (environment service principal, workload identity or managed
+    identity; never the Azure CLI). The credential fields are those of
+    :class:`~cb_storage_dagster.settings.AzureCredentials`, declared there once.
 
     Example:
-        >>> AzureStorageResource(  # doctest: +SKIP
+        >>> resource = AzureStorageResource(
         ...     container_name="market-data", account_name="myaccount",
         ...     account_key=dg.EnvVar("CB_STORAGE_AZURE_ACCOUNT_KEY"))
+        >>> resource.account_key
+        'CB_STORAGE_AZURE_ACCOUNT_KEY'
     """
 
     container_name: str
-    account_name: str | None = None
-    connection_string: str | None = None
-    account_key: str | None = None
-    sas_token: str | None = None
-    tenant_id: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
-    use_default_credential: bool = False
-    endpoint: str | None = None
     prefix: str = ""
     max_retries: int = 3
 
     def __repr_args__(self):  # type: ignore[no-untyped-def]
         """Secrets print as ``'**********'`` in ``repr()`` and ``str()`` (an ``EnvVar`` shows its name)."""
         for name, value in super().__repr_args__():
-            if name in _AZURE_SECRET_FIELDS and value is not None and not isinstance(value, dg.EnvVar):
+            if name in AZURE_SECRET_SETTINGS and value is not None and not isinstance(value, dg.EnvVar):
                 value = "**********"
             yield name, value
 
@@ -87,23 +86,8 @@ class AzureStorageResource(StorageBackendResource):
         from cb_storage_dagster.storage.backends.azure.backend import AzureBlobBackend
 
         return AzureBlobBackend(
-            self.container_name,
-            account_name=self.account_name,
-            connection_string=self.connection_string,
-            account_key=self.account_key,
-            sas_token=self.sas_token,
-            tenant_id=self.tenant_id,
-            client_id=self.client_id,
-            client_secret=self.client_secret,
-            use_default_credential=self.use_default_credential,
-            endpoint=self.endpoint,
-            prefix=self.prefix,
-            max_retries=self.max_retries,
+            self.container_name, **self.azure_credentials(), prefix=self.prefix, max_retries=self.max_retries
         )
-
-
-_AZURE_SECRET_FIELDS = ("connection_string", "account_key", "sas_token", "client_secret")
-_AZURE_PLAIN_FIELDS = ("account_name", "tenant_id", "client_id", "endpoint", "prefix")
 
 
 def storage_resource_from_env(config: StorageConfig | None = None) -> StorageBackendResource:
@@ -114,25 +98,21 @@ def storage_resource_from_env(config: StorageConfig | None = None) -> StorageBac
     they never appear in the UI or run config. A secret given only in ``.env`` is exported
     to this process's environment first (:func:`adopt_dotenv`), so its ``EnvVar`` resolves.
     """
-    from cb_storage_dagster.settings import ENV_PREFIX, StorageConfig
-
     adopt_dotenv()
     config = config or StorageConfig.load()
     if config.backend_type == "local":
         return LocalStorageResource(root_path=str(config.local_root_path))
     kwargs: dict[str, object] = {"container_name": config.azure_container_name}
-    for name in _AZURE_SECRET_FIELDS:
-        variable = f"{ENV_PREFIX}AZURE_{name.upper()}"
-        secret = getattr(config, f"azure_{name}")
-        if variable in os.environ:
-            kwargs[name] = dg.EnvVar(variable)
-        elif secret is not None:  # given to StorageConfig directly: a value, masked in repr
-            kwargs[name] = secret.get_secret_value()
-    for name in _AZURE_PLAIN_FIELDS:
-        value = getattr(config, f"azure_{name}")
-        if value:
+    for name, value in config.azure_credentials().items():
+        if name in AZURE_SECRET_SETTINGS:
+            if AZURE_VARIABLES[name] in os.environ:
+                kwargs[name] = dg.EnvVar(AZURE_VARIABLES[name])
+            elif value is not None:  # given to StorageConfig directly: a value, masked in repr
+                kwargs[name] = value.get_secret_value()
+        elif value or isinstance(value, bool):
             kwargs[name] = value
-    kwargs["use_default_credential"] = config.azure_use_default_credential
+    if config.azure_prefix:
+        kwargs["prefix"] = config.azure_prefix
     kwargs["max_retries"] = config.azure_max_retries
     return AzureStorageResource(**kwargs)  # type: ignore[arg-type]
 
@@ -146,8 +126,6 @@ def adopt_dotenv() -> list[str]:
     Runs once per definitions load; the real environment always wins over ``.env``.
     """
     from dotenv import dotenv_values
-
-    from cb_storage_dagster.settings import ENV_PREFIX, StorageConfig
 
     env_file = StorageConfig.model_config.get("env_file")
     if not isinstance(env_file, (str, os.PathLike)) or not os.path.isfile(env_file):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from cb_storage_dagster.orchestration.partitions import (
     decode_instrument,
     encode_multi_key,
 )
+from cb_storage_dagster.settings import PipelineSettings
 
 if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -56,10 +56,9 @@ __all__ = [
 DAILY_CRON = "30 0 * * *"
 """00:30 UTC: half an hour after the day closed, so late trades of the source have landed."""
 
-BATCH_SIZE_ENV_VAR = "CB_STORAGE_SCHEDULE_BATCH_SIZE"
-DEFAULT_BATCH_SIZE = 50
-"""Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
-pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+BATCH_SIZE_ENV_VAR = PipelineSettings.variable("schedule_batch_size")
+DEFAULT_BATCH_SIZE: int = PipelineSettings.model_fields["schedule_batch_size"].default
+"""Instruments per daily range run (see :attr:`PipelineSettings.schedule_batch_size`)."""
 
 MAX_RUNS_PER_TICK = 100
 """Upper bound on the runs of one daily tick, whatever the batch size says."""
@@ -80,17 +79,9 @@ def previous_utc_day(moment: dt.datetime) -> dt.date:
 
 
 def configured_batch_size() -> int:
-    """``$CB_STORAGE_SCHEDULE_BATCH_SIZE`` (a positive integer) or :data:`DEFAULT_BATCH_SIZE`."""
-    raw = os.environ.get(BATCH_SIZE_ENV_VAR, "").strip()
-    if not raw:
-        return DEFAULT_BATCH_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise ValueError(f"{BATCH_SIZE_ENV_VAR}={raw!r} must be a positive integer (instruments per daily run).")
-    return size
+    """``$CB_STORAGE_SCHEDULE_BATCH_SIZE`` (a positive integer) or :data:`DEFAULT_BATCH_SIZE`;
+    a bad value raises ``ConfigurationError`` naming the variable."""
+    return PipelineSettings.load().schedule_batch_size
 
 
 def instrument_blocks(

@@ -8,16 +8,17 @@ from Dagster (no more runs for it); the data already stored is kept. A tick cost
 linear in the number of instruments (set look-ups).
 """
 
-import os
 from pathlib import Path
 
 import dagster as dg
 
+from cb_storage_dagster.domain.errors import ConfigurationError
 from cb_storage_dagster.orchestration.partitions import (
     INSTRUMENTS_PARTITIONS_NAME,
     instruments_partitions,
     parse_instruments,
 )
+from cb_storage_dagster.settings import PipelineSettings
 
 __all__ = [
     "DEFAULT_INSTRUMENTS",
@@ -30,9 +31,9 @@ __all__ = [
     "instruments_sensor",
 ]
 
-INSTRUMENTS_ENV_VAR = "CB_STORAGE_INSTRUMENTS"
-INSTRUMENTS_FILE_ENV_VAR = "CB_STORAGE_INSTRUMENTS_FILE"
-DEFAULT_INSTRUMENTS = "binance:BTC,binance:ETH,binance:SOL,coinbase:BTC,coinbase:ETH"
+INSTRUMENTS_ENV_VAR = PipelineSettings.variable("instruments")
+INSTRUMENTS_FILE_ENV_VAR = PipelineSettings.variable("instruments_file")
+DEFAULT_INSTRUMENTS: str = PipelineSettings.model_fields["instruments"].default
 MAX_DELETES_PER_TICK = 250
 """Instruments one tick removes at most; additions are one batched insert and never capped."""
 
@@ -46,27 +47,27 @@ def configured_instruments() -> list[str]:
     separated by commas or newlines, with ``#`` starting a comment. Unset or blank means
     :data:`DEFAULT_INSTRUMENTS` (a blank value never wipes every instrument); an invalid
     entry raises ``InvalidKeyError`` / ``ValueError`` naming it, and a missing or empty file
-    ``ValueError``, so a typo fails the sensor tick instead of deleting partitions.
+    ``ConfigurationError`` (a ``ValueError``), so a typo fails the sensor tick instead of
+    deleting partitions.
     """
-    path = os.environ.get(INSTRUMENTS_FILE_ENV_VAR, "").strip()
-    if path:
-        return _instruments_from_file(Path(path))
-    raw = os.environ.get(INSTRUMENTS_ENV_VAR, "")
-    return parse_instruments(raw if raw.strip() else DEFAULT_INSTRUMENTS)
+    settings = PipelineSettings.load()
+    if settings.instruments_file is not None:
+        return _instruments_from_file(settings.instruments_file)
+    return parse_instruments(settings.instruments)
 
 
 def _instruments_from_file(path: Path) -> list[str]:
     try:
         text = path.read_text()
     except OSError as error:
-        raise ValueError(
+        raise ConfigurationError(
             f"{INSTRUMENTS_FILE_ENV_VAR} points at {str(path)!r}, which cannot be read "
             f"({error.strerror}): fix the path or unset the variable."
         ) from None
     entries = [line.split("#", 1)[0] for line in text.splitlines()]
     keys = parse_instruments(",".join(entries))
     if not keys:
-        raise ValueError(
+        raise ConfigurationError(
             f"{INSTRUMENTS_FILE_ENV_VAR} file {str(path)!r} lists no instrument: add "
             "'<exchange>:<coin>' lines, or unset the variable."
         )

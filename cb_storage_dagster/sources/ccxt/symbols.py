@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from cb_storage_dagster.domain.errors import SourceConfigError
 from cb_storage_dagster.domain.keys import validate_name
+from cb_storage_dagster.settings import parse_pairs
 
 __all__ = ["SymbolMap", "parse_symbol_overrides"]
 
@@ -69,15 +70,10 @@ def parse_symbol_overrides(text: str) -> dict[str, str]:
     >>> parse_symbol_overrides("kraken:BTC=BTC/USD, kraken:ETH=ETH/USD")
     {'kraken:BTC': 'BTC/USD', 'kraken:ETH': 'ETH/USD'}
     """
-    result: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        instrument, sep, symbol = item.partition("=")
-        if not sep:
-            raise SourceConfigError(
-                f"Symbol override {item!r} has no '=': write INSTRUMENT=SYMBOL, e.g. 'kraken:BTC=BTC/USD'."
-            )
-        result[instrument.strip()] = symbol.strip()
-    return result
+    try:
+        return parse_pairs(text, "write INSTRUMENT=SYMBOL, e.g. 'kraken:BTC=BTC/USD'")
+    except ValueError as exc:
+        raise SourceConfigError(f"Symbol override {exc}") from None
 
 
 def _split_instrument(instrument: str) -> tuple[str, str]:
