@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
-from cb_storage_dagster.storage.sql import WriteScope
+from cb_storage_dagster.domain.scope import WriteScope
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

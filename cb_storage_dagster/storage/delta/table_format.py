@@ -30,6 +30,7 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import Attempt, RetryPolicy, run_with_conflict_retries
 from cb_storage_dagster.storage.delta import read_sql as delta_sql
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
@@ -49,7 +50,7 @@ from cb_storage_dagster.storage.layout import (
     parse_layout,
     partition_columns,
 )
-from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, WriteScope, merge_predicates
+from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, delta_predicate, merge_predicates
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -400,7 +401,7 @@ class DeltaFormat(FormatStore):
         # Sources usually deliver rows in this order already: sort_rows checks first, which is
         # far cheaper than a three-key sort of an exchange-day (2.9 M rows at 2,000 instruments).
         data = sort_rows(data, ["exchange", "coin", "timestamp"], single_instrument=False)
-        predicate = scope.delta_predicate()
+        predicate = delta_predicate(scope)
         scope_text = ",".join(scope.describe())[:4000]
 
         def commit_write(attempt: Attempt) -> int | None:
