@@ -75,7 +75,11 @@ class IStorageBackend(ABC):
 
 
 class IStorageManager(ABC):
-    """The market-data facade application code talks to (see :class:`StorageManagerImpl`)."""
+    """The market-data facade application code talks to (see :class:`StorageManagerImpl`).
+
+    Implementations provide the abstract methods; :meth:`get_range` is defined here, once,
+    as a :meth:`read_partitions` of the instrument's days.
+    """
 
     @abstractmethod
     def save_entry(

@@ -79,9 +79,9 @@ def instrument_range_predicate(exchange: str, coin: str, start: dt.datetime, end
     """The Delta delete predicate of one instrument's rows with ``start <= timestamp < end``
     (the months of the range prune the files delta-rs reads).
 
-    >>> utc = dt.timezone.utc
+    >>> UTC = dt.timezone.utc
     >>> print(instrument_range_predicate(
-    ...     "binance", "BTC", dt.datetime(2024, 1, 2, tzinfo=utc), dt.datetime(2024, 1, 3, tzinfo=utc)))
+    ...     "binance", "BTC", dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 3, tzinfo=UTC)))
     exchange = 'binance' AND coin = 'BTC' AND month IN ('2024-01') AND timestamp >= '2024-01-02T00:00:00.000000Z' AND timestamp < '2024-01-03T00:00:00.000000Z'
     """
     months = sorted({d.strftime("%Y-%m") for d in days_in_range(start, end)})
@@ -282,8 +282,8 @@ def filters_sql(filters: Sequence[tuple[str, str, Any]]) -> list[str]:
 def time_range_sql(start: dt.datetime, end: dt.datetime) -> str:
     """``start <= timestamp < end`` as SQL (UTC ISO literals, which DataFusion casts).
 
-    >>> utc = dt.timezone.utc
-    >>> print(time_range_sql(dt.datetime(2024, 1, 2, tzinfo=utc), dt.datetime(2024, 1, 3, tzinfo=utc)))
+    >>> UTC = dt.timezone.utc
+    >>> print(time_range_sql(dt.datetime(2024, 1, 2, tzinfo=UTC), dt.datetime(2024, 1, 3, tzinfo=UTC)))
     "timestamp" >= '2024-01-02T00:00:00+00:00' AND "timestamp" < '2024-01-03T00:00:00+00:00'
     """
     return f'"timestamp" >= {sql_literal(start)} AND "timestamp" < {sql_literal(end)}'

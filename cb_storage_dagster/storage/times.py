@@ -54,8 +54,8 @@ def time_range(start_time: Any, end_time: Any) -> tuple[dt.datetime, dt.datetime
 def days_in_range(start: dt.datetime, end: dt.datetime) -> list[dt.date]:
     """UTC days touched by ``[start, end)``.
 
-    >>> utc_ = dt.timezone.utc
-    >>> days_in_range(dt.datetime(2024, 1, 2, 12, tzinfo=utc_), dt.datetime(2024, 1, 3, tzinfo=utc_))
+    >>> UTC = dt.timezone.utc
+    >>> days_in_range(dt.datetime(2024, 1, 2, 12, tzinfo=UTC), dt.datetime(2024, 1, 3, tzinfo=UTC))
     [datetime.date(2024, 1, 2)]
     """
     if end <= start:
