@@ -26,6 +26,7 @@ from pydantic import PrivateAttr
 
 from cb_storage_dagster.domain.keys import DataType, parse_date
 from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
@@ -38,7 +39,6 @@ from cb_storage_dagster.orchestration.partitions import (
 )
 from cb_storage_dagster.orchestration.resources import StorageBackendResource
 from cb_storage_dagster.storage.manager import StorageManagerImpl
-from cb_storage_dagster.storage.sql import WriteScope
 
 
 class MarketDataIOManager(dg.ConfigurableIOManager):
