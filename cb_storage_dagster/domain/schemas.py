@@ -102,13 +102,6 @@ def storage_schema(data_type: DataType | str) -> pa.Schema:
     return canonical_schema(data_type).append(pa.field(MONTH_COLUMN, pa.string(), nullable=False))
 
 
-def empty_table(data_type: DataType | str, columns: list[str] | None = None) -> pa.Table:
-    schema = canonical_schema(data_type)
-    if columns is not None:
-        schema = pa.schema([schema.field(c) for c in columns if c in schema.names])
-    return schema.empty_table()
-
-
 def to_arrow(data: pd.DataFrame | pa.Table | Any) -> pa.Table:
     """Accept a pyarrow Table/RecordBatch or a pandas DataFrame."""
     if isinstance(data, pa.Table):
@@ -393,11 +386,3 @@ def check_natural_keys(table: pa.Table, data_type: DataType | str) -> tuple[str,
             )
     return key
 
-
-def to_user_table(table: pa.Table, columns: list[str] | None = None) -> pa.Table:
-    """Drop layout columns and order canonical columns first (or as ``columns`` asks)."""
-    if MONTH_COLUMN in table.column_names and (columns is None or MONTH_COLUMN not in columns):
-        table = table.drop_columns([MONTH_COLUMN])
-    if columns is not None:
-        return table.select([c for c in columns])
-    return table

@@ -23,7 +23,7 @@ import datetime as dt
 
 import dagster as dg
 
-from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.domain.keys import PartitionSlot, decode_instrument
 from cb_storage_dagster.orchestration.assets import (
     SNAPSHOT_INTERVAL_MINUTES,
     ohlcv_1m,
@@ -33,7 +33,6 @@ from cb_storage_dagster.orchestration.assets import (
 from cb_storage_dagster.orchestration.checks import ohlcv_1m_invariants, order_book_is_valid, trades_are_valid
 from cb_storage_dagster.orchestration.partitions import (
     INSTRUMENTS_PARTITIONS_NAME,
-    decode_instrument,
     encode_multi_key,
 )
 from cb_storage_dagster.orchestration.run_tags import snapshot_tags, window_tags

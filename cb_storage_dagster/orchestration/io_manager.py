@@ -24,7 +24,7 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import PrivateAttr
 
-from cb_storage_dagster.domain.keys import DataType, parse_date
+from cb_storage_dagster.domain.keys import DataType, decode_instrument, parse_date
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import (
@@ -32,7 +32,6 @@ from cb_storage_dagster.orchestration.partitions import (
     EXCHANGE_DIMENSION,
     INSTRUMENT_DIMENSION,
     decode_exchange_day_key,
-    decode_instrument,
     decode_multi_key,
     is_exchange_day_key,
 )

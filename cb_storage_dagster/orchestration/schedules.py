@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.domain.keys import PartitionSlot, decode_instrument
 from cb_storage_dagster.orchestration.jobs import market_data_job
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
     EXCHANGE_DIMENSION,
     INSTRUMENTS_PARTITIONS_NAME,
-    decode_instrument,
     encode_multi_key,
 )
 
