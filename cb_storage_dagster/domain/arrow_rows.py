@@ -1,0 +1,70 @@
+"""Row-level pyarrow helpers of the data rules: sortedness, repeated keys, rows of chosen groups.
+
+Example:
+    >>> import pyarrow as pa
+    >>> table = pa.table({"coin": ["BTC", "ETH", "BTC"], "level": [0, 0, 0]})
+    >>> repeated_rows(table, ["coin", "level"]), strictly_increasing([table.column("coin")])
+    (1, False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ROW_INDEX = "__row"
+
+
+def repeated_rows(table: pa.Table, key: Sequence[str]) -> int:
+    """How many rows of ``table`` repeat a ``key`` seen on an earlier row."""
+    if not table.num_rows:
+        return 0
+    return table.num_rows - table.select(list(key)).group_by(list(key)).aggregate([]).num_rows
+
+
+def rows_of_groups(
+    table: pa.Table,
+    key: list[str],
+    aggregations: list[tuple],
+    selected: Callable[[pa.Table], pa.Array],
+) -> pa.Array:
+    """``True`` on every row of the groups (by ``key``) for which ``selected`` holds, given
+    the groups with their ``aggregations``."""
+    n = table.num_rows
+    rows = pa.array(np.arange(n, dtype=np.int64))
+    grouped = (
+        table.select(list(dict.fromkeys([*key, *(a[0] for a in aggregations if a[0])])))
+        .append_column(ROW_INDEX, rows)
+        .group_by(key, use_threads=False)
+        .aggregate([*aggregations, (ROW_INDEX, "list")])
+    )
+    hit = pc.list_flatten(grouped.filter(selected(grouped))[f"{ROW_INDEX}_list"])
+    mask = np.zeros(n, dtype=bool)
+    mask[hit.to_numpy()] = True
+    return pa.array(mask)
+
+
+def strictly_increasing(columns: list[pa.ChunkedArray]) -> bool:
+    """Whether each row is lexicographically greater than the row before it on ``columns``
+    (no nulls). Vectorized over adjacent rows: ``(a1 < b1) or (a1 == b1 and (a2 < b2 ...))``."""
+    n = len(columns[0])
+    if n < 2:
+        return True
+    if any(column.null_count for column in columns):
+        return False
+    increasing: pa.ChunkedArray | None = None  # row i+1 > row i on the columns seen so far
+    tied: pa.ChunkedArray | None = None  # rows i, i+1 equal on the columns seen so far
+    for column in columns:
+        before, after = column.slice(0, n - 1), column.slice(1)
+        less = pc.less(before, after)
+        if increasing is None:
+            increasing = less
+        else:
+            increasing = pc.or_(increasing, pc.and_(tied, less))
+        tied = pc.equal(before, after) if tied is None else pc.and_(tied, pc.equal(before, after))
+        if pc.all(increasing).as_py():
+            return True
+    return False
