@@ -37,8 +37,8 @@ from cb_storage_dagster.orchestration.checks import ohlcv_1m_invariants, order_b
 from cb_storage_dagster.orchestration.run_tags import snapshot_tags, window_tags
 from cb_storage_dagster.orchestration.schedules import no_instruments_skip, range_tags, registered_instruments
 
-if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+if TYPE_CHECKING:
+    from cb_storage_dagster.orchestration.dagster_internals import AssetJob
 
 __all__ = [
     "INTRADAY_INTERVAL_MINUTES",
@@ -83,7 +83,7 @@ order_book_snapshot_job = dg.define_asset_job(
 
 def _merge_schedule(
     name: str,
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     minutes: int,
     description: str,
     run_request: Callable[[list[str], dt.datetime], dg.RunRequest],

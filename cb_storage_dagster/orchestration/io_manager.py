@@ -26,6 +26,7 @@ from pydantic import PrivateAttr
 
 from cb_storage_dagster.domain.keys import DataType, decode_instrument, parse_date
 from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.orchestration.dagster_internals import add_partition_metadata
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
@@ -254,12 +255,10 @@ def _output_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any
 def _publish_partition_row_counts(context: dg.OutputContext, result: WriteResult) -> None:
     """Give each Dagster partition of the output its own ``dagster/row_count``.
 
-    Dagster 1.13 builds one materialization per partition from the output metadata plus the
-    step's partition-scoped asset metadata (which wins on equal keys); the public
-    ``AssetExecutionContext.add_asset_metadata(..., partition_key=...)`` writes the latter,
-    and an IO manager reaches the same step context through ``OutputContext.step_context``.
-    Without a step context (an output context built by hand) nothing is published rather
-    than a wrong figure: ``run_row_count`` and ``rows_per_partition`` remain.
+    An IO manager reaches the step's partition-scoped asset metadata through
+    ``OutputContext.step_context`` (see :func:`add_partition_metadata`). Without a step context
+    (an output context built by hand) nothing is published rather than a wrong figure:
+    ``run_row_count`` and ``rows_per_partition`` remain.
     """
     try:
         step_context = context.step_context
@@ -267,23 +266,9 @@ def _publish_partition_row_counts(context: dg.OutputContext, result: WriteResult
         context.log.debug("No step context: per-partition row counts are not published.")
         return
     counts = _rows_by_partition_key(context, result.rows_per_partition)
-    accumulator = getattr(step_context, "_metadata_accumulator", None)
-    if accumulator is None or not hasattr(accumulator, "with_additional_asset_metadata"):
-        for partition_key, rows in counts.items():  # the validated (slow) public path
-            step_context.add_asset_metadata(
-                {"dagster/row_count": rows}, asset_key=context.asset_key, partition_key=partition_key
-            )
-        return
-    # What `add_asset_metadata` stores once it has checked the key is one of the run's. The
-    # keys here are the run's own (`asset_partition_keys`), and that check re-reads the dynamic
-    # partitions from the instance on every call (2 SQLite queries, ~7 ms per partition here,
-    # +0.2 s for a 30-day range run), so it is skipped. Dagster is pinned (1.13.27); the
-    # range-run test in test_partition_metadata.py fails if this stops working.
-    for partition_key, rows in counts.items():
-        accumulator = accumulator.with_additional_asset_metadata(
-            asset_key=context.asset_key, partition_key=partition_key, metadata={"dagster/row_count": rows}
-        )
-    step_context._metadata_accumulator = accumulator
+    add_partition_metadata(
+        step_context, context.asset_key, {key: {"dagster/row_count": rows} for key, rows in counts.items()}
+    )
 
 
 def _rows_by_partition_key(

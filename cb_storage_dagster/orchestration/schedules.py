@@ -34,8 +34,8 @@ from cb_storage_dagster.orchestration.partitions import (
     encode_multi_key,
 )
 
-if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+if TYPE_CHECKING:
+    from cb_storage_dagster.orchestration.dagster_internals import AssetJob
 
 __all__ = [
     "BATCH_SIZE_ENV_VAR",
@@ -156,7 +156,7 @@ def no_instruments_skip() -> dg.SkipReason:
 
 
 def _daily_schedule(
-    job: UnresolvedAssetJobDefinition,
+    job: AssetJob,
     description: str,
     requests_for_day: Callable[[dg.ScheduleEvaluationContext, dt.date], list[dg.RunRequest] | dg.SkipReason],
 ) -> dg.ScheduleDefinition:
@@ -207,7 +207,7 @@ def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> lis
 
 
 def build_exchange_daily_schedule(
-    job: UnresolvedAssetJobDefinition, exchanges: Sequence[str]
+    job: AssetJob, exchanges: Sequence[str]
 ) -> dg.ScheduleDefinition:
     """The ``exchange`` profile's daily schedule: yesterday x each of ``exchanges``.
 
