@@ -92,7 +92,7 @@ def test_the_blob_compute_log_manager_keeps_its_clients_and_blob_key():
     for method in ("_upload_file_obj", "download_from_cloud_storage", "cloud_storage_has_logs"):
         if "self._container_client" not in inspect.getsource(getattr(AzureBlobComputeLogManager, method)):
             _fail(f"AzureBlobComputeLogManager.{method} no longer goes through _container_client")
-    if getattr(manager, "_container_client").url != "http://127.0.0.1:10000/devstoreaccount1/logs":
+    if manager._container_client.url != "http://127.0.0.1:10000/devstoreaccount1/logs":
         _fail("use_blob_client did not replace AzureBlobComputeLogManager._container_client")
 
 
