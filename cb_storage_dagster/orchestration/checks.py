@@ -15,6 +15,7 @@ Blocking checks stop downstream assets of the same run: bad trades never become 
 and bad one-minute candles never become daily candles.
 """
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
@@ -133,6 +134,21 @@ class MarketDataChecks:
         return [getattr(self, f.name) for f in fields(self)]
 
 
+def _input_named_after(asset: dg.AssetsDefinition, check: Callable[..., dg.AssetCheckResult]) -> Callable[..., dg.AssetCheckResult]:
+    """``check`` with its ``frame`` parameter named after ``asset``: Dagster names the check's
+    input after that parameter, and the UI and the event log show ``trades``, not ``frame``."""
+    signature = inspect.signature(check)
+    name = asset.key.path[-1]
+
+    def named(context: dg.AssetCheckExecutionContext, **inputs: pd.DataFrame) -> dg.AssetCheckResult:
+        return check(context, inputs[name])
+
+    named.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(name=name) if p.name == "frame" else p for p in signature.parameters.values()]
+    )
+    return named
+
+
 def _rules_check(
     asset: dg.AssetsDefinition,
     partitions_def: dg.PartitionsDefinition,
@@ -147,13 +163,12 @@ def _rules_check(
     """A check that counts the rows of the run breaking each row rule of ``data_type``, rows
     outside the run's partitions (and, with ``interval``, off its boundaries)."""
 
-    @dg.asset_check(
-        asset=asset, name=name, partitions_def=partitions_def, blocking=blocking, description=description
-    )
     def rules_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
         return _rules_result(frame, violation_masks(frame, data_type, slots_of(context), interval=interval))
 
-    return rules_check
+    return dg.asset_check(
+        asset=asset, name=name, partitions_def=partitions_def, blocking=blocking, description=description
+    )(_input_named_after(asset, rules_check))
 
 
 def _every_partition_check(
@@ -166,17 +181,16 @@ def _every_partition_check(
 ) -> dg.AssetChecksDefinition:
     """A check that every instrument-day of the run has at least one row."""
 
-    @dg.asset_check(
+    def every_partition_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
+        return _every_partition_result(frame, slots_of(context))
+
+    return dg.asset_check(
         asset=asset,
         name="every_partition_has_rows",
         partitions_def=partitions_def,
         blocking=blocking,
         description=description,
-    )
-    def every_partition_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
-        return _every_partition_result(frame, slots_of(context))
-
-    return every_partition_check
+    )(_input_named_after(asset, every_partition_check))
 
 
 def _minute_coverage_check(
@@ -273,12 +287,5 @@ ohlcv_1m_minute_coverage = INSTRUMENT_PROFILE_CHECKS.ohlcv_1m_minute_coverage
 ohlcv_1d_invariants = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_invariants
 ohlcv_1d_every_partition_has_rows = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_every_partition_has_rows
 
-ASSET_CHECKS = [
-    trades_are_valid,
-    trades_every_partition_has_rows,
-    order_book_is_valid,
-    ohlcv_1m_invariants,
-    ohlcv_1m_minute_coverage,
-    ohlcv_1d_invariants,
-    ohlcv_1d_every_partition_has_rows,
-]
+ASSET_CHECKS = INSTRUMENT_PROFILE_CHECKS.all
+"""Every check of the ``instrument`` profile."""
