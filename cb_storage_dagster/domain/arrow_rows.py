@@ -32,18 +32,45 @@ def rows_of_groups(
     selected: Callable[[pa.Table], pa.Array],
 ) -> pa.Array:
     """``True`` on every row of the groups (by ``key``) for which ``selected`` holds, given
-    the groups with their ``aggregations``."""
+    the groups with their ``aggregations``. The groups' rows are only listed when one is
+    selected (the usual answer is none)."""
     n = table.num_rows
-    rows = pa.array(np.arange(n, dtype=np.int64))
+    columns = table.select(list(dict.fromkeys([*key, *(a[0] for a in aggregations if a[0])])))
+    groups = columns.group_by(key, use_threads=False).aggregate(aggregations)
+    if not pc.any(selected(groups)).as_py():
+        return pa.array(np.zeros(n, dtype=bool))
     grouped = (
-        table.select(list(dict.fromkeys([*key, *(a[0] for a in aggregations if a[0])])))
-        .append_column(ROW_INDEX, rows)
+        columns.append_column(ROW_INDEX, pa.array(np.arange(n, dtype=np.int64)))
         .group_by(key, use_threads=False)
         .aggregate([*aggregations, (ROW_INDEX, "list")])
     )
     hit = pc.list_flatten(grouped.filter(selected(grouped))[f"{ROW_INDEX}_list"])
     mask = np.zeros(n, dtype=bool)
     mask[hit.to_numpy()] = True
+    return pa.array(mask)
+
+
+def rows_sharing_a_key(table: pa.Table, key: Sequence[str]) -> pa.Array:
+    """``True`` on every row whose ``key`` another row repeats (nulls equal to nulls, like
+    pandas' ``duplicated(keep=False)``): one sort, then a comparison of neighbours."""
+    n = table.num_rows
+    if n < 2:
+        return pa.array(np.zeros(n, dtype=bool))
+    order = pc.sort_indices(table.select(list(key)), sort_keys=[(k, "ascending") for k in key])
+    same: pa.Array | None = None  # sorted row i equals sorted row i+1 on the columns so far
+    for name in key:
+        column = pc.take(table.column(name), order)
+        before, after = column.slice(0, n - 1), column.slice(1)
+        equal = pc.or_(
+            pc.fill_null(pc.equal(before, after), False), pc.and_(pc.is_null(before), pc.is_null(after))
+        )
+        same = equal if same is None else pc.and_(same, equal)
+    pairs = same.to_numpy()
+    repeated = np.zeros(n, dtype=bool)
+    repeated[:-1] |= pairs
+    repeated[1:] |= pairs
+    mask = np.zeros(n, dtype=bool)
+    mask[order.to_numpy()] = repeated
     return pa.array(mask)
 
 

@@ -29,7 +29,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cb_storage_dagster.domain.arrow_rows import repeated_rows, rows_of_groups, strictly_increasing
+from cb_storage_dagster.domain.arrow_rows import (
+    repeated_rows,
+    rows_of_groups,
+    rows_sharing_a_key,
+    strictly_increasing,
+)
 from cb_storage_dagster.domain.errors import InvalidDataError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 
@@ -147,7 +152,7 @@ class UniqueKey(WriteRule):
         key = list(self.columns)
         if strictly_increasing([table.column(k) for k in key]):
             return _no_rows(table.num_rows)
-        return rows_of_groups(table, key, [([], "count_all")], lambda g: pc.greater(g["count_all"], 1))
+        return rows_sharing_a_key(table, key)
 
     def refuse(self, table: pa.Table, data_type: DataType, *, single_instrument: bool = False) -> None:
         # One instrument (the usual write): exchange and coin are constant, so the key reduces

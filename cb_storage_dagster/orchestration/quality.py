@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -71,7 +72,7 @@ def violation_masks(
         return {rule.name: pd.Series(False, index=frame.index) for rule in rules}
     table = pa.Table.from_pandas(selected, preserve_index=False, nthreads=1)
     return {
-        rule.name: pd.Series(pa.chunked_array([rule.mask(table)]).to_numpy(), index=frame.index)
+        rule.name: pd.Series(_to_numpy(rule.mask(table)), index=frame.index)
         for rule in rules
     }
 
@@ -173,6 +174,10 @@ def partitions_below_coverage(
 ) -> dict[PartitionSlot, float]:
     """The slots whose :func:`minute_coverage` is below ``min_coverage``, with their coverage."""
     return {slot: share for slot, share in minute_coverage(candles, slots).items() if share < min_coverage}
+
+
+def _to_numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return mask.to_numpy() if isinstance(mask, pa.ChunkedArray) else mask.to_numpy(zero_copy_only=False)
 
 
 def _midnight(day: dt.date) -> pd.Timestamp:
