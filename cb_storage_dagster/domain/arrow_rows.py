@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +38,7 @@ def rows_of_groups(
     columns = table.select(list(dict.fromkeys([*key, *(a[0] for a in aggregations if a[0])])))
     groups = columns.group_by(key, use_threads=False).aggregate(aggregations)
     if not pc.any(selected(groups)).as_py():
-        return pa.array(np.zeros(n, dtype=bool))
+        return no_rows(n)
     grouped = (
         columns.append_column(ROW_INDEX, pa.array(np.arange(n, dtype=np.int64)))
         .group_by(key, use_threads=False)
@@ -55,7 +55,7 @@ def rows_sharing_a_key(table: pa.Table, key: Sequence[str]) -> pa.Array:
     pandas' ``duplicated(keep=False)``): one sort, then a comparison of neighbours."""
     n = table.num_rows
     if n < 2:
-        return pa.array(np.zeros(n, dtype=bool))
+        return no_rows(n)
     order = pc.sort_indices(table.select(list(key)), sort_keys=[(k, "ascending") for k in key])
     same: pa.Array | None = None  # sorted row i equals sorted row i+1 on the columns so far
     for name in key:
@@ -95,3 +95,30 @@ def strictly_increasing(columns: list[pa.ChunkedArray]) -> bool:
         if pc.all(increasing).as_py():
             return True
     return False
+
+
+def no_rows(n: int) -> pa.Array:
+    """A mask of ``n`` rows, none marked."""
+    return pa.array(np.zeros(n, dtype=bool))
+
+
+def true_where(condition: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """``condition`` with nulls as ``False``."""
+    return pc.fill_null(condition, False)
+
+
+def any_true(masks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.ChunkedArray | pa.Array:
+    """Row-wise OR of ``masks`` (a null counts as ``False``)."""
+    result = None
+    for mask in masks:
+        mask = true_where(mask)
+        result = mask if result is None else pc.or_(result, mask)
+    return result
+
+
+def all_true(masks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.ChunkedArray | pa.Array:
+    """Row-wise AND of ``masks``."""
+    result = None
+    for mask in masks:
+        result = mask if result is None else pc.and_(result, mask)
+    return result

@@ -16,24 +16,29 @@ Example:
     [False, False, True]
     >>> Bound("non_positive_price", ("price",), strictly_positive=True).count(book)
     1
+    >>> all(rule in CHECKED_RULES[kind] for kind, rules in REFUSED_ON_WRITE.items() for rule in rules)
+    True
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.arrow_rows import (
+    all_true,
+    any_true,
+    no_rows,
     repeated_rows,
     rows_of_groups,
     rows_sharing_a_key,
     strictly_increasing,
+    true_where,
 )
 from cb_storage_dagster.domain.errors import InvalidDataError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
@@ -71,7 +76,7 @@ class MissingValues(Rule):
     columns: tuple[str, ...]
 
     def mask(self, table: pa.Table) -> pa.Array:
-        return _any(pc.is_null(table.column(c), nan_is_null=True) for c in self.columns)
+        return any_true(pc.is_null(table.column(c), nan_is_null=True) for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Bound(WriteRule):
         return pc.less_equal(column, 0) if self.strictly_positive else pc.less(column, 0)
 
     def mask(self, table: pa.Table) -> pa.Array:
-        return _any(self._breaks(table.column(c)) for c in self.columns)
+        return any_true(self._breaks(table.column(c)) for c in self.columns)
 
     def refuse(self, table: pa.Table, data_type: DataType, *, single_instrument: bool = False) -> None:
         for name in self.columns:
@@ -151,7 +156,7 @@ class UniqueKey(WriteRule):
     def mask(self, table: pa.Table) -> pa.Array:
         key = list(self.columns)
         if strictly_increasing([table.column(k) for k in key]):
-            return _no_rows(table.num_rows)
+            return no_rows(table.num_rows)
         return rows_sharing_a_key(table, key)
 
     def refuse(self, table: pa.Table, data_type: DataType, *, single_instrument: bool = False) -> None:
@@ -182,8 +187,8 @@ class CandleBody(Rule):
     def mask(self, table: pa.Table) -> pa.Array:
         open_, close = table.column("open"), table.column("close")
         if self.bound == "low":
-            return _true_where(pc.greater(table.column("low"), pc.min_element_wise(open_, close)))
-        return _true_where(pc.less(table.column("high"), pc.max_element_wise(open_, close)))
+            return true_where(pc.greater(table.column("low"), pc.min_element_wise(open_, close)))
+        return true_where(pc.less(table.column("high"), pc.max_element_wise(open_, close)))
 
 
 @dataclass(frozen=True)
@@ -238,8 +243,8 @@ class CrossedBook(Rule):
         ).append_column("ask", pc.if_else(pc.equal(side, "ask"), price, null))
 
         def crossed(groups: pa.Table) -> pa.Array:
-            keyed = _all(pc.is_valid(groups[k]) for k in _INSTRUMENT_TIME)  # like pandas, no null snapshot
-            return pc.and_(keyed, _true_where(pc.greater_equal(groups["bid_max"], groups["ask_min"])))
+            keyed = all_true(pc.is_valid(groups[k]) for k in _INSTRUMENT_TIME)  # like pandas, no null snapshot
+            return pc.and_(keyed, true_where(pc.greater_equal(groups["bid_max"], groups["ask_min"])))
 
         return rows_of_groups(sides, list(_INSTRUMENT_TIME), [("bid", "max"), ("ask", "min")], crossed)
 
@@ -289,26 +294,3 @@ REFUSED_ON_WRITE: Mapping[DataType, tuple[WriteRule, ...]] = {
 }
 """The rules a write refuses, per data type, in the order it tries them: bounds, allowed
 values, unique keys (trade ids are only counted: a source may re-send a trade)."""
-
-
-def _no_rows(n: int) -> pa.Array:
-    return pa.array(np.zeros(n, dtype=bool))
-
-
-def _true_where(condition: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    return pc.fill_null(condition, False)
-
-
-def _any(masks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.ChunkedArray | pa.Array:
-    result = None
-    for mask in masks:
-        mask = _true_where(mask)
-        result = mask if result is None else pc.or_(result, mask)
-    return result
-
-
-def _all(masks: Iterable[pa.ChunkedArray | pa.Array]) -> pa.ChunkedArray | pa.Array:
-    result = None
-    for mask in masks:
-        result = mask if result is None else pc.and_(result, mask)
-    return result
