@@ -50,6 +50,7 @@ from cb_storage_dagster.storage import (  # noqa: E402
     WriteScope,
 )
 from cb_storage_dagster.storage import maintenance as mt  # noqa: E402
+from cb_storage_dagster.storage.sql import delta_predicate  # noqa: E402
 
 UTC = dt.timezone.utc
 START = dt.date(2024, 1, 1)
@@ -337,7 +338,7 @@ def _bench(work: Path, size: dict, report: dict, ddl: Path | None, writes_only: 
     month_days = days[200:230]
     month_frame = pd.concat([day_of(year[target_coin], d) for d in month_days], ignore_index=True)
     month_rows = normalize(month_frame, DataType.OHLCV, exchange=EXCHANGE, coin=target_coin)
-    month_predicate = WriteScope.of_slots(PartitionSlot(EXCHANGE, target_coin, d) for d in month_days).delta_predicate()
+    month_predicate = delta_predicate(WriteScope.of_slots(PartitionSlot(EXCHANGE, target_coin, d) for d in month_days))
     raw_month_table = DeltaTable(table_uri)
     fresh_month = StorageManagerImpl(backend)
 

@@ -46,6 +46,7 @@ from cb_storage_dagster.domain.schemas import normalize  # noqa: E402
 from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl, WriteScope  # noqa: E402
 from cb_storage_dagster.storage import maintenance as mt  # noqa: E402
 from cb_storage_dagster.storage.layout import LAYOUTS, partition_columns  # noqa: E402
+from cb_storage_dagster.storage.sql import delta_predicate  # noqa: E402
 
 EXCHANGE = "binance"
 MINUTES = 1440
@@ -178,7 +179,7 @@ def build(root: Path, layout: str, coins: list[str], days: list[dt.date], raw_da
 
                 kwargs["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
             mode = "overwrite" if i else "append"
-            predicate = scope.delta_predicate() if i else None
+            predicate = delta_predicate(scope) if i else None
             ms, _ = timed(lambda rows=rows, mode=mode, predicate=predicate, kwargs=kwargs: write_deltalake(
                 raw_uri, rows, mode=mode, partition_by=list(partition_columns(layout)),
                 predicate=predicate, **kwargs))

@@ -26,6 +26,7 @@ from cb_storage_dagster.storage import (
 )
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.format import ReadRequest
+from cb_storage_dagster.storage.sql import delta_predicate
 from cb_storage_dagster_tests.support.processes import (
     HelperProcess,
     end_all,
@@ -191,7 +192,7 @@ class RivalWriter:
             )
             self.real(
                 deltalake.DeltaTable(self.uri), rival_rows, mode="overwrite",
-                predicate=SCOPE.delta_predicate(), partition_by=["exchange", "coin", "month"],
+                predicate=delta_predicate(SCOPE), partition_by=["exchange", "coin", "month"],
             )
         return self.real(table, data, **kwargs)
 

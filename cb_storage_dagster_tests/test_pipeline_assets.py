@@ -21,19 +21,21 @@ from cb_storage_dagster.orchestration import (
     SyntheticMarketDataSource,
 )
 from cb_storage_dagster.orchestration.checks import (
-    minute_coverage,
     ohlcv_1d_every_partition_has_rows,
     ohlcv_1d_invariants,
     ohlcv_1m_invariants,
     ohlcv_1m_minute_coverage,
+    trades_are_valid,
+    trades_every_partition_has_rows,
+)
+from cb_storage_dagster.orchestration.quality import (
+    minute_coverage,
     ohlcv_violations,
     order_book_violations,
     partitions_below_coverage,
     partitions_without_rows,
     rows_per_partition,
     trade_violations,
-    trades_are_valid,
-    trades_every_partition_has_rows,
 )
 from cb_storage_dagster.transforms import canonical_columns, trades_to_ohlcv
 

@@ -13,7 +13,7 @@ import socket
 import pyarrow as pa
 import pytest
 
-from cb_storage_dagster.orchestration.partitions import decode_instrument, parse_instruments
+from cb_storage_dagster.domain.keys import decode_instrument, parse_instruments
 from cb_storage_dagster.retry import (
     Attempt,
     RetryPolicy,

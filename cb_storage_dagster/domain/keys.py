@@ -1,7 +1,10 @@
-"""Market-data keys: what a stored object is, validated once.
+"""Market-data keys: what a stored object is, validated once, and the instrument key codec.
 
 Every exchange or coin name that can reach a path or a predicate goes through
 :func:`validate_name` first; nothing else in the package builds paths from raw input.
+An instrument key reads ``<exchange>:<coin>`` (``binance:BTC``): only
+:func:`encode_instrument`, :func:`decode_instrument` and :func:`parse_instruments` write or
+read that string.
 """
 
 from __future__ import annotations
@@ -159,5 +162,38 @@ class PartitionSlot:
         return f"{self.exchange}/{self.coin}/{self.date.isoformat()}"
 
 
-def slots_for_days(exchange: str, coin: str, days: Iterable[dt.date]) -> list[PartitionSlot]:
-    return [PartitionSlot(exchange, coin, d) for d in days]
+
+def encode_instrument(exchange: str, coin: str) -> str:
+    """The instrument key of ``exchange`` and ``coin``, both validated.
+
+    >>> encode_instrument("binance", "BTC")
+    'binance:BTC'
+    """
+    return f"{validate_name(exchange, 'exchange')}:{validate_name(coin, 'coin')}"
+
+
+def decode_instrument(key: str) -> tuple[str, str]:
+    """The ``(exchange, coin)`` of an instrument key; :class:`InvalidKeyError` if it is not one.
+
+    >>> decode_instrument("binance:BTC")
+    ('binance', 'BTC')
+    """
+    exchange, sep, coin = str(key).partition(":")
+    if not sep:
+        raise InvalidKeyError(f"Instrument partition key {key!r} must look like '<exchange>:<coin>', e.g. 'binance:BTC'.")
+    return validate_name(exchange, "exchange"), validate_name(coin, "coin")
+
+
+def parse_instruments(spec: str | Iterable[str]) -> list[str]:
+    """Parse ``"binance:BTC, binance:ETH,coinbase:BTC"`` into validated, de-duplicated keys.
+
+    >>> parse_instruments("binance:BTC, kraken:ETH,binance:BTC")
+    ['binance:BTC', 'kraken:ETH']
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    keys: dict[str, None] = {}  # an ordered set: de-duplicating stays linear for thousands
+    for raw in items:
+        raw = raw.strip()
+        if raw:
+            keys.setdefault(encode_instrument(*decode_instrument(raw)))
+    return list(keys)

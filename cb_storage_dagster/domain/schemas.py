@@ -3,13 +3,13 @@
 :func:`normalize` turns a pandas DataFrame or a pyarrow Table into the canonical layout:
 canonical columns first (cast where lossless), extra columns kept, timestamps in UTC
 microseconds, a derived ``date`` (UTC day) and the layout column ``month``. Values that
-cannot be right (NaN or negative prices, unknown sides, duplicate candles) are refused
-with :class:`InvalidDataError` before anything is written.
+cannot be right (NaN or negative prices, unknown sides, duplicate candles: the rules of
+:data:`~cb_storage_dagster.domain.rules.REFUSED_ON_WRITE`) are refused with
+:class:`InvalidDataError` before anything is written.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.errors import InvalidDataError, SchemaMismatchError
 from cb_storage_dagster.domain.keys import DataType, validate_name
+from cb_storage_dagster.domain.rules import REFUSED_ON_WRITE, repeated_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,31 +61,12 @@ CANONICAL_SCHEMAS: Mapping[DataType, pa.Schema] = {
     ),
 }
 
-_POSITIVE_COLUMNS: Mapping[DataType, tuple[str, ...]] = {
-    DataType.OHLCV: ("open", "high", "low", "close"),
-    DataType.TRADES: ("price", "amount"),
-    DataType.ORDER_BOOK: ("price", "amount"),
-}
-_NON_NEGATIVE_COLUMNS: Mapping[DataType, tuple[str, ...]] = {
-    DataType.OHLCV: ("volume",),
-    DataType.ORDER_BOOK: ("level",),
-}
-_ALLOWED_SIDES: Mapping[DataType, frozenset[str]] = {
-    DataType.TRADES: frozenset({"buy", "sell"}),
-    DataType.ORDER_BOOK: frozenset({"bid", "ask"}),
-}
 NATURAL_KEYS: Mapping[DataType, tuple[str, ...]] = {
     DataType.OHLCV: ("exchange", "coin", "timestamp"),
     DataType.TRADES: ("exchange", "coin", "timestamp", "trade_id"),
     DataType.ORDER_BOOK: ("exchange", "coin", "timestamp", "side", "level"),
 }
 """The columns that identify a row: a merge write upserts on them."""
-
-_UNIQUE_KEYS: Mapping[DataType, tuple[str, ...]] = {
-    DataType.OHLCV: ("exchange", "coin", "timestamp"),
-    DataType.ORDER_BOOK: ("exchange", "coin", "timestamp", "side", "level"),
-}
-
 
 def canonical_schema(data_type: DataType | str) -> pa.Schema:
     """The user-facing schema: canonical columns plus the derived ``date``.
@@ -100,13 +82,6 @@ def canonical_schema(data_type: DataType | str) -> pa.Schema:
 def storage_schema(data_type: DataType | str) -> pa.Schema:
     """The Delta table schema: canonical columns, ``date`` and the layout column ``month``."""
     return canonical_schema(data_type).append(pa.field(MONTH_COLUMN, pa.string(), nullable=False))
-
-
-def empty_table(data_type: DataType | str, columns: list[str] | None = None) -> pa.Table:
-    schema = canonical_schema(data_type)
-    if columns is not None:
-        schema = pa.schema([schema.field(c) for c in columns if c in schema.names])
-    return schema.empty_table()
 
 
 def to_arrow(data: pd.DataFrame | pa.Table | Any) -> pa.Table:
@@ -270,6 +245,7 @@ def _month_labels(dates: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: int) -> None:
+    """Refuse null keys, unsafe names and whatever breaks a rule of :data:`REFUSED_ON_WRITE`."""
     if n == 0:
         return
     for name in ("exchange", "coin", "timestamp"):
@@ -281,91 +257,9 @@ def _check_values(data_type: DataType, columns: dict[str, pa.ChunkedArray], n: i
         for value in values:
             validate_name(value, name)
         distinct_names += len(values)
-    single_instrument = distinct_names == 2
-    for name in _POSITIVE_COLUMNS.get(data_type, ()):
-        _check_range(columns[name], name, strictly_positive=True)
-    for name in _NON_NEGATIVE_COLUMNS.get(data_type, ()):
-        _check_range(columns[name], name, strictly_positive=False)
-    allowed_sides = _ALLOWED_SIDES.get(data_type)
-    if allowed_sides is not None:
-        sides = set(pc.unique(columns["side"]).to_pylist())
-        unknown = sorted(str(s) for s in sides - allowed_sides)
-        if unknown:
-            raise InvalidDataError(
-                f"Column 'side' has values {unknown}; allowed: {sorted(allowed_sides)}."
-            )
-    _check_unique(data_type, columns, n, single_instrument=single_instrument)
-
-
-def _check_unique(
-    data_type: DataType, columns: dict[str, pa.ChunkedArray], n: int, *, single_instrument: bool
-) -> None:
-    """Refuse rows that repeat the data type's unique key (a candle, a book level)."""
-    unique_key = _UNIQUE_KEYS.get(data_type)
-    if not unique_key:
-        return
-    # One instrument (the usual write): exchange and coin are constant, so the key reduces
-    # to the timestamp (and side/level).
-    key = [k for k in unique_key if not (single_instrument and k in ("exchange", "coin"))]
-    key_columns = [columns[k] for k in key]
-    # Rows in strictly increasing key order (how market data arrives) cannot repeat a key:
-    # one pass over adjacent rows. Anything else is counted exactly.
-    if _strictly_increasing(key_columns):
-        return
-    distinct = pa.table(dict(zip(key, key_columns))).group_by(key).aggregate([]).num_rows
-    if distinct != n:
-        raise InvalidDataError(
-            f"{n - distinct} duplicate rows on ({', '.join(unique_key)}) in {data_type.value} "
-            "data; each candle/level may appear once per timestamp."
-        )
-
-
-def _strictly_increasing(columns: list[pa.ChunkedArray]) -> bool:
-    """Whether each row is lexicographically greater than the row before it on ``columns``
-    (no nulls). Vectorized over adjacent rows: ``(a1 < b1) or (a1 == b1 and (a2 < b2 ...))``."""
-    n = len(columns[0])
-    if n < 2:
-        return True
-    if any(column.null_count for column in columns):
-        return False
-    increasing: pa.ChunkedArray | None = None  # row i+1 > row i on the columns seen so far
-    tied: pa.ChunkedArray | None = None  # rows i, i+1 equal on the columns seen so far
-    for column in columns:
-        before, after = column.slice(0, n - 1), column.slice(1)
-        less = pc.less(before, after)
-        if increasing is None:
-            increasing = less
-        else:
-            increasing = pc.or_(increasing, pc.and_(tied, less))
-        tied = pc.equal(before, after) if tied is None else pc.and_(tied, pc.equal(before, after))
-        if pc.all(increasing).as_py():
-            return True
-    return False
-
-
-def _check_range(column: pa.ChunkedArray, name: str, *, strictly_positive: bool) -> None:
-    if column.null_count:
-        raise InvalidDataError(
-            f"Column {name!r} has {column.null_count} missing (null or NaN) values; drop or fill them."
-        )
-    # Valid columns (nearly all) pass two cheap tests: every value compares above the bound
-    # (NaN compares false) and the sum is finite (an infinity makes it infinite). Only a
-    # column that fails them is counted value by value, for the message. (``pc.min`` would
-    # be 5x slower than the comparison: it is NaN-aware.)
-    above = pc.greater(column, 0) if strictly_positive else pc.greater_equal(column, 0)
-    if pc.all(above).as_py() and (
-        not pa.types.is_floating(column.type) or math.isfinite(pc.sum(column).as_py())
-    ):
-        return
-    if pa.types.is_floating(column.type):
-        bad_float = pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0
-        if bad_float:
-            raise InvalidDataError(f"Column {name!r} has {bad_float} NaN or infinite values.")
-    bad = pc.less_equal(column, 0) if strictly_positive else pc.less(column, 0)
-    count = pc.sum(bad).as_py() or 0
-    if count:
-        bound = "> 0" if strictly_positive else ">= 0"
-        raise InvalidDataError(f"Column {name!r} has {count} values that are not {bound}.")
+    table = pa.table(columns)
+    for rule in REFUSED_ON_WRITE[data_type]:
+        rule.refuse(table, data_type, single_instrument=distinct_names == 2)
 
 
 def check_natural_keys(table: pa.Table, data_type: DataType | str) -> tuple[str, ...]:
@@ -383,21 +277,12 @@ def check_natural_keys(table: pa.Table, data_type: DataType | str) -> tuple[str,
                 f"Column {name!r} has {nulls} null values; a merge matches rows on "
                 f"({', '.join(key)}), so every row needs all of them."
             )
-    if table.num_rows:
-        distinct = table.select(list(key)).group_by(list(key)).aggregate([]).num_rows
-        if distinct != table.num_rows:
-            raise InvalidDataError(
-                f"{table.num_rows - distinct} rows repeat a ({', '.join(key)}) key already in "
-                "the batch; a merge needs each key once. De-duplicate the batch (keep the "
-                "newest row per key) and merge again."
-            )
+    repeats = repeated_rows(table, key)
+    if repeats:
+        raise InvalidDataError(
+            f"{repeats} rows repeat a ({', '.join(key)}) key already in "
+            "the batch; a merge needs each key once. De-duplicate the batch (keep the "
+            "newest row per key) and merge again."
+        )
     return key
 
-
-def to_user_table(table: pa.Table, columns: list[str] | None = None) -> pa.Table:
-    """Drop layout columns and order canonical columns first (or as ``columns`` asks)."""
-    if MONTH_COLUMN in table.column_names and (columns is None or MONTH_COLUMN not in columns):
-        table = table.drop_columns([MONTH_COLUMN])
-    if columns is not None:
-        return table.select([c for c in columns])
-    return table

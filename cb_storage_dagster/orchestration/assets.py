@@ -25,6 +25,7 @@ import dagster as dg
 import pandas as pd
 
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
+from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
@@ -73,10 +74,6 @@ IO_MANAGER_KEY = "market_data_io_manager"
 RAW_GROUP = "raw_market_data"
 CANDLES_GROUP = "candles"
 KINDS = {"delta", "pandas"}
-_MINUTES_PER_DAY = 1440
-_METADATA_TABLE_ROWS = 2000
-"""Per-instrument metadata tables list at most this many instrument-days (one exchange-day
-of a 2,000-instrument exchange); the counts above them always cover the whole run."""
 
 
 def pool_of(table: str) -> str:
@@ -102,58 +99,6 @@ def run_partition_slots(
     partition stands for every coin ``coins`` lists for its exchange.
     """
     return slots_of_keys(context.partition_keys, coins)
-
-
-def _rows_table(frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bool) -> dg.MetadataValue:
-    """A UI table: one row per instrument-day of the run with its rows (and gap minutes)."""
-    if frame.empty:
-        rows: dict[tuple[str, str, dt.date], int] = {}
-        minutes: dict[tuple[str, str, dt.date], int] = {}
-    else:
-        timestamps = pd.to_datetime(frame["timestamp"], utc=True)
-        keys = [frame["exchange"], frame["coin"], timestamps.dt.date]
-        rows = frame.groupby(keys).size().to_dict()
-        minutes = timestamps.dt.floor("min").groupby(keys).nunique().to_dict() if gaps else {}
-    columns = [
-        dg.TableColumn("instrument", "string"),
-        dg.TableColumn("date", "string"),
-        dg.TableColumn("rows", "int"),
-    ]
-    if gaps:
-        columns.append(dg.TableColumn("gap_minutes", "int"))
-    records = []
-    for slot in slots[:_METADATA_TABLE_ROWS]:
-        key = (slot.exchange, slot.coin, slot.date)
-        record: dict[str, str | int] = {
-            "instrument": f"{slot.exchange}:{slot.coin}",
-            "date": slot.date.isoformat(),
-            "rows": int(rows.get(key, 0)),
-        }
-        if gaps:
-            record["gap_minutes"] = _MINUTES_PER_DAY - int(minutes.get(key, 0))
-        records.append(dg.TableRecord(record))
-    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
-
-
-def _per_instrument_metadata(
-    frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bool = False
-) -> dict[str, object]:
-    if frame.empty:
-        filled: set[tuple[str, str, dt.date]] = set()
-    else:
-        # de-duplicate in pandas first: millions of rows, a few thousand instrument-days
-        present = pd.DataFrame({
-            "exchange": frame["exchange"], "coin": frame["coin"],
-            "day": pd.to_datetime(frame["timestamp"], utc=True).dt.date,
-        }).drop_duplicates()
-        filled = set(zip(present["exchange"], present["coin"], present["day"], strict=True))
-    empty = [s for s in slots if (s.exchange, s.coin, s.date) not in filled]
-    return {
-        "instrument_days": len(slots),
-        "instrument_days_without_rows": len(empty),
-        "without_rows": [str(s) for s in empty[:20]],
-        "rows_per_instrument_day": _rows_table(frame, slots, gaps=gaps),
-    }
 
 
 @dataclass(frozen=True)
@@ -226,7 +171,7 @@ def build_market_data_assets(
                 "first_day": slots[0].date.isoformat(),
                 "last_day": slots[-1].date.isoformat(),
             })
-        metadata.update(_per_instrument_metadata(data, slots))
+        metadata.update(per_instrument_metadata(data, slots))
         context.add_output_metadata(metadata)
         return data
 
@@ -294,7 +239,7 @@ def build_market_data_assets(
         Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
         """
         candles = trades_to_ohlcv(trades, "1min")
-        context.add_output_metadata(_per_instrument_metadata(candles, slots_of(context), gaps=True))
+        context.add_output_metadata(per_instrument_metadata(candles, slots_of(context), gaps=True))
         return candles
 
     @dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},

@@ -12,6 +12,7 @@ Configured in the instance's ``dagster.yaml`` (see ``deploy/dagster.yaml``), nev
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient
 from dagster import Field, Noneable, StringSource
 from dagster_azure.blob import AzureBlobComputeLogManager
+
+from cb_storage_dagster.orchestration.dagster_internals import blob_key, use_blob_client
 
 
 class EndpointAzureBlobComputeLogManager(AzureBlobComputeLogManager):
@@ -46,23 +49,18 @@ class EndpointAzureBlobComputeLogManager(AzureBlobComputeLogManager):
         if endpoint:
             # The parent built a client for the public-cloud URL (no request was made yet);
             # replace it by one on the configured endpoint, with the same credential choice.
-            self._blob_client = BlobServiceClient(
+            settings = inspect.signature(AzureBlobComputeLogManager.__init__).bind(self, *args, **kwargs).arguments
+            client = BlobServiceClient(
                 account_url=endpoint.rstrip("/"),
-                credential=self._credential_for(
-                    kwargs.get("secret_credential"), kwargs.get("access_key_or_sas_token")
+                credential=_credential_for(
+                    settings["storage_account"],
+                    settings.get("secret_credential"),
+                    settings.get("access_key_or_sas_token"),
+                    settings.get("default_azure_credential"),
                 ),
             )
-            self._container_client = self._blob_client.get_container_client(self._container)
-
-    def _credential_for(self, secret_credential: Mapping[str, str] | None, key_or_sas: str | None) -> Any:
-        if secret_credential:
-            return ClientSecretCredential(**secret_credential)
-        if key_or_sas:
-            # A SAS token is a query string (sv=...&sig=...); an account key is base64.
-            if "sig=" in key_or_sas:
-                return AzureSasCredential(key_or_sas.lstrip("?"))
-            return AzureNamedKeyCredential(self._storage_account, key_or_sas)
-        return DefaultAzureCredential(**self._default_azure_credential)
+            use_blob_client(self, client, settings["container"])
+            self._container_url = client.get_container_client(settings["container"]).url
 
     @classmethod
     def config_type(cls) -> dict[str, Any]:
@@ -79,4 +77,21 @@ class EndpointAzureBlobComputeLogManager(AzureBlobComputeLogManager):
     def display_path_for_type(self, log_key: Any, io_type: Any) -> str:
         if not self._endpoint:
             return super().display_path_for_type(log_key, io_type)
-        return f"{self._container_client.url}/{self._blob_key(log_key, io_type)}"
+        return f"{self._container_url}/{blob_key(self, log_key, io_type)}"
+
+
+def _credential_for(
+    storage_account: str,
+    secret_credential: Mapping[str, str] | None,
+    key_or_sas: str | None,
+    default_azure_credential: Mapping[str, Any] | None,
+) -> Any:
+    """The credential dagster-azure would use for the same settings."""
+    if secret_credential:
+        return ClientSecretCredential(**secret_credential)
+    if key_or_sas:
+        # A SAS token is a query string (sv=...&sig=...); an account key is base64.
+        if "sig=" in key_or_sas:
+            return AzureSasCredential(key_or_sas.lstrip("?"))
+        return AzureNamedKeyCredential(storage_account, key_or_sas)
+    return DefaultAzureCredential(**(default_azure_credential or {}))

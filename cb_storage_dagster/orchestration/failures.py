@@ -15,10 +15,13 @@ A transient error passes through unchanged: the step policy retries it, and if i
 failing after the step's retries, the run retry re-launches the run.
 
 Example:
-    >>> @dg.asset  # doctest: +SKIP
-    ... def candles(context: dg.AssetExecutionContext) -> pd.DataFrame:
-    ...     with storage_failures(context.instance, context.run.run_id):
-    ...         return source.fetch(...)   # an InvalidDataError here is not retried
+    >>> from cb_storage_dagster.domain.errors import InvalidDataError
+    >>> try:
+    ...     with storage_failures(None, None):  # in an asset: (context.instance, context.run.run_id)
+    ...         raise InvalidDataError("Column 'price' has 1 values that are not > 0.")
+    ... except dg.Failure as failure:
+    ...     print(failure.allow_retries, failure.metadata["error_type"].value)
+    False InvalidDataError
 """
 
 from __future__ import annotations

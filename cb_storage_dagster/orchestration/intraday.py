@@ -19,11 +19,14 @@ exchange later corrected); order books are never replaced (the daily asset skips
 the day keeps exactly the snapshots merged into it.
 """
 
+from __future__ import annotations
+
 import datetime as dt
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from cb_storage_dagster.domain.keys import PartitionSlot
 from cb_storage_dagster.orchestration.assets import (
     SNAPSHOT_INTERVAL_MINUTES,
     ohlcv_1m,
@@ -31,12 +34,11 @@ from cb_storage_dagster.orchestration.assets import (
     trades,
 )
 from cb_storage_dagster.orchestration.checks import ohlcv_1m_invariants, order_book_is_valid, trades_are_valid
-from cb_storage_dagster.orchestration.partitions import (
-    INSTRUMENTS_PARTITIONS_NAME,
-    decode_instrument,
-    encode_multi_key,
-)
 from cb_storage_dagster.orchestration.run_tags import snapshot_tags, window_tags
+from cb_storage_dagster.orchestration.schedules import no_instruments_skip, range_tags, registered_instruments
+
+if TYPE_CHECKING:
+    from cb_storage_dagster.orchestration.dagster_internals import AssetJob
 
 __all__ = [
     "INTRADAY_INTERVAL_MINUTES",
@@ -79,20 +81,26 @@ order_book_snapshot_job = dg.define_asset_job(
 )
 
 
-def _day_range_request(
-    instruments: list[str], day: dt.date, run_key: str, tags: dict[str, str]
-) -> dg.RunRequest:
-    """One run over ``day`` x every instrument (a partition range in registration order)."""
-    first = encode_multi_key(PartitionSlot(*decode_instrument(instruments[0]), day))
-    last = encode_multi_key(PartitionSlot(*decode_instrument(instruments[-1]), day))
-    return dg.RunRequest(
-        run_key=run_key,
-        tags={
-            **tags,
-            "dagster/asset_partition_range_start": str(first),
-            "dagster/asset_partition_range_end": str(last),
-        },
+def _merge_schedule(
+    name: str,
+    job: AssetJob,
+    minutes: int,
+    description: str,
+    run_request: Callable[[list[str], dt.datetime], dg.RunRequest],
+) -> dg.ScheduleDefinition:
+    """A schedule that, every ``minutes`` (UTC), asks ``run_request`` for the tick's run over
+    every registered instrument, or skips while none is registered."""
+
+    @dg.schedule(
+        name=name, job=job, cron_schedule=_every(minutes), execution_timezone="UTC", description=description
     )
+    def merge_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        instruments = registered_instruments(context)
+        if not instruments:
+            return no_instruments_skip()
+        return run_request(instruments, context.scheduled_execution_time or dt.datetime.now(dt.UTC))
+
+    return merge_schedule
 
 
 def intraday_run_request(instruments: list[str], tick: dt.datetime) -> dg.RunRequest:
@@ -107,61 +115,37 @@ def intraday_run_request(instruments: list[str], tick: dt.datetime) -> dg.RunReq
     day = (end - dt.timedelta(microseconds=1)).date()
     midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
     start = max(end - INTRADAY_LOOKBACK, midnight)
-    return _day_range_request(instruments, day, f"intraday:{end.isoformat()}", window_tags(start, end))
+    return dg.RunRequest(
+        run_key=f"intraday:{end.isoformat()}", tags={**window_tags(start, end), **range_tags(instruments, day)}
+    )
 
 
 def snapshot_run_request(instruments: list[str], tick: dt.datetime) -> dg.RunRequest:
     """The snapshot run of ``tick``: every instrument's book, stamped ``tick``, into its day."""
     at = tick.astimezone(dt.UTC).replace(microsecond=0)
-    return _day_range_request(instruments, at.date(), f"order_book_snapshot:{at.isoformat()}", snapshot_tags(at))
-
-
-def _registered(context: dg.ScheduleEvaluationContext) -> list[str]:
-    # Registration order (not sorted): a partition range spans instruments in that order.
-    return list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
-
-
-def _no_instruments() -> dg.SkipReason:
-    return dg.SkipReason(
-        f"No instruments registered in the '{INSTRUMENTS_PARTITIONS_NAME}' partitions yet; "
-        "turn on instruments_sensor (or add partitions) and the next tick will run."
+    return dg.RunRequest(
+        run_key=f"order_book_snapshot:{at.isoformat()}", tags={**snapshot_tags(at), **range_tags(instruments, at.date())}
     )
 
 
-@dg.schedule(
-    name="intraday_market_data_schedule",
-    job=intraday_market_data_job,
-    cron_schedule=_every(INTRADAY_INTERVAL_MINUTES),
-    execution_timezone="UTC",
-    description=(
-        f"Every {INTRADAY_INTERVAL_MINUTES} minutes: merges the newest trades (the last "
-        f"{int(INTRADAY_LOOKBACK.total_seconds() // 60)} minutes) and today's 1-minute candles "
-        "into today's partition of every instrument; the nightly schedule replaces the day once it is over."
-    ),
+intraday_market_data_schedule = _merge_schedule(
+    "intraday_market_data_schedule",
+    intraday_market_data_job,
+    INTRADAY_INTERVAL_MINUTES,
+    f"Every {INTRADAY_INTERVAL_MINUTES} minutes: merges the newest trades (the last "
+    f"{int(INTRADAY_LOOKBACK.total_seconds() // 60)} minutes) and today's 1-minute candles "
+    "into today's partition of every instrument; the nightly schedule replaces the day once it is over.",
+    intraday_run_request,
 )
-def intraday_market_data_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    instruments = _registered(context)
-    if not instruments:
-        return _no_instruments()
-    return intraday_run_request(instruments, context.scheduled_execution_time or dt.datetime.now(dt.UTC))
 
-
-@dg.schedule(
-    name="order_book_snapshot_schedule",
-    job=order_book_snapshot_job,
-    cron_schedule=_every(SNAPSHOT_INTERVAL_MINUTES),
-    execution_timezone="UTC",
-    description=(
-        f"Every {SNAPSHOT_INTERVAL_MINUTES} minutes: merges one order-book snapshot of every "
-        "instrument into today's partition (exchanges keep no order-book history)."
-    ),
+order_book_snapshot_schedule = _merge_schedule(
+    "order_book_snapshot_schedule",
+    order_book_snapshot_job,
+    SNAPSHOT_INTERVAL_MINUTES,
+    f"Every {SNAPSHOT_INTERVAL_MINUTES} minutes: merges one order-book snapshot of every "
+    "instrument into today's partition (exchanges keep no order-book history).",
+    snapshot_run_request,
 )
-def order_book_snapshot_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    instruments = _registered(context)
-    if not instruments:
-        return _no_instruments()
-    return snapshot_run_request(instruments, context.scheduled_execution_time or dt.datetime.now(dt.UTC))
-
 
 INTRADAY_JOBS = [intraday_market_data_job, order_book_snapshot_job]
 INTRADAY_SCHEDULES = [intraday_market_data_schedule, order_book_snapshot_schedule]

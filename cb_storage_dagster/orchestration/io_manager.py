@@ -1,7 +1,9 @@
 """MarketDataIOManager: Dagster outputs and inputs as market-data tables.
 
 It only translates Dagster contexts (asset key, partition keys, metadata, type annotation)
-into storage calls; keys, paths, predicates and formats belong to the storage core.
+into storage calls; keys, paths, predicates and formats belong to the storage core. The
+partition keys become a scope in :mod:`~cb_storage_dagster.orchestration.run_scope`; what a
+write publishes is built in :mod:`~cb_storage_dagster.orchestration.output_metadata`.
 
 Asset metadata it reads:
     ``data_type``: ``ohlcv`` | ``trades`` | ``order_book`` (default: inferred from the asset
@@ -16,29 +18,23 @@ Input metadata (``dg.AssetIn(metadata=...)``):
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import PrivateAttr
 
-from cb_storage_dagster.domain.keys import DataType, parse_date
-from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.orchestration.failures import storage_failures
-from cb_storage_dagster.orchestration.partitions import (
-    DATE_DIMENSION,
-    EXCHANGE_DIMENSION,
-    INSTRUMENT_DIMENSION,
-    decode_exchange_day_key,
-    decode_instrument,
-    decode_multi_key,
-    is_exchange_day_key,
+from cb_storage_dagster.orchestration.output_metadata import (
+    merge_metadata,
+    output_metadata,
+    publish_partition_row_counts,
 )
 from cb_storage_dagster.orchestration.resources import StorageBackendResource
+from cb_storage_dagster.orchestration.run_scope import run_scope
 from cb_storage_dagster.storage.manager import StorageManagerImpl
-from cb_storage_dagster.storage.sql import WriteScope
 
 
 class MarketDataIOManager(dg.ConfigurableIOManager):
@@ -58,10 +54,10 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
     after its full asset key (``ohlcv_1m``, ``prefix/ohlcv_1m``).
 
     Example:
-        >>> defs = dg.Definitions(  # doctest: +SKIP
-        ...     assets=[ohlcv_1m],
-        ...     resources={"market_data_io_manager": MarketDataIOManager(
-        ...         storage=LocalStorageResource(root_path="data"))})
+        >>> from cb_storage_dagster.orchestration.resources import LocalStorageResource
+        >>> io_manager = MarketDataIOManager(storage=LocalStorageResource(root_path="data"))
+        >>> io_manager.default_format, io_manager.delta_layout
+        ('delta', 'instrument')
     """
 
     storage: StorageBackendResource
@@ -95,18 +91,18 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             return
         metadata = context.definition_metadata or {}
         data_type = _data_type(metadata, context.asset_key)
-        scope = _scope(context)
+        scope = run_scope(context)
         mode = _write_mode(context, metadata)
         result = self.manager.write_partitions(
             data_type, obj, scope, format=metadata.get("format"), table=_table_name(context.asset_key),
             mode=mode,
         )
         if mode == "merge":
-            context.add_output_metadata(_merge_metadata(result, partitioned=context.has_asset_partitions))
+            context.add_output_metadata(merge_metadata(result, partitioned=context.has_asset_partitions))
             return
-        context.add_output_metadata(_output_metadata(result, partitioned=context.has_asset_partitions))
+        context.add_output_metadata(output_metadata(result, partitioned=context.has_asset_partitions))
         if context.has_asset_partitions:
-            _publish_partition_row_counts(context, result)
+            publish_partition_row_counts(context, result)
 
     # -- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
@@ -120,7 +116,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
         metadata = upstream.definition_metadata or {}
         data_type = _data_type(metadata, upstream.asset_key)
         table = _table_name(upstream.asset_key)
-        scope = _scope(context) if context.has_asset_partitions else None
+        scope = run_scope(context) if context.has_asset_partitions else None
         input_metadata = context.definition_metadata or {}
         version = input_metadata.get("as_of_version")
         data = self.manager.read_partitions(
@@ -167,23 +163,6 @@ def _write_mode(context: dg.OutputContext, metadata: Mapping[str, Any]) -> str:
     return str(getattr(mode, "value", mode))
 
 
-def _merge_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:
-    """A merge upserts into partitions that may hold more rows: publish what it did, not a
-    row count of the partition it does not know."""
-    metadata = {
-        k: v for k, v in _output_metadata(result, partitioned=partitioned).items()
-        if k not in ("dagster/row_count", "run_row_count", "rows_per_partition")
-    }
-    metadata.update({
-        "write_mode": "merge",
-        "rows_merged": result.row_count,
-        "rows_inserted": result.rows_inserted or 0,
-        "rows_updated": result.rows_updated or 0,
-        "rows_merged_per_partition": dg.MetadataValue.json(result.rows_per_partition),
-    })
-    return metadata
-
-
 def _table_name(asset_key: dg.AssetKey) -> str:
     return "/".join(asset_key.path)
 
@@ -199,127 +178,6 @@ def _data_type(metadata: Mapping[str, Any], asset_key: dg.AssetKey) -> DataType:
     raise dg.Failure(
         f"Cannot tell the data type of asset {asset_key.to_user_string()!r}: add "
         "metadata={'data_type': 'ohlcv' | 'trades' | 'order_book'} to the asset."
-    )
-
-
-def _scope(context: dg.OutputContext | dg.InputContext) -> WriteScope:
-    """The exchange/coin/day partitions a run (or an input) covers."""
-    if not context.has_asset_partitions:
-        return WriteScope.everything()
-    keys: Sequence[str] = context.asset_partition_keys
-    partitions_def = context.asset_partitions_def
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        names = {d.name for d in partitions_def.partitions_defs}
-        if names == {DATE_DIMENSION, EXCHANGE_DIMENSION}:  # the exchange profile
-            return WriteScope.of_exchange_days(decode_exchange_day_key(key) for key in keys)
-        if names != {DATE_DIMENSION, INSTRUMENT_DIMENSION}:
-            raise dg.Failure(
-                f"MarketDataIOManager needs multi-partitions named {DATE_DIMENSION!r} and "
-                f"{INSTRUMENT_DIMENSION!r} (or {EXCHANGE_DIMENSION!r}), got {sorted(names)}."
-            )
-        return WriteScope.of_slots(decode_multi_key(key) for key in keys)
-    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-        return WriteScope.of_days(_day_of(key, partitions_def) for key in keys)
-    return WriteScope.of_instruments(decode_instrument(key) for key in keys)
-
-
-def _day_of(key: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> dt.date:
-    window = partitions_def.time_window_for_partition_key(key)
-    if window.end - window.start != dt.timedelta(days=1):
-        raise dg.Failure("MarketDataIOManager supports daily time partitions only.")
-    return parse_date(window.start.date())
-
-
-def _output_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:
-    """Metadata of the whole output; Dagster copies it onto every partition's materialization.
-
-    So ``dagster/row_count`` (which the UI shows as "the partition's row count") is only
-    published here for an unpartitioned output. A partitioned output reports the run's total
-    as ``run_row_count`` and each partition's own count through
-    :func:`_publish_partition_row_counts`.
-    """
-    metadata: dict[str, Any] = {
-        "dagster/uri": dg.MetadataValue.path(result.uri),
-        "format": result.format,
-        "run_row_count" if partitioned else "dagster/row_count": result.row_count,
-        "partitions_written": len(result.rows_per_partition),
-        "rows_per_partition": dg.MetadataValue.json(result.rows_per_partition),
-    }
-    if result.version is not None:
-        metadata["table_version"] = result.version
-    if result.schema is not None:
-        metadata["dagster/column_schema"] = _table_schema(result.schema)
-    return metadata
-
-
-def _publish_partition_row_counts(context: dg.OutputContext, result: WriteResult) -> None:
-    """Give each Dagster partition of the output its own ``dagster/row_count``.
-
-    Dagster 1.13 builds one materialization per partition from the output metadata plus the
-    step's partition-scoped asset metadata (which wins on equal keys); the public
-    ``AssetExecutionContext.add_asset_metadata(..., partition_key=...)`` writes the latter,
-    and an IO manager reaches the same step context through ``OutputContext.step_context``.
-    Without a step context (an output context built by hand) nothing is published rather
-    than a wrong figure: ``run_row_count`` and ``rows_per_partition`` remain.
-    """
-    try:
-        step_context = context.step_context
-    except dg.DagsterInvariantViolationError:
-        context.log.debug("No step context: per-partition row counts are not published.")
-        return
-    counts = _rows_by_partition_key(context, result.rows_per_partition)
-    accumulator = getattr(step_context, "_metadata_accumulator", None)
-    if accumulator is None or not hasattr(accumulator, "with_additional_asset_metadata"):
-        for partition_key, rows in counts.items():  # the validated (slow) public path
-            step_context.add_asset_metadata(
-                {"dagster/row_count": rows}, asset_key=context.asset_key, partition_key=partition_key
-            )
-        return
-    # What `add_asset_metadata` stores once it has checked the key is one of the run's. The
-    # keys here are the run's own (`asset_partition_keys`), and that check re-reads the dynamic
-    # partitions from the instance on every call (2 SQLite queries, ~7 ms per partition here,
-    # +0.2 s for a 30-day range run), so it is skipped. Dagster is pinned (1.13.27); the
-    # range-run test in test_partition_metadata.py fails if this stops working.
-    for partition_key, rows in counts.items():
-        accumulator = accumulator.with_additional_asset_metadata(
-            asset_key=context.asset_key, partition_key=partition_key, metadata={"dagster/row_count": rows}
-        )
-    step_context._metadata_accumulator = accumulator
-
-
-def _rows_by_partition_key(
-    context: dg.OutputContext, rows_per_slot: Mapping[str, int]
-) -> dict[str, int]:
-    """Rows written per Dagster partition key, from the writer's ``exchange/coin/date`` counts.
-
-    A ``date|instrument`` key is one slot; a ``date|exchange`` key sums every coin of that
-    exchange-day; a daily key sums every instrument of that day; an instrument key sums every
-    day of that instrument.
-    """
-    partitions_def = context.asset_partitions_def
-    keys: Sequence[str] = context.asset_partition_keys
-    slots = [(slot.split("/"), rows) for slot, rows in rows_per_slot.items()]
-    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        if keys and is_exchange_day_key(keys[0]):
-            exchange_days = {key: decode_exchange_day_key(key) for key in keys}
-            totals: dict[tuple[str, str], int] = {}
-            for parts, rows in slots:
-                totals[(parts[0], parts[2])] = totals.get((parts[0], parts[2]), 0) + rows
-            return {key: totals.get((e, d.isoformat()), 0) for key, (e, d) in exchange_days.items()}
-        return {key: rows_per_slot.get(str(decode_multi_key(key)), 0) for key in keys}
-    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
-        days = {key: _day_of(key, partitions_def).isoformat() for key in keys}
-        return {key: sum(rows for parts, rows in slots if parts[2] == day) for key, day in days.items()}
-    instruments = {key: list(decode_instrument(key)) for key in keys}
-    return {
-        key: sum(rows for parts, rows in slots if parts[:2] == instrument)
-        for key, instrument in instruments.items()
-    }
-
-
-def _table_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema if f.name != "month"]
     )
 
 

@@ -8,7 +8,8 @@ Two partition profiles (see :class:`PartitionProfile`):
 * ``exchange`` (large universes): a multi-partition key reads ``<date>|<exchange>`` and
   stands for every configured instrument of that exchange-day.
 
-Only this module encodes or decodes those strings.
+Only this module encodes or decodes multi-partition keys; the instrument key itself is
+:mod:`cb_storage_dagster.domain.keys`' codec.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from enum import StrEnum
 import dagster as dg
 
 from cb_storage_dagster.domain.errors import ConfigurationError, InvalidKeyError
-from cb_storage_dagster.domain.keys import PartitionSlot, parse_date, validate_name
+from cb_storage_dagster.domain.keys import (
+    PartitionSlot,
+    decode_instrument,
+    encode_instrument,
+    parse_date,
+    validate_name,
+)
 
 INSTRUMENTS_PARTITIONS_NAME = "instruments"
 DATE_DIMENSION = "date"
@@ -160,23 +167,6 @@ def slots_of_keys(
     return sorted(slots)
 
 
-def encode_instrument(exchange: str, coin: str) -> str:
-    """>>> encode_instrument("binance", "BTC")
-    'binance:BTC'
-    """
-    return f"{validate_name(exchange, 'exchange')}:{validate_name(coin, 'coin')}"
-
-
-def decode_instrument(key: str) -> tuple[str, str]:
-    """The ``(exchange, coin)`` of an instrument key; :class:`InvalidKeyError` if it is not one.
-
-    >>> decode_instrument("binance:BTC")
-    ('binance', 'BTC')
-    """
-    exchange, sep, coin = str(key).partition(":")
-    if not sep:
-        raise InvalidKeyError(f"Instrument partition key {key!r} must look like '<exchange>:<coin>', e.g. 'binance:BTC'.")
-    return validate_name(exchange, "exchange"), validate_name(coin, "coin")
 
 
 def decode_multi_key(key: str | dg.MultiPartitionKey) -> PartitionSlot:
@@ -195,16 +185,3 @@ def encode_multi_key(slot: PartitionSlot) -> dg.MultiPartitionKey:
     )
 
 
-def parse_instruments(spec: str | Iterable[str]) -> list[str]:
-    """Parse ``"binance:BTC, binance:ETH,coinbase:BTC"`` into validated, de-duplicated keys."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    keys: dict[str, None] = {}  # an ordered set: de-duplicating stays linear for thousands
-    for raw in items:
-        raw = raw.strip()
-        if raw:
-            keys.setdefault(encode_instrument(*decode_instrument(raw)))
-    return list(keys)
-
-
-def date_of(key: str) -> dt.date:
-    return parse_date(key)

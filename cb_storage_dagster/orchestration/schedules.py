@@ -19,24 +19,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.domain.keys import PartitionSlot, decode_instrument
 from cb_storage_dagster.orchestration.jobs import market_data_job
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
     EXCHANGE_DIMENSION,
     INSTRUMENTS_PARTITIONS_NAME,
-    decode_instrument,
     encode_multi_key,
 )
 from cb_storage_dagster.settings import PipelineSettings
 
-if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+if TYPE_CHECKING:
+    from cb_storage_dagster.orchestration.dagster_internals import AssetJob
 
 __all__ = [
     "BATCH_SIZE_ENV_VAR",
@@ -49,8 +48,11 @@ __all__ = [
     "daily_market_data_schedule",
     "exchange_run_requests_for_day",
     "instrument_blocks",
+    "no_instruments_skip",
     "previous_utc_day",
     "range_run_requests_for_day",
+    "range_tags",
+    "registered_instruments",
 ]
 
 DAILY_CRON = "30 0 * * *"
@@ -101,6 +103,18 @@ def instrument_blocks(
     return [list(instruments[i : i + size]) for i in range(0, len(instruments), size)]
 
 
+def range_tags(instruments: Sequence[str], day: dt.date) -> dict[str, str]:
+    """The tags of one run over ``day`` x the instruments registered from ``instruments[0]``
+    to ``instruments[-1]`` (a partition range: Dagster expands it in registration order).
+
+    >>> range_tags(["binance:BTC", "binance:ETH"], dt.date(2024, 1, 2))[RANGE_END_TAG]
+    '2024-01-02|binance:ETH'
+    """
+    first = encode_multi_key(PartitionSlot(*decode_instrument(instruments[0]), day))
+    last = encode_multi_key(PartitionSlot(*decode_instrument(instruments[-1]), day))
+    return {RANGE_START_TAG: str(first), RANGE_END_TAG: str(last)}
+
+
 def range_run_requests_for_day(
     registered: Sequence[str], day: dt.date, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> list[dg.RunRequest]:
@@ -112,43 +126,66 @@ def range_run_requests_for_day(
     """
     requests = []
     for block in instrument_blocks(registered, batch_size):
-        first = encode_multi_key(PartitionSlot(*decode_instrument(block[0]), day))
-        last = encode_multi_key(PartitionSlot(*decode_instrument(block[-1]), day))
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{first}..{last}",
-                tags={RANGE_START_TAG: str(first), RANGE_END_TAG: str(last)},
-            )
-        )
+        tags = range_tags(block, day)
+        requests.append(dg.RunRequest(run_key=f"{tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}", tags=tags))
     return requests
 
 
-@dg.schedule(
-    name="daily_market_data_schedule",
-    job=market_data_job,
-    cron_schedule=DAILY_CRON,
-    execution_timezone="UTC",
-    description=(
-        "Every day at 00:30 UTC: materializes the previous UTC day of every registered "
-        f"instrument in range runs of ${BATCH_SIZE_ENV_VAR} instruments (default "
-        f"{DEFAULT_BATCH_SIZE}; at most {MAX_RUNS_PER_TICK} runs)."
-    ),
-)
-def daily_market_data_schedule(
-    context: dg.ScheduleEvaluationContext,
+def registered_instruments(context: dg.ScheduleEvaluationContext) -> list[str]:
+    """The ``instruments`` dynamic partition keys in registration order (the instance returns
+    keys by insertion id): a range run covers the instruments registered between its first
+    and last key, so blocks must follow it, never a sorted list."""
+    return list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
+
+
+def no_instruments_skip() -> dg.SkipReason:
+    """What a schedule over the registered instruments says while there are none."""
+    return dg.SkipReason(
+        f"No instruments registered in the '{INSTRUMENTS_PARTITIONS_NAME}' partitions yet; "
+        "turn on instruments_sensor (or add partitions) and the next tick will run."
+    )
+
+
+def _daily_schedule(
+    job: AssetJob,
+    description: str,
+    requests_for_day: Callable[[dg.ScheduleEvaluationContext, dt.date], list[dg.RunRequest] | dg.SkipReason],
+) -> dg.ScheduleDefinition:
+    """``daily_market_data_schedule`` of either profile: at :data:`DAILY_CRON`, the runs that
+    ``requests_for_day`` asks for the previous UTC day."""
+
+    @dg.schedule(
+        name="daily_market_data_schedule",
+        job=job,
+        cron_schedule=DAILY_CRON,
+        execution_timezone="UTC",
+        description=description,
+    )
+    def daily_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+        moment = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+        return requests_for_day(context, previous_utc_day(moment))
+
+    return daily_schedule
+
+
+def _instrument_blocks_for_day(
+    context: dg.ScheduleEvaluationContext, day: dt.date
 ) -> list[dg.RunRequest] | dg.SkipReason:
-    """Yesterday x every instrument of the ``instruments`` dynamic partitions, in blocks."""
-    moment = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    day = previous_utc_day(moment)
-    # Registration order (the instance returns keys by insertion id): a range run covers the
-    # instruments registered between its first and last key, so blocks must follow it.
-    registered = list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
+    """The day x every instrument of the ``instruments`` dynamic partitions, in blocks."""
+    registered = registered_instruments(context)
     if not registered:
-        return dg.SkipReason(
-            f"No instruments registered in the '{INSTRUMENTS_PARTITIONS_NAME}' partitions yet; "
-            "turn on instruments_sensor (or add partitions) and the next tick will run."
-        )
+        return no_instruments_skip()
     return range_run_requests_for_day(registered, day, configured_batch_size())
+
+
+daily_market_data_schedule = _daily_schedule(
+    market_data_job,
+    "Every day at 00:30 UTC: materializes the previous UTC day of every registered "
+    f"instrument in range runs of ${BATCH_SIZE_ENV_VAR} instruments (default "
+    f"{DEFAULT_BATCH_SIZE}; at most {MAX_RUNS_PER_TICK} runs).",
+    _instrument_blocks_for_day,
+)
+"""Yesterday x every instrument of the ``instruments`` dynamic partitions, in blocks."""
 
 
 def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> list[dg.RunRequest]:
@@ -161,30 +198,21 @@ def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> lis
 
 
 def build_exchange_daily_schedule(
-    job: UnresolvedAssetJobDefinition, exchanges: Sequence[str]
+    job: AssetJob, exchanges: Sequence[str]
 ) -> dg.ScheduleDefinition:
     """The ``exchange`` profile's daily schedule: yesterday x each of ``exchanges``.
 
     Example:
-        >>> schedule = build_exchange_daily_schedule(job, ["binance", "kraken"])  # doctest: +SKIP
+        >>> build_exchange_daily_schedule(market_data_job, ["binance", "kraken"]).cron_schedule
+        '30 0 * * *'
     """
     exchange_keys = sorted(exchanges)
-
-    @dg.schedule(
-        name="daily_market_data_schedule",
-        job=job,
-        cron_schedule=DAILY_CRON,
-        execution_timezone="UTC",
-        description=(
-            "Every day at 00:30 UTC: materializes the previous UTC day of every configured "
-            "instrument, one run per exchange (one commit per table each)."
-        ),
+    return _daily_schedule(
+        job,
+        "Every day at 00:30 UTC: materializes the previous UTC day of every configured "
+        "instrument, one run per exchange (one commit per table each).",
+        lambda _context, day: exchange_run_requests_for_day(exchange_keys, day),
     )
-    def daily_exchange_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        moment = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-        return exchange_run_requests_for_day(exchange_keys, previous_utc_day(moment))
-
-    return daily_exchange_schedule
 
 
 SCHEDULES = [daily_market_data_schedule]

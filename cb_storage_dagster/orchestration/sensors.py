@@ -13,11 +13,8 @@ from pathlib import Path
 import dagster as dg
 
 from cb_storage_dagster.domain.errors import ConfigurationError
-from cb_storage_dagster.orchestration.partitions import (
-    INSTRUMENTS_PARTITIONS_NAME,
-    instruments_partitions,
-    parse_instruments,
-)
+from cb_storage_dagster.domain.keys import parse_instruments
+from cb_storage_dagster.orchestration.partitions import INSTRUMENTS_PARTITIONS_NAME, instruments_partitions
 from cb_storage_dagster.settings import PipelineSettings
 
 __all__ = [

@@ -26,11 +26,11 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType, MarketDataKey, PartitionSlot
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import canonical_schema
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.settings import StorageConfig
 from cb_storage_dagster.storage.backends import LocalFileBackend
 from cb_storage_dagster.storage.interfaces import IStorageBackend, IStorageManager
 from cb_storage_dagster.storage.manager import StorageManagerImpl
-from cb_storage_dagster.storage.sql import WriteScope
 
 __all__ = [
     "AuthenticationError", "AzureBlobBackend", "BackendUnavailableError", "ConfigurationError",

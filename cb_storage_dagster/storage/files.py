@@ -26,9 +26,9 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN, storage_schema
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.format import FormatStore, ReadRequest, rows_per_partition
-from cb_storage_dagster.storage.sql import WriteScope
 
 FORMAT_MARKER = "_cb_format"
 

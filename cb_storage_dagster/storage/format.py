@@ -16,8 +16,9 @@ from cb_storage_dagster.domain.errors import UnsupportedWriteModeError
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.interfaces import IStorageBackend
-from cb_storage_dagster.storage.sql import WriteScope, filters_expression, time_range_expression
+from cb_storage_dagster.storage.sql import filters_expression, time_range_expression
 
 FORMATS = ("delta", "parquet", "json")
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     from cb_storage_dagster.domain.errors import StorageError
     from cb_storage_dagster.domain.keys import DataType, MarketDataKeyLike
     from cb_storage_dagster.domain.results import WriteResult
+    from cb_storage_dagster.domain.scope import WriteScope
 
 Filter = tuple[str, str, Any]
 """A ``(column, op, value)`` filter; ``op`` is one of ``= == != < <= > >= in not in``."""
@@ -74,7 +75,11 @@ class IStorageBackend(ABC):
 
 
 class IStorageManager(ABC):
-    """The market-data facade application code talks to (see :class:`StorageManagerImpl`)."""
+    """The market-data facade application code talks to (see :class:`StorageManagerImpl`).
+
+    Implementations provide the abstract methods; :meth:`get_range` is defined here, once,
+    as a :meth:`read_partitions` of the instrument's days.
+    """
 
     @abstractmethod
     def save_entry(
@@ -88,7 +93,6 @@ class IStorageManager(ABC):
         """Store ``data`` for the key, replacing exactly the exchange/coin/days it covers
         (``mode="replace"``), or upserting its rows by their natural key (``mode="merge"``)."""
 
-    @abstractmethod
     def get_range(
         self,
         context: MarketDataKeyLike,
@@ -97,8 +101,43 @@ class IStorageManager(ABC):
         filters: Sequence[Filter] | None = None,
         columns: Sequence[str] | None = None,
         format_hint: str | None = None,
+        *,
+        table: str | None = None,
+        as_of_version: int | None = None,
+        as_of_timestamp: dt.datetime | None = None,
     ) -> pd.DataFrame:
-        """Rows with ``start_time <= timestamp < end_time``, sorted by timestamp."""
+        """Rows of one instrument with ``start_time <= timestamp < end_time``, sorted by time.
+
+        Times must be timezone-aware (naive datetimes raise :class:`TimeRangeError`).
+        ``filters`` are ``(column, op, value)`` tuples pushed down to file statistics;
+        ``columns`` projects. Only the partitions of the range are read (one
+        :meth:`read_partitions` of the instrument's days). An empty range, or no data at
+        all, gives an empty frame with the canonical schema.
+        """
+        from cb_storage_dagster.domain.keys import MarketDataKey
+        from cb_storage_dagster.domain.scope import WriteScope
+        from cb_storage_dagster.storage.times import days_in_range, time_range
+
+        key = MarketDataKey.from_context(context)
+        start, end = time_range(start_time, end_time)
+        scope = WriteScope.of_slots([key.partition(d) for d in days_in_range(start, end)])
+        table_data = self.read_partitions(
+            key.data_type, scope, filters=filters, columns=columns, format_hint=format_hint,
+            table=table, time_range=(start, end),
+            as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
+        )
+        return table_data.to_pandas()
+
+    @abstractmethod
+    def read_partitions(self, data_type: DataType | str, scope: WriteScope | None, **options: Any) -> pa.Table:
+        """Read ``scope`` (``None``: everything) in one pruned scan, as an Arrow table sorted
+        by exchange, coin and timestamp.
+
+        ``options``: the keyword arguments of :meth:`get_range` after ``end_time``
+        (``filters``, ``columns``, ``format_hint``, ``table``, ``as_of_version``,
+        ``as_of_timestamp``) and ``time_range``, a UTC ``(start, end)`` that bounds
+        ``timestamp``.
+        """
 
     @abstractmethod
     def list_exchanges(self, data_type: DataType | str) -> list[str]:

@@ -1,7 +1,7 @@
 """Delta table layouts: how a table is partitioned, chosen once when it is created.
 
 Two layouts, one set of predicates (both keep ``exchange``, ``coin``, ``month`` and ``date``
-as columns, so every replace/delete predicate of :mod:`.predicates` works on either):
+as columns, so every replace/delete predicate of :mod:`.sql` works on either):
 
 * ``"instrument"`` (the default): partition columns ``exchange / coin / month``. One folder
   per instrument-month; a day of one instrument is one small file. Best for a handful to a

@@ -117,13 +117,6 @@ class LocalFileBackend(IStorageBackend):
                 items.append(full.relative_to(self._root).as_posix())
         return sorted(items)
 
-    def list_dirs(self, prefix: str = "") -> list[str]:
-        """Names of the direct sub-folders of ``prefix`` (a cheap, one-level listing)."""
-        base = self._path(prefix, allow_empty=True)
-        if not base.is_dir():
-            return []
-        return sorted(entry.name for entry in os.scandir(base) if entry.is_dir())
-
     def exists(self, identifier: str) -> bool:
         return self._path(identifier, allow_empty=True).exists()
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
-from cb_storage_dagster.storage.sql import WriteScope
+from cb_storage_dagster.domain.scope import WriteScope
 
 _STATS_SLACK = dt.timedelta(milliseconds=1)
 """Delta statistics store timestamps with millisecond precision (the max is truncated)."""

@@ -36,11 +36,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
 from cb_storage_dagster.storage.delta.sorting import INSTRUMENT_COLUMNS
 from cb_storage_dagster.storage.layout import LAYOUTS, partition_columns
-from cb_storage_dagster.storage.sql import WriteScope
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

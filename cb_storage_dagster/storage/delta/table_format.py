@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import RetryPolicy
 from cb_storage_dagster.storage.delta import listing
 from cb_storage_dagster.storage.delta import read as delta_read
@@ -32,7 +33,6 @@ from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import FormatStore, ReadRequest
 from cb_storage_dagster.storage.layout import DEFAULT_LAYOUT, Layout, parse_layout
-from cb_storage_dagster.storage.sql import WriteScope
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

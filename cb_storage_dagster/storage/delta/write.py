@@ -13,12 +13,13 @@ import pyarrow as pa
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import Attempt
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import rows_per_partition
 from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, Layout, layout_of, parse_layout
-from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, WriteScope, merge_predicates
+from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, delta_predicate, merge_predicates
 
 FORMAT = "delta"
 """The format name results carry."""
@@ -37,7 +38,7 @@ def write(
     # Sources usually deliver rows in this order already: sort_rows checks first, which is
     # far cheaper than a three-key sort of an exchange-day (2.9 M rows at 2,000 instruments).
     data = sort_rows(data, _SORT_KEYS, single_instrument=False)
-    predicate = scope.delta_predicate()
+    predicate = delta_predicate(scope)
     scope_text = _scope_text(scope)
 
     def commit_write(attempt: Attempt) -> int | None:

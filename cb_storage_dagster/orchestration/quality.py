@@ -1,0 +1,184 @@
+"""Data-quality measures of market-data frames, the figures the asset checks publish.
+
+No Dagster here. The row rules are :data:`cb_storage_dagster.domain.rules.CHECKED_RULES`,
+the same rule objects a write refuses with, applied to a DataFrame (``*_violation_masks``:
+one boolean Series per rule, ``True`` where a row breaks it; ``*_violations``: their counts).
+The completeness measures count rows and covered minutes per (exchange, coin, UTC day) slot.
+
+Example:
+    >>> import pandas as pd
+    >>> trades = pd.DataFrame({
+    ...     "exchange": "binance", "coin": "BTC", "trade_id": ["1", "1"], "side": ["buy", "hold"],
+    ...     "timestamp": pd.to_datetime(["2024-01-02 00:00", "2024-01-02 00:01"], utc=True),
+    ...     "price": [10.0, -1.0], "amount": [1.0, 2.0]})
+    >>> {name: n for name, n in trade_violations(trades).items() if n}
+    {'non_positive_price': 1, 'unknown_side': 1, 'duplicate_trade_id': 2}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cb_storage_dagster.domain.keys import DataType, PartitionSlot
+from cb_storage_dagster.domain.rules import CHECKED_RULES, InsideSlots, OnInterval, Rule
+
+__all__ = [
+    "DEFAULT_MIN_MINUTE_COVERAGE",
+    "minute_coverage",
+    "ohlcv_violation_masks",
+    "ohlcv_violations",
+    "order_book_violation_masks",
+    "order_book_violations",
+    "partitions_below_coverage",
+    "partitions_without_rows",
+    "rows_per_partition",
+    "trade_violation_masks",
+    "trade_violations",
+    "violation_counts",
+    "violation_masks",
+]
+
+DEFAULT_MIN_MINUTE_COVERAGE = 0.9
+"""Share of the 1440 minutes of a day that must have a one-minute candle by default."""
+
+_MINUTES_PER_DAY = 1440
+
+
+def violation_masks(
+    frame: pd.DataFrame,
+    data_type: DataType | str,
+    slots: Iterable[PartitionSlot] | None = None,
+    *,
+    interval: str | None = None,
+) -> dict[str, pd.Series]:
+    """One boolean Series per rule of ``data_type`` (aligned with ``frame``), ``True`` where
+    a row breaks it. With ``slots``, every row must lie inside one of those (exchange, coin,
+    UTC day) slots (``outside_partitions``); with ``interval`` (a fixed pandas frequency such as
+    ``"1min"``), every timestamp must lie on an interval boundary (``not_on_interval_boundary``).
+    """
+    rules: list[Rule] = list(CHECKED_RULES[DataType.parse(data_type)])
+    if interval is not None:
+        rules.append(OnInterval(pd.Timedelta(interval)))
+    if slots is not None:
+        rules.append(InsideSlots(frozenset(slots)))
+    columns = list(dict.fromkeys(column for rule in rules for column in rule.columns))
+    selected = frame[columns]  # a missing column raises KeyError, naming it
+    if frame.empty:
+        return {rule.name: pd.Series(False, index=frame.index) for rule in rules}
+    table = pa.Table.from_pandas(selected, preserve_index=False, nthreads=1)
+    return {
+        rule.name: pd.Series(_to_numpy(rule.mask(table)), index=frame.index)
+        for rule in rules
+    }
+
+
+def violation_counts(masks: Mapping[str, pd.Series]) -> dict[str, int]:
+    """The number of rows each mask marks."""
+    return {name: int(mask.sum()) for name, mask in masks.items()}
+
+
+def ohlcv_violation_masks(
+    candles: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None, *, interval: str | None = None
+) -> dict[str, pd.Series]:
+    """The OHLCV rules (see :func:`violation_masks`): no missing values; positive prices;
+    ``low <= min(open, close)``; ``max(open, close) <= high`` (together they imply
+    ``low <= high``); ``volume >= 0``; one candle per exchange/coin/timestamp."""
+    return violation_masks(candles, DataType.OHLCV, slots, interval=interval)
+
+
+def ohlcv_violations(
+    candles: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None, *, interval: str | None = None
+) -> dict[str, int]:
+    """Number of rows breaking each OHLCV rule (see :func:`ohlcv_violation_masks`).
+
+    >>> import pandas as pd
+    >>> ohlcv_violations(pd.DataFrame({
+    ...     "exchange": ["x"], "coin": ["Y"], "timestamp": pd.to_datetime(["2024-01-02"], utc=True),
+    ...     "open": [1.0], "high": [0.5], "low": [2.0], "close": [1.0], "volume": [-1.0]}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'missing_values': 0, 'non_positive_price': 0, 'low_above_open_or_close': 1,
+     'high_below_open_or_close': 1, 'negative_volume': 1, 'duplicate_timestamp': 0}
+    """
+    return violation_counts(ohlcv_violation_masks(candles, slots, interval=interval))
+
+
+def trade_violation_masks(trades: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None) -> dict[str, pd.Series]:
+    """The trade rules (see :func:`violation_masks`): no missing values; ``price > 0``;
+    ``amount > 0``; ``side`` is ``buy`` or ``sell``; trade ids unique per exchange/coin."""
+    return violation_masks(trades, DataType.TRADES, slots)
+
+
+def trade_violations(trades: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None) -> dict[str, int]:
+    """Number of rows breaking each trade rule (see :func:`trade_violation_masks`)."""
+    return violation_counts(trade_violation_masks(trades, slots))
+
+
+def order_book_violation_masks(book: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None) -> dict[str, pd.Series]:
+    """The order-book rules (see :func:`violation_masks`): no missing values; ``price > 0``;
+    ``amount > 0``; ``side`` is ``bid`` or ``ask``; ``level >= 0``; one row per
+    exchange/coin/timestamp/side/level; best bid below best ask in every snapshot (the rows
+    of a crossed snapshot are flagged)."""
+    return violation_masks(book, DataType.ORDER_BOOK, slots)
+
+
+def order_book_violations(book: pd.DataFrame, slots: Iterable[PartitionSlot] | None = None) -> dict[str, int]:
+    """Number of rows breaking each order-book rule (see :func:`order_book_violation_masks`)."""
+    return violation_counts(order_book_violation_masks(book, slots))
+
+
+def rows_per_partition(frame: pd.DataFrame, slots: Iterable[PartitionSlot]) -> dict[PartitionSlot, int]:
+    """Rows of ``frame`` in each (exchange, coin, UTC day) slot; slots without rows count 0."""
+    wanted = sorted(set(slots))
+    if frame.empty:
+        return dict.fromkeys(wanted, 0)
+    days = pd.to_datetime(frame["timestamp"], utc=True).dt.floor("D")
+    counts = frame.groupby([frame["exchange"], frame["coin"], days]).size()
+    return {slot: int(counts.get((slot.exchange, slot.coin, _midnight(slot.date)), 0)) for slot in wanted}
+
+
+def partitions_without_rows(frame: pd.DataFrame, slots: Iterable[PartitionSlot]) -> list[PartitionSlot]:
+    """The slots that have no row in ``frame``, sorted."""
+    return [slot for slot, rows in rows_per_partition(frame, slots).items() if rows == 0]
+
+
+def minute_coverage(candles: pd.DataFrame, slots: Iterable[PartitionSlot]) -> dict[PartitionSlot, float]:
+    """Share of the 1440 minutes of each slot's UTC day that has at least one candle.
+
+    >>> import datetime as dt, pandas as pd
+    >>> slot = PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))
+    >>> candles = pd.DataFrame({"exchange": "binance", "coin": "BTC",
+    ...     "timestamp": pd.date_range("2024-01-02", periods=720, freq="1min", tz="UTC")})
+    >>> minute_coverage(candles, [slot])[slot]
+    0.5
+    """
+    wanted = sorted(set(slots))
+    if candles.empty:
+        return dict.fromkeys(wanted, 0.0)
+    minutes = pd.to_datetime(candles["timestamp"], utc=True).dt.floor("min")
+    covered = minutes.groupby([candles["exchange"], candles["coin"], minutes.dt.floor("D")]).nunique()
+    return {
+        slot: int(covered.get((slot.exchange, slot.coin, _midnight(slot.date)), 0)) / _MINUTES_PER_DAY
+        for slot in wanted
+    }
+
+
+def partitions_below_coverage(
+    candles: pd.DataFrame,
+    slots: Iterable[PartitionSlot],
+    min_coverage: float = DEFAULT_MIN_MINUTE_COVERAGE,
+) -> dict[PartitionSlot, float]:
+    """The slots whose :func:`minute_coverage` is below ``min_coverage``, with their coverage."""
+    return {slot: share for slot, share in minute_coverage(candles, slots).items() if share < min_coverage}
+
+
+def _to_numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return mask.to_numpy() if isinstance(mask, pa.ChunkedArray) else mask.to_numpy(zero_copy_only=False)
+
+
+def _midnight(day: dt.date) -> pd.Timestamp:
+    return pd.Timestamp(day).tz_localize("UTC")

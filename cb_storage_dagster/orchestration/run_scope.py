@@ -1,0 +1,89 @@
+"""The exchange/coin/day partitions an IO context covers, from its Dagster partition keys.
+
+Both directions of one mapping: :func:`run_scope` turns a run's (or an input's) partition keys
+into the :class:`WriteScope` the storage manager writes or reads; :func:`rows_by_partition_key`
+turns the writer's ``exchange/coin/date`` row counts back into one figure per partition key.
+
+* ``date`` x ``instrument`` keys: one slot each; ``date`` x ``exchange`` keys: every coin of
+  the exchange-day;
+* daily keys: every instrument of the day; instrument keys: every day of the instrument;
+* no partitions: the whole table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+
+from cb_storage_dagster.domain.keys import decode_instrument, parse_date
+from cb_storage_dagster.orchestration.partitions import (
+    DATE_DIMENSION,
+    EXCHANGE_DIMENSION,
+    INSTRUMENT_DIMENSION,
+    decode_exchange_day_key,
+    decode_multi_key,
+    is_exchange_day_key,
+)
+from cb_storage_dagster.storage.sql import WriteScope
+
+__all__ = ["day_of", "rows_by_partition_key", "run_scope"]
+
+
+def run_scope(context: dg.OutputContext | dg.InputContext) -> WriteScope:
+    """The exchange/coin/day partitions a run (or an input) covers (see the module docstring)."""
+    if not context.has_asset_partitions:
+        return WriteScope.everything()
+    keys: Sequence[str] = context.asset_partition_keys
+    partitions_def = context.asset_partitions_def
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        names = {d.name for d in partitions_def.partitions_defs}
+        if names == {DATE_DIMENSION, EXCHANGE_DIMENSION}:  # the exchange profile
+            return WriteScope.of_exchange_days(decode_exchange_day_key(key) for key in keys)
+        if names != {DATE_DIMENSION, INSTRUMENT_DIMENSION}:
+            raise dg.Failure(
+                f"MarketDataIOManager needs multi-partitions named {DATE_DIMENSION!r} and "
+                f"{INSTRUMENT_DIMENSION!r} (or {EXCHANGE_DIMENSION!r}), got {sorted(names)}."
+            )
+        return WriteScope.of_slots(decode_multi_key(key) for key in keys)
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return WriteScope.of_days(day_of(key, partitions_def) for key in keys)
+    return WriteScope.of_instruments(decode_instrument(key) for key in keys)
+
+
+def day_of(key: str, partitions_def: dg.TimeWindowPartitionsDefinition) -> dt.date:
+    window = partitions_def.time_window_for_partition_key(key)
+    if window.end - window.start != dt.timedelta(days=1):
+        raise dg.Failure("MarketDataIOManager supports daily time partitions only.")
+    return parse_date(window.start.date())
+
+
+def rows_by_partition_key(
+    context: dg.OutputContext, rows_per_slot: Mapping[str, int]
+) -> dict[str, int]:
+    """Rows written per Dagster partition key, from the writer's ``exchange/coin/date`` counts.
+
+    A ``date|instrument`` key is one slot; a ``date|exchange`` key sums every coin of that
+    exchange-day; a daily key sums every instrument of that day; an instrument key sums every
+    day of that instrument.
+    """
+    partitions_def = context.asset_partitions_def
+    keys: Sequence[str] = context.asset_partition_keys
+    slots = [(slot.split("/"), rows) for slot, rows in rows_per_slot.items()]
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        if keys and is_exchange_day_key(keys[0]):
+            exchange_days = {key: decode_exchange_day_key(key) for key in keys}
+            totals: dict[tuple[str, str], int] = {}
+            for parts, rows in slots:
+                totals[(parts[0], parts[2])] = totals.get((parts[0], parts[2]), 0) + rows
+            return {key: totals.get((e, d.isoformat()), 0) for key, (e, d) in exchange_days.items()}
+        return {key: rows_per_slot.get(str(decode_multi_key(key)), 0) for key in keys}
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        days = {key: day_of(key, partitions_def).isoformat() for key in keys}
+        return {key: sum(rows for parts, rows in slots if parts[2] == day) for key, day in days.items()}
+    instruments = {key: list(decode_instrument(key)) for key in keys}
+    return {
+        key: sum(rows for parts, rows in slots if parts[:2] == instrument)
+        for key, instrument in instruments.items()
+    }
