@@ -168,7 +168,7 @@ def _aggregate(
         return empty_frame(DataType.OHLCV)
     exchange = _encoded(frame["exchange"])
     coin = _encoded(frame["coin"])
-    stamps_arrow = pa.array(pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us"))
+    stamps_arrow = _one_array(pa.array(pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")))
     keep = ~np.asarray(
         pc.or_(pc.or_(pc.is_null(exchange.indices), pc.is_null(coin.indices)), pc.is_null(stamps_arrow))
     )
@@ -214,8 +214,12 @@ def _aggregate(
 
 def _encoded(column: pd.Series) -> pa.DictionaryArray:
     """A key column as one dictionary-encoded Arrow array (nulls for missing values)."""
-    array = pa.array(column, type=pa.string(), from_pandas=True)
-    return pc.dictionary_encode(array)
+    return pc.dictionary_encode(_one_array(pa.array(column, type=pa.string(), from_pandas=True)))
+
+
+def _one_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array: Arrow-backed pandas columns convert to chunked arrays."""
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def _ranks(encoded: pa.DictionaryArray) -> tuple[np.ndarray, pa.Array]:

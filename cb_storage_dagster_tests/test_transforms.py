@@ -245,3 +245,16 @@ class TestVectorizedCandlesMeanWhatPandasGroupbyMeans:
         candles = trades_to_ohlcv(trades)
         assert len(candles) == 2 * per_coin
         pd.testing.assert_frame_equal(candles, pandas_reference(trades, "1min"))
+
+    def test_frames_read_back_from_storage_with_chunked_arrow_columns(self):
+        """What an IO manager hands an asset: pandas columns backed by chunked Arrow arrays."""
+        import pyarrow as pa
+
+        trades = trades_frame([
+            ("binance", "BTC", "2024-01-02 00:00:05", 10.0, 1.0),
+            ("binance", "ETH", "2024-01-02 00:00:06", 20.0, 2.0),
+        ])
+        halves = [pa.Table.from_pandas(trades.iloc[i : i + 1], preserve_index=False) for i in (0, 1)]
+        chunked = pa.concat_tables(halves).to_pandas(types_mapper=pd.ArrowDtype)
+        assert isinstance(pa.array(chunked["coin"]), pa.ChunkedArray)
+        pd.testing.assert_frame_equal(trades_to_ohlcv(chunked), trades_to_ohlcv(trades))
