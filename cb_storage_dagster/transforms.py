@@ -22,8 +22,10 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import CANONICAL_SCHEMAS
@@ -151,24 +153,123 @@ def resample_ohlcv(ohlcv: pd.DataFrame, interval: str = "1D") -> pd.DataFrame:
 def _aggregate(
     frame: pd.DataFrame, interval: str, aggregations: dict[str, tuple[str, str]]
 ) -> pd.DataFrame:
-    _check_interval(interval)
+    """Vectorized group-by of (exchange, coin, candle start): Arrow for the keys, numpy
+    ``ufunc.reduceat`` for the values.
+
+    The semantics are pandas' ``groupby(...).agg`` on a frame stably sorted by exchange, coin
+    and timestamp: rows with a missing exchange, coin or timestamp belong to no candle;
+    ``first``/``last`` are the first/last non-NaN value by time (ties in input order), ``max``/
+    ``min`` ignore NaN, ``sum`` of only NaN is 0. Cost: dictionary-encoding the two key columns,
+    one stable sort of integer keys (skipped when the input is already in order, as a source's
+    frames are) and one pass per value column.
+    """
+    width = _check_interval(interval)
     if frame.empty:
         return empty_frame(DataType.OHLCV)
-    frame = frame.assign(
-        timestamp=pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")
+    exchange = _encoded(frame["exchange"])
+    coin = _encoded(frame["coin"])
+    stamps_arrow = _one_array(pa.array(pd.to_datetime(frame["timestamp"], utc=True).dt.as_unit("us")))
+    keep = ~np.asarray(
+        pc.or_(pc.or_(pc.is_null(exchange.indices), pc.is_null(coin.indices)), pc.is_null(stamps_arrow))
     )
-    # A stable sort makes "first"/"last" mean first/last by time, ties in input order.
-    frame = frame.sort_values([*_INSTRUMENT, "timestamp"], kind="mergesort")
-    buckets = frame["timestamp"].dt.floor(interval).rename("timestamp")
-    candles = (
-        frame.groupby([frame["exchange"], frame["coin"], buckets], sort=True)
-        .agg(**aggregations)
-        .reset_index()
+    everything = bool(keep.all())
+    exchange_rank, exchange_names = _ranks(exchange)
+    coin_rank, coin_names = _ranks(coin)
+    instrument = (
+        exchange_rank[_codes(exchange)] * len(coin_names) + coin_rank[_codes(coin)]
     )
-    return candles[OHLCV_COLUMNS].astype(_OHLCV_DTYPES).reset_index(drop=True)
+    stamps = np.asarray(stamps_arrow.cast(pa.int64()).fill_null(0))
+    if not everything:
+        instrument, stamps = instrument[keep], stamps[keep]
+    if len(stamps) == 0:
+        return empty_frame(DataType.OHLCV)
+    bucket = stamps - stamps % width
+    order = _stable_order(instrument, stamps)
+    if order is not None:
+        instrument, bucket = instrument[order], bucket[order]
+    change = np.empty(len(bucket), dtype=bool)
+    change[0] = True
+    np.not_equal(instrument[1:], instrument[:-1], out=change[1:])
+    change[1:] |= bucket[1:] != bucket[:-1]
+    starts = np.flatnonzero(change)
+    columns: dict[str, np.ndarray] = {}
+    for output, (source, how) in aggregations.items():
+        values = frame[source].to_numpy(dtype="float64", na_value=np.nan)
+        if not everything:
+            values = values[keep]
+        if order is not None:
+            values = values[order]
+        columns[output] = _reduce(values, starts, how)
+    group = instrument[starts]
+    candles = pa.table({
+        "exchange": pa.DictionaryArray.from_arrays(pa.array(group // len(coin_names), pa.int32()), exchange_names),
+        "coin": pa.DictionaryArray.from_arrays(pa.array(group % len(coin_names), pa.int32()), coin_names),
+        "timestamp": pa.array(bucket[starts], pa.timestamp("us", tz="UTC")),
+        **{name: pa.array(values) for name, values in columns.items()},
+    })
+    candles = candles.set_column(0, "exchange", candles["exchange"].cast(pa.string()))
+    candles = candles.set_column(1, "coin", candles["coin"].cast(pa.string()))
+    return candles.to_pandas()[OHLCV_COLUMNS].astype(_OHLCV_DTYPES).reset_index(drop=True)
 
 
-def _check_interval(interval: str) -> None:
+def _encoded(column: pd.Series) -> pa.DictionaryArray:
+    """A key column as one dictionary-encoded Arrow array (nulls for missing values)."""
+    return pc.dictionary_encode(_one_array(pa.array(column, type=pa.string(), from_pandas=True)))
+
+
+def _one_array(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array: Arrow-backed pandas columns convert to chunked arrays."""
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _ranks(encoded: pa.DictionaryArray) -> tuple[np.ndarray, pa.Array]:
+    """For each dictionary index its rank in sorted order, and the sorted dictionary."""
+    dictionary = encoded.dictionary
+    order = np.asarray(pc.sort_indices(dictionary))
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    return rank, dictionary.take(pa.array(order))
+
+
+def _codes(encoded: pa.DictionaryArray) -> np.ndarray:
+    return np.asarray(encoded.indices.fill_null(0)).astype("int64", copy=False)
+
+
+def _stable_order(instrument: np.ndarray, stamps: np.ndarray) -> np.ndarray | None:
+    """The stable sort by (instrument, timestamp), or None when the rows are in that order."""
+    step = np.diff(instrument)
+    in_order = bool(np.all((step > 0) | ((step == 0) & (np.diff(stamps) >= 0))))
+    if in_order:
+        return None
+    return np.lexsort((stamps, instrument))
+
+
+def _reduce(values: np.ndarray, starts: np.ndarray, how: str) -> np.ndarray:
+    if how == "sum":
+        return np.add.reduceat(np.nan_to_num(values, nan=0.0), starts)
+    if how == "max":
+        return np.fmax.reduceat(values, starts)
+    if how == "min":
+        return np.fmin.reduceat(values, starts)
+    if how not in ("first", "last"):  # pragma: no cover - the aggregations above are the only callers
+        raise ValueError(f"unknown aggregation {how!r}")
+    ends = np.append(starts[1:], len(values))
+    if not np.isnan(values).any():  # the common case: no missing value
+        return values[starts] if how == "first" else values[ends - 1]
+    positions = np.arange(len(values))
+    valid = ~np.isnan(values)
+    if how == "first":
+        chosen = np.minimum.reduceat(np.where(valid, positions, len(values)), starts)
+    else:
+        chosen = np.maximum.reduceat(np.where(valid, positions, -1), starts)
+    found = (chosen >= 0) & (chosen < len(values))
+    result = np.full(len(starts), np.nan)
+    result[found] = values[chosen[found]]
+    return result
+
+
+def _check_interval(interval: str) -> int:
+    """The candle width in microseconds; a clear error for anything but a fixed frequency."""
     try:
         width = pd.Timedelta(interval)
     except ValueError:
@@ -179,6 +280,7 @@ def _check_interval(interval: str) -> None:
             "'1min', '15min', '1h' or '1D' (calendar frequencies like '1W' or '1M' are not "
             "supported)."
         )
+    return int(width / pd.Timedelta(microseconds=1))
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str], what: str) -> None:

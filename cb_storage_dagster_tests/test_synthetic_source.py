@@ -41,10 +41,12 @@ class TestDeterminism:
 
     def test_known_values_are_stable_across_processes(self, btc_trades):
         # Seeded from a BLAKE2 hash, not Python's salted hash(): pinned values must not move.
+        # (The price moved once, on purpose, when the intraday path went to a ten-second grid
+        # and the exchange-day became one vectorized draw: issue 17.)
         first = btc_trades.iloc[0]
         assert first["trade_id"] == "binance-BTC-20240102-000001"
         assert str(first["timestamp"]) == "2024-01-02 00:00:25.414024+00:00"
-        assert first["price"] == pytest.approx(38690.29)
+        assert first["price"] == pytest.approx(38669.72)
 
     def test_other_day_exchange_coin_or_seed_gives_other_data(self, source, btc_trades):
         for other in (
@@ -182,3 +184,28 @@ class TestInterface:
         with pytest.raises(ValueError, match=next(iter(settings))):
             source.fetch_trades("binance", "BTC", DAY)
             source.fetch_order_book("binance", "BTC", DAY)
+
+
+class TestExchangeDayInOneCall:
+    def test_many_coins_at_once_are_row_for_row_each_coins_own_trades(self, source):
+        day = dt.date(2024, 1, 2)
+        both = source.fetch_trades_many("binance", ["BTC", "DOGE"], day)
+        for coin in ["BTC", "DOGE"]:
+            alone = source.fetch_trades("binance", coin, day)
+            pd.testing.assert_frame_equal(both[both["coin"] == coin].reset_index(drop=True), alone)
+
+    def test_a_coins_trades_do_not_depend_on_the_other_coins_asked(self, source):
+        day = dt.date(2024, 1, 2)
+        few = source.fetch_trades_many("binance", ["ETH"], day)
+        many = source.fetch_trades_many("binance", ["ADA", "ETH", "XRP"], day)
+        pd.testing.assert_frame_equal(many[many["coin"] == "ETH"].reset_index(drop=True), few)
+
+    def test_an_invalid_coin_anywhere_in_the_list_refuses_the_whole_call(self, source):
+        with pytest.raises(ValueError, match="coin"):
+            source.fetch_trades_many("binance", ["BTC", "../etc"], dt.date(2024, 1, 2))
+
+    def test_the_books_mid_price_is_the_trades_mid_price(self, source):
+        day = dt.date(2024, 1, 2)
+        trades = source.fetch_trades("binance", "SOL", day)
+        book = source.fetch_order_book("binance", "SOL", day)
+        assert book["price"].median() == pytest.approx(trades["price"].median(), rel=0.01)

@@ -9,12 +9,13 @@ time. Two implementations ship: :class:`~cb_storage_dagster.sources.synthetic.Sy
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
 
 from cb_storage_dagster.domain.keys import DataType
-from cb_storage_dagster.transforms import canonical_columns, trades_to_ohlcv
+from cb_storage_dagster.transforms import canonical_columns, canonical_dtypes, trades_to_ohlcv
 
 __all__ = ["ORDER_BOOK_COLUMNS", "TRADE_COLUMNS", "MarketDataSource"]
 
@@ -44,6 +45,17 @@ class MarketDataSource(dg.ConfigurableResource):
     def fetch_trades(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
         """All trades of ``exchange``/``coin`` on the UTC day ``day``, sorted by time."""
         raise NotImplementedError(f"{type(self).__name__} does not implement fetch_trades.")
+
+    def fetch_trades_many(self, exchange: str, coins: Sequence[str], day: dt.date) -> pd.DataFrame:
+        """Trades of several coins of one exchange-day in one frame, coin after coin.
+
+        The default calls :meth:`fetch_trades` per coin; a source that can draw or fetch an
+        exchange-day at once (the synthetic source does) overrides it.
+        """
+        frames = [self.fetch_trades(exchange, coin, day) for coin in coins]
+        if not frames:
+            return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in canonical_dtypes(DataType.TRADES).items()})
+        return pd.concat(frames, ignore_index=True)
 
     def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
         """Order-book snapshots of ``exchange``/``coin`` taken during the UTC day ``day``."""

@@ -15,12 +15,16 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from cb_storage_dagster.domain.keys import parse_date, validate_name
@@ -30,6 +34,9 @@ __all__ = ["SyntheticMarketDataSource"]
 
 _MICROS_PER_DAY = 86_400_000_000
 _SECONDS_PER_DAY = 86_400
+_PATH_STEP_SECONDS = 10
+"""Resolution of the intraday price path (a Brownian bridge between two midnights)."""
+_PATH_STEPS = _SECONDS_PER_DAY // _PATH_STEP_SECONDS
 
 # Round-number reference prices of well-known coins; any other coin gets a base price
 # derived from its name, so that every coin is stable across runs and machines.
@@ -53,7 +60,7 @@ class SyntheticMarketDataSource(MarketDataSource):
     * The mid price follows a geometric random walk. Its value at each UTC midnight depends
       only on the coin and the date (so ``binance:BTC`` and ``coinbase:BTC`` track each other
       and day *N*'s close meets day *N+1*'s open); within the day a Brownian bridge on a
-      one-second grid connects the two midnights. Well-known coins start near BTC 40 000,
+      ten-second grid connects the two midnights. Well-known coins start near BTC 40 000,
       ETH 2 500 and SOL 100; other coins get a base price between 0.1 and 1 000 derived from
       their name. Each exchange quotes a small, stable basis around the shared mid.
     * ``trades_per_day`` trades: the day is cut into that many equal slots and each slot
@@ -101,40 +108,83 @@ class SyntheticMarketDataSource(MarketDataSource):
             >>> trades["trade_id"].tolist()
             ['binance-ETH-20240102-000001', 'binance-ETH-20240102-000002', 'binance-ETH-20240102-000003']
         """
-        exchange, coin, day = _checked_instrument_day(exchange, coin, day)
+        return self.fetch_trades_many(exchange, [coin], day)
+
+    def fetch_trades_many(self, exchange: str, coins: Sequence[str], day: dt.date) -> pd.DataFrame:
+        """Synthetic trades of many coins of one exchange-day in one frame, coin after coin:
+        row for row what :meth:`fetch_trades` gives for each coin, built in one pass (an
+        exchange-day of 2,000 instruments in about a second, not one frame per coin).
+
+        Example:
+            >>> import datetime as dt
+            >>> source = SyntheticMarketDataSource(trades_per_day=10)
+            >>> both = source.fetch_trades_many("binance", ["BTC", "ETH"], dt.date(2024, 1, 2))
+            >>> both.groupby("coin").size().to_dict()
+            {'BTC': 10, 'ETH': 10}
+            >>> both[both["coin"] == "ETH"].reset_index(drop=True).equals(
+            ...     source.fetch_trades("binance", "ETH", dt.date(2024, 1, 2)))
+            True
+        """
         if self.trades_per_day < 1:
             raise ValueError(f"trades_per_day must be at least 1, got {self.trades_per_day}.")
+        checked = [_checked_instrument_day(exchange, coin, day) for coin in coins]
+        exchange, day = validate_name(exchange, "exchange"), parse_date(day, "day")
+        names = [coin for _, coin, _ in checked]
+        micros, price, amount, is_buy = (array.reshape(-1) for array in self._trade_arrays(exchange, names, day))
         n = self.trades_per_day
-        rng = _rng(self.seed, "trades", exchange, coin, day.isoformat())
+        coin_codes = pa.array(np.repeat(np.arange(len(names), dtype=np.int32), n))
+        coin_column = pa.DictionaryArray.from_arrays(coin_codes, pa.array(names, pa.string())).cast(pa.string())
+        prefixes = pa.DictionaryArray.from_arrays(
+            coin_codes, pa.array([f"{exchange}-{coin}-{day:%Y%m%d}-" for coin in names], pa.string())
+        ).cast(pa.string())
+        numbers = pc.utf8_lpad(pa.array(np.tile(np.arange(1, n + 1), len(names))).cast(pa.string()), 6, "0")
+        table = pa.table({
+            "exchange": pa.DictionaryArray.from_arrays(
+                pa.array(np.zeros(len(micros), dtype=np.int32)), pa.array([exchange], pa.string())
+            ).cast(pa.string()),
+            "coin": coin_column,
+            "timestamp": pa.array(np.datetime64(day.isoformat(), "us") + micros.astype("timedelta64[us]"),
+                                  pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
+            "trade_id": pc.binary_join_element_wise(prefixes, numbers, ""),
+            "price": pa.array(price, pa.float64()),
+            "amount": pa.array(amount, pa.float64()),
+            "side": pa.DictionaryArray.from_arrays(
+                pa.array(np.where(is_buy, 0, 1).astype(np.int32)), pa.array(["buy", "sell"])
+            ).cast(pa.string()),
+        })
+        return table.to_pandas()[TRADE_COLUMNS].astype(
+            {"exchange": "str", "coin": "str", "trade_id": "str", "side": "str"}
+        )
+
+    def _trade_arrays(
+        self, exchange: str, coins: Sequence[str], day: dt.date
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Trades of each coin as (coins x trades_per_day) arrays: microseconds after midnight,
+        price, amount, is-buy. Each coin's draws come from its own generator (so a coin's data
+        does not depend on the others asked with it); the arithmetic runs on all coins at once."""
+        n, k = self.trades_per_day, len(coins)
+        uniforms = np.empty((k, 3, n))
+        normals = np.empty((k, n))
+        for row, coin in enumerate(coins):
+            rng = _rng(self.seed, "trades", exchange, coin, day.isoformat())
+            uniforms[row] = rng.random((3, n))
+            normals[row] = rng.standard_normal(n)
 
         # One trade per equal slot of the day at a random offset: sorted and unique by
         # construction (slots are at least 1 us wide for any sane trades_per_day).
         slot_edges = np.linspace(0, _MICROS_PER_DAY, n + 1)
-        offsets = rng.random(n) * np.diff(slot_edges)
+        offsets = uniforms[:, 0] * np.diff(slot_edges)
         micros = np.minimum((slot_edges[:-1] + offsets).astype(np.int64), _MICROS_PER_DAY - 1)
 
-        mid = self._mid_prices(exchange, coin, day, micros / 1e6)
-        is_buy = rng.random(n) < 0.5
-        half_spread = 0.5e-4 * (1.0 + rng.random(n))  # 0.5 to 1 basis point
+        mid = self._mid_prices_many(exchange, coins, day, micros / 1e6)
+        is_buy = uniforms[:, 1] < 0.5
+        half_spread = 0.5e-4 * (1.0 + uniforms[:, 2])  # 0.5 to 1 basis point
         price = mid * np.where(is_buy, 1.0 + half_spread, 1.0 - half_spread)
-        price = _round_to_tick(price, coin)
+        price = _round_to_ticks(price, coins)
 
-        notional = rng.lognormal(mean=math.log(500.0), sigma=1.2, size=n)
+        notional = np.exp(math.log(500.0) + 1.2 * normals)  # lognormal, median 500
         amount = np.maximum(np.round(notional / price, 8), 1e-8)
-
-        trade_ids = pd.Series(np.arange(1, n + 1)).astype(str).str.zfill(6)
-        return pd.DataFrame(
-            {
-                "exchange": exchange,
-                "coin": coin,
-                "timestamp": _utc_timestamps(day, micros),
-                "trade_id": f"{exchange}-{coin}-{day:%Y%m%d}-" + trade_ids,
-                "price": price.astype(np.float64),
-                "amount": amount.astype(np.float64),
-                "side": np.where(is_buy, "buy", "sell"),
-            },
-            columns=TRADE_COLUMNS,
-        ).astype({"exchange": "str", "coin": "str", "trade_id": "str", "side": "str"})
+        return micros, price, amount, is_buy
 
     def fetch_order_book(self, exchange: str, coin: str, day: dt.date) -> pd.DataFrame:
         """Synthetic order-book snapshots of one instrument-day; see the class docstring.
@@ -212,21 +262,41 @@ class SyntheticMarketDataSource(MarketDataSource):
         self, exchange: str, coin: str, day: dt.date, seconds: np.ndarray
     ) -> np.ndarray:
         """The exchange's mid price at ``seconds`` after midnight UTC of ``day``."""
+        return self._mid_prices_many(exchange, [coin], day, np.asarray(seconds).reshape(1, -1))[0]
+
+    def _mid_prices_many(
+        self, exchange: str, coins: Sequence[str], day: dt.date, seconds: np.ndarray
+    ) -> np.ndarray:
+        """Mid prices of each coin (rows) at ``seconds`` after midnight UTC of ``day``.
+
+        A Brownian bridge from this midnight to the next on a ten-second grid, shared by every
+        exchange quoting the coin (and by trades and books), linear in between; plus the
+        exchange's small stable basis.
+        """
         sigma = self.daily_volatility
-        start = _anchor_log_price(self.seed, coin, day.toordinal(), sigma)
-        end = _anchor_log_price(self.seed, coin, day.toordinal() + 1, sigma)
+        ordinal = day.toordinal()
+        start = np.array([_anchor_log_price(self.seed, coin, ordinal, sigma) for coin in coins])
+        end = np.array([_anchor_log_price(self.seed, coin, ordinal + 1, sigma) for coin in coins])
+        walk = np.zeros((len(coins), _PATH_STEPS + 1))
+        for row, coin in enumerate(coins):
+            walk[row, 1:] = _rng(self.seed, "path", coin, day.isoformat()).standard_normal(_PATH_STEPS)
+        np.cumsum(walk, axis=1, out=walk)
+        walk *= sigma / math.sqrt(_PATH_STEPS)
+        basis = 2e-4 * np.array(
+            [_rng(self.seed, "basis", exchange, coin, day.isoformat()).standard_normal() for coin in coins]
+        )
 
-        # Brownian bridge from this midnight to the next on a one-second grid, shared by
-        # every exchange quoting the coin.
-        rng = _rng(self.seed, "path", coin, day.isoformat())
-        steps = rng.standard_normal(_SECONDS_PER_DAY) * (sigma / math.sqrt(_SECONDS_PER_DAY))
-        walk = np.concatenate(([0.0], np.cumsum(steps)))
-        fraction = np.linspace(0.0, 1.0, _SECONDS_PER_DAY + 1)
-        log_path = start + (end - start) * fraction + walk - fraction * walk[-1]
+        position = np.clip(seconds.astype(np.float64), 0.0, float(_SECONDS_PER_DAY)) / _PATH_STEP_SECONDS
+        left = np.minimum(np.floor(position).astype(np.int64), _PATH_STEPS - 1)
+        weight = position - left
 
-        basis = 2e-4 * _rng(self.seed, "basis", exchange, coin, day.isoformat()).standard_normal()
-        grid = np.arange(_SECONDS_PER_DAY + 1, dtype=np.float64)
-        return np.exp(np.interp(seconds, grid, log_path) + basis)
+        def log_path(index: np.ndarray) -> np.ndarray:
+            fraction = index / _PATH_STEPS
+            return (start[:, None] + (end - start)[:, None] * fraction
+                    + np.take_along_axis(walk, index, axis=1) - fraction * walk[:, -1:])
+
+        below, above = log_path(left), log_path(left + 1)
+        return np.exp(below + weight * (above - below) + basis[:, None])
 
 
 def _checked_instrument_day(exchange: str, coin: str, day: dt.date | str) -> tuple[str, str, dt.date]:
@@ -255,12 +325,24 @@ def _base_price(coin: str) -> float:
     return 10.0 ** (-1.0 + 4.0 * _unit_uniform("base_price", coin.upper()))
 
 
+def _tick_decimals(coin: str) -> int:
+    """About six significant digits of the coin's base price (BTC 0.01, ETH 0.001)."""
+    return max(0, 6 - math.floor(math.log10(_base_price(coin))))
+
+
 def _round_to_tick(price: np.ndarray, coin: str) -> np.ndarray:
-    """Round to about six significant digits of the coin's base price (BTC 0.01, ETH 0.001)."""
-    decimals = max(0, 6 - math.floor(math.log10(_base_price(coin))))
+    """Round to the coin's tick (:func:`_tick_decimals`)."""
+    decimals = _tick_decimals(coin)
     return np.maximum(np.round(price, decimals), 10.0**-decimals)
 
 
+def _round_to_ticks(price: np.ndarray, coins: Sequence[str]) -> np.ndarray:
+    """Round each row of ``price`` to its coin's tick, like :func:`_round_to_tick` row by row."""
+    scale = 10.0 ** np.array([_tick_decimals(coin) for coin in coins], dtype=np.float64)[:, None]
+    return np.maximum(np.rint(price * scale) / scale, 1.0 / scale)
+
+
+@functools.lru_cache(maxsize=65_536)
 def _anchor_log_price(seed: int, coin: str, day_ordinal: int, sigma: float) -> float:
     """Log mid price at midnight UTC starting day ``day_ordinal`` (a ``date.toordinal()``).
 
