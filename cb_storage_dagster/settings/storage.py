@@ -65,7 +65,7 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
 
     def _check_azure(self) -> None:
         from cb_storage_dagster.domain.identifiers import normalize_identifier
-        from cb_storage_dagster.storage.backends.azure.backend import check_container_name
+        from cb_storage_dagster.storage.backends.azure.endpoint import check_container_name
         from cb_storage_dagster.storage.backends.azure.resolve import resolve_identity
 
         if not self.azure_container_name:
