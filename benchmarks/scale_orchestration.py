@@ -22,6 +22,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -30,10 +31,13 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor
-from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
-from cb_storage_dagster.orchestration.resources import LocalStorageResource
-from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor  # noqa: E402
+from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager  # noqa: E402
+from cb_storage_dagster.orchestration.resources import LocalStorageResource  # noqa: E402
+from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR  # noqa: E402
+from cb_storage_dagster_tests.support.sensors import apply_partition_requests  # noqa: E402
 
 TABLES = ("trades", "order_book", "ohlcv_1m", "ohlcv_1d")
 SCHEDULED = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)
@@ -50,15 +54,6 @@ def timed(fn):
     start = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - start
-
-
-def apply(instance: dg.DagsterInstance, result) -> None:
-    for request in getattr(result, "dynamic_partitions_requests", None) or []:
-        if isinstance(request, dg.AddDynamicPartitionsRequest):
-            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
-        else:
-            for key in request.partition_keys:
-                instance.delete_dynamic_partition(request.partitions_def_name, key)
 
 
 def tick(instance: dg.DagsterInstance, profile: str, keys: list[str]) -> tuple[int, float]:
@@ -82,13 +77,13 @@ def bench_tick_and_sensor(instruments: int, exchanges: int, workdir: Path) -> di
     with dg.instance_for_test() as instance:
         listing.write_text("\n".join(keys))
         result, out["sensor_first_tick_s"] = timed(lambda: instruments_sensor(dg.build_sensor_context(instance=instance)))
-        _, out["sensor_apply_first_s"] = timed(lambda: apply(instance, result))
+        _, out["sensor_apply_first_s"] = timed(lambda: apply_partition_requests(instance, result))
         _, out["sensor_unchanged_tick_s"] = timed(lambda: instruments_sensor(dg.build_sensor_context(instance=instance)))
         quarter = instruments // 4
         listing.write_text("\n".join([*keys[quarter:], *(f"new:N{i:04d}" for i in range(quarter))]))
         result, out["sensor_replace_quarter_tick_s"] = timed(
             lambda: instruments_sensor(dg.build_sensor_context(instance=instance)))
-        _, out["sensor_apply_replace_quarter_s"] = timed(lambda: apply(instance, result))
+        _, out["sensor_apply_replace_quarter_s"] = timed(lambda: apply_partition_requests(instance, result))
         out["instrument_tick_runs"], out["instrument_tick_s"] = tick(instance, "instrument", keys)
         out["exchange_tick_runs"], out["exchange_tick_s"] = tick(instance, "exchange", keys)
     del os.environ[INSTRUMENTS_FILE_ENV_VAR]

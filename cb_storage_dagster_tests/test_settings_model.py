@@ -1,4 +1,4 @@
-"""settings.py declares every CB_STORAGE_* variable the package and the README mention, and a
+"""settings/ declares every CB_STORAGE_* variable the package and the README mention, and a
 bad value raises ConfigurationError naming the variable (never a secret)."""
 
 from __future__ import annotations

@@ -65,3 +65,16 @@ class TestDeprecations:
             warnings.simplefilter("always")
             importlib.reload(jobs)
         assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == []
+
+
+class TestDoctests:
+    def test_the_packages_doctests_are_collected_by_the_suite(self):
+        doctests = collected_ids("cb_storage_dagster/storage/sql", "cb_storage_dagster/settings")
+        assert "cb_storage_dagster/storage/sql/writes.py::cb_storage_dagster.storage.sql.writes.delta_predicate" in doctests
+        assert "cb_storage_dagster/settings/__init__.py::cb_storage_dagster.settings" in doctests
+
+    def test_the_definitions_module_is_left_out(self):
+        # it builds the Definitions at import; a run over the package must not import it
+        ids = collected_ids("cb_storage_dagster")
+        assert any(i.startswith("cb_storage_dagster/storage/manager.py::") for i in ids)
+        assert not any(i.startswith("cb_storage_dagster/definitions.py") for i in ids)

@@ -23,6 +23,9 @@ import dagster as dg
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition as AssetJob,  # noqa: F401 (for type hints elsewhere: what dg.define_asset_job returns)
+    )
     from dagster._core.execution.context.system import StepExecutionContext
     from dagster_azure.blob import AzureBlobComputeLogManager
 

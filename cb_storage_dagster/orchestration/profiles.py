@@ -36,8 +36,8 @@ from cb_storage_dagster.orchestration.schedules import SCHEDULES, build_exchange
 from cb_storage_dagster.orchestration.sensors import SENSORS, configured_instruments
 from cb_storage_dagster.settings import PipelineSettings
 
-if TYPE_CHECKING:  # what dg.define_asset_job returns; dagster exports no public name for it
-    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+if TYPE_CHECKING:
+    from cb_storage_dagster.orchestration.dagster_internals import AssetJob
 
 __all__ = ["PARTITIONING_ENV_VAR", "MarketDataPipeline", "build_pipeline", "configured_profile"]
 
@@ -63,13 +63,13 @@ class MarketDataPipeline:
     profile: PartitionProfile
     assets: MarketDataAssets
     checks: MarketDataChecks
-    jobs: Sequence[UnresolvedAssetJobDefinition]
+    jobs: Sequence[AssetJob]
     schedules: Sequence[dg.ScheduleDefinition]
     sensors: Sequence[dg.SensorDefinition]
     exchanges: tuple[str, ...] = ()
 
     @property
-    def job(self) -> UnresolvedAssetJobDefinition:
+    def job(self) -> AssetJob:
         return self.jobs[0]
 
 

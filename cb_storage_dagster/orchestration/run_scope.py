@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from cb_storage_dagster.domain.keys import decode_instrument, parse_date
+from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
     EXCHANGE_DIMENSION,
@@ -26,7 +27,6 @@ from cb_storage_dagster.orchestration.partitions import (
     decode_multi_key,
     is_exchange_day_key,
 )
-from cb_storage_dagster.storage.sql import WriteScope
 
 __all__ = ["day_of", "rows_by_partition_key", "run_scope"]
 

@@ -3,7 +3,7 @@
 The manager owns the order of a write (normalize, check the rows against the scope, one
 commit) and of a read (one pruned scan, sorted, projected); argument checks live in
 :mod:`.arguments` and :mod:`.times`, the format of each table in :mod:`.catalog`, the
-shape of a read's result in :mod:`.reading`.
+read's scan and the shape of its result in :mod:`.reading`.
 """
 
 from __future__ import annotations
@@ -15,27 +15,20 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cb_storage_dagster.domain.errors import NotFoundError
 from cb_storage_dagster.domain.keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, check_natural_keys, normalize
 from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
 from cb_storage_dagster.storage.arguments import WriteMode, parse_format, parse_write_mode, table_name
 from cb_storage_dagster.storage.catalog import TableFormats
-from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.files import JsonFormat, ParquetFormat
 from cb_storage_dagster.storage.format import ReadRequest
 from cb_storage_dagster.storage.interfaces import Filter, IStorageBackend, IStorageManager
 from cb_storage_dagster.storage.layout import DEFAULT_LAYOUT, Layout, parse_layout
-from cb_storage_dagster.storage.reading import empty_result, project, sort_keys
-from cb_storage_dagster.storage.sql import (
-    instrument_range_predicate,
-    time_range_expression,
-    validate_column,
-    validate_filters,
-)
-from cb_storage_dagster.storage.times import days_in_range, time_range, utc_instant
+from cb_storage_dagster.storage.reading import read_table
+from cb_storage_dagster.storage.sql import instrument_range_predicate, time_range_expression
+from cb_storage_dagster.storage.times import days_in_range, time_range
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -256,33 +249,11 @@ class StorageManagerImpl(IStorageManager):
         """Read ``scope`` (``None``: everything) in one pruned scan, as an Arrow table sorted
         by exchange, coin and timestamp."""
         data_type = DataType.parse(data_type)
-        name = self.table_name(data_type, table)
-        checked_filters = validate_filters(filters)
-        wanted = [validate_column(c) for c in columns] if columns is not None else None
-        if as_of_timestamp is not None:
-            as_of_timestamp = utc_instant(as_of_timestamp, "as_of_timestamp")
-        if scope is not None and scope.is_empty:
-            return empty_result(data_type, wanted)
-        store = self._tables.for_read(name, format_hint)
-        if store is None:
-            if as_of_version is not None or as_of_timestamp is not None:
-                raise NotFoundError(f"Table {name!r} does not exist, so it has no past versions.")
-            return empty_result(data_type, wanted)
-        keys = sort_keys(data_type)
-        read_columns = None
-        if wanted is not None:
-            read_columns = list(dict.fromkeys(wanted + keys))
-        data = store.read(
-            name,
-            ReadRequest(
-                data_type=data_type, scope=scope, filters=tuple(checked_filters),
-                time_range=time_range, columns=read_columns,
-                as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
-            ),
+        return read_table(
+            self._tables, data_type, self.table_name(data_type, table), scope,
+            filters=filters, columns=columns, format_hint=format_hint, time_range=time_range,
+            as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
         )
-        # Direct Delta reads come out in (instrument, time) order already: check in one pass.
-        data = sort_rows(data, keys, single_instrument=scope is not None and scope.sole_instrument is not None)
-        return project(data, data_type, wanted)
 
     # -- listing -----------------------------------------------------------------------
     def list_exchanges(self, data_type: DataType | str, *, table: str | None = None) -> list[str]:

@@ -7,21 +7,18 @@ the Azurite emulator implements); Delta tables go through delta-rs, which gets i
 (credential and endpoint, the same for both clients) is decided in :mod:`.resolve` /
 :mod:`.identity` / :mod:`.endpoint`, how requests are retried in :mod:`.transport`, how
 errors become the project's in :mod:`.errors`, and what logs may show in :mod:`.redaction`.
-
-The Azure SDK and azure-identity are imported on first use, so importing this module stays
-cheap. This module must not import Dagster: it is part of the plain-Python storage core.
+The Azure SDK is imported on first use (importing this module stays cheap); no Dagster here.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import TYPE_CHECKING, Any, Unpack
 
 from cb_storage_dagster.domain.errors import AuthenticationError, ConfigurationError, StorageError
 from cb_storage_dagster.domain.identifiers import normalize_identifier
 from cb_storage_dagster.settings import AzureCredentials
-from cb_storage_dagster.storage.backends.azure.endpoint import EmulatorEndpoint
+from cb_storage_dagster.storage.backends.azure.endpoint import EmulatorEndpoint, check_container_name
 from cb_storage_dagster.storage.backends.azure.errors import AzureErrorTranslator
 from cb_storage_dagster.storage.backends.azure.identity import AzureIdentity
 from cb_storage_dagster.storage.backends.azure.redaction import install_log_redaction
@@ -36,26 +33,7 @@ from cb_storage_dagster.storage.interfaces import IStorageBackend
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
-__all__ = ["AzureBlobBackend", "check_container_name"]
-
-_CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-def check_container_name(container_name: object, setting: str = "container_name") -> str:
-    """``container_name`` if it is a valid Azure container name, else a ConfigurationError
-    naming ``setting``.
-
-    >>> check_container_name("market-data")
-    'market-data'
-    """
-    if not isinstance(container_name, str) or not _CONTAINER_RE.match(container_name):
-        raise ConfigurationError(
-            f"{setting} {container_name!r} is not a valid Azure container name: use 3-63 "
-            "lower-case letters, digits and single hyphens, starting and ending with a letter "
-            "or digit."
-        )
-    return container_name
-
+__all__ = ["AzureBlobBackend"]
 
 class AzureBlobBackend(IStorageBackend):
     """One container (optionally a folder in it) of an Azure storage account.

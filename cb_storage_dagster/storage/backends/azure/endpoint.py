@@ -5,6 +5,7 @@ emulator URL is path-style and names its account); the result is an
 :class:`AccountEndpoint` (Azure, a sovereign cloud, a private endpoint) or an
 :class:`EmulatorEndpoint` (any ``http://`` URL). The emulator owns the one process-global
 setting of this package, ``AZURITE_BLOB_STORAGE_URL`` (see :class:`EmulatorEndpoint`).
+:func:`check_container_name` validates the container, the last part of the address.
 
 Example:
     >>> endpoint, account = resolve_endpoint("http://127.0.0.1:10000/devstoreaccount1", None)
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cb_storage_dagster.domain.errors import ConfigurationError
 
-__all__ = ["AZURITE_URL_ENV", "AccountEndpoint", "EmulatorEndpoint", "resolve_endpoint"]
+__all__ = ["AZURITE_URL_ENV", "AccountEndpoint", "EmulatorEndpoint", "check_container_name", "resolve_endpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +149,22 @@ def resolve_endpoint(
     url = endpoint or f"https://{account}.blob.core.windows.net"
     place = EmulatorEndpoint(url=url) if url.startswith("http://") else AccountEndpoint(url=url)
     return place, account
+
+
+_CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+def check_container_name(container_name: object, setting: str = "container_name") -> str:
+    """``container_name`` if it is a valid Azure container name, else a ConfigurationError
+    naming ``setting``.
+
+    >>> check_container_name("market-data")
+    'market-data'
+    """
+    if not isinstance(container_name, str) or not _CONTAINER_RE.match(container_name):
+        raise ConfigurationError(
+            f"{setting} {container_name!r} is not a valid Azure container name: use 3-63 "
+            "lower-case letters, digits and single hyphens, starting and ending with a letter "
+            "or digit."
+        )
+    return container_name
