@@ -24,6 +24,7 @@ from cb_storage_dagster.storage import (
     NotFoundError,
     StorageError,
     StorageManagerImpl,
+    WriteConflictError,
 )
 from cb_storage_dagster.storage import maintenance as mt
 from cb_storage_dagster_tests.support.data import at, ohlcv
@@ -292,22 +293,27 @@ class TestConcurrentWriters:
                     last_price[day] = price
                     writes += 1
                     i += 1
+                    time.sleep(0.005)  # a real writer has gaps; without them no optimistic commit can win
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
                 errors.append(exc)
 
         thread = threading.Thread(target=writer)
         thread.start()
         compactions = []
+        lost_races: list[WriteConflictError] = []
         try:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 30
             while (len(compactions) < 6 or writes < 10) and time.monotonic() < deadline:
-                compactions.append(mt.compact_table(backend, "ohlcv", partitions=[
-                    {"exchange": "binance", "coin": "BTC", "month": "2024-01"}], backoff_seconds=0.05))
+                try:
+                    compactions.append(mt.compact_table(backend, "ohlcv", partitions=[
+                        {"exchange": "binance", "coin": "BTC", "month": "2024-01"}], backoff_seconds=0.05))
+                except WriteConflictError as lost:  # a compaction may give up on a busy table: typed, nothing lost
+                    lost_races.append(lost)
         finally:
             stop.set()
             thread.join(timeout=60)
         assert not errors, errors
-        assert writes >= 10 and len(compactions) >= 6
+        assert writes >= 10 and len(compactions) >= 6, (writes, len(compactions), lost_races)
 
         frame = read_all(StorageManagerImpl(backend))
         assert frame.groupby("date").size().to_dict() == {d: 60 for d in days}  # no loss, no duplicates
