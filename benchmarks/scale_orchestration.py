@@ -30,10 +30,10 @@ from pathlib import Path
 import dagster as dg
 from deltalake import DeltaTable
 
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
-from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR
+from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR, build_instruments_sensor
 
 TABLES = ("trades", "order_book", "ohlcv_1m", "ohlcv_1d")
 SCHEDULED = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)
@@ -62,11 +62,8 @@ def apply(instance: dg.DagsterInstance, result) -> None:
 
 
 def tick(instance: dg.DagsterInstance, profile: str, keys: list[str]) -> tuple[int, float]:
-    pipeline = build_pipeline(profile, keys)
-    repo = dg.Definitions(
-        assets=pipeline.assets.all, jobs=pipeline.jobs, schedules=pipeline.schedules,
-        resources={"market_data_io_manager": dg.InMemoryIOManager(),
-                   "market_data_source": SyntheticMarketDataSource()},
+    repo = build_pipeline(profile, keys).definitions(
+        {"market_data_io_manager": dg.InMemoryIOManager(), "market_data_source": SyntheticMarketDataSource()},
     ).get_repository_def()
     schedule = repo.get_schedule_def("daily_market_data_schedule")
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=SCHEDULED, repository_def=repo)
@@ -79,6 +76,7 @@ def bench_tick_and_sensor(instruments: int, exchanges: int, workdir: Path) -> di
     listing = workdir / "instruments.txt"
     os.environ[INSTRUMENTS_FILE_ENV_VAR] = str(listing)
     out: dict[str, object] = {"instruments": instruments, "exchanges": exchanges}
+    instruments_sensor = build_instruments_sensor()
     with dg.instance_for_test() as instance:
         listing.write_text("\n".join(keys))
         result, out["sensor_first_tick_s"] = timed(lambda: instruments_sensor(dg.build_sensor_context(instance=instance)))

@@ -13,9 +13,9 @@ differ. Nothing is defined at module level, so both pipelines can be built in on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dagster as dg
 
@@ -90,6 +90,14 @@ class MarketDataPipeline:
     sensors: Sequence[dg.SensorDefinition]
     exchanges: tuple[str, ...] = ()
     """The static exchange keys of the ``exchange`` profile (empty for ``instrument``)."""
+
+    def definitions(self, resources: Mapping[str, Any]) -> dg.Definitions:
+        """The pipeline as ``dg.Definitions`` with ``resources`` (``market_data_io_manager``,
+        ``market_data_source``, ...): every asset, check, job, schedule and sensor."""
+        return dg.Definitions(
+            assets=self.assets.all, asset_checks=self.checks.all, jobs=self.jobs,
+            schedules=self.schedules, sensors=self.sensors, resources=dict(resources),
+        )
 
     def job(self, name: str) -> AssetJob:
         """The job called ``name`` (``market_data_job``, ``intraday_market_data_job``,
