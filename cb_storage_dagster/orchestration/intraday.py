@@ -135,8 +135,9 @@ def exchange_intraday_run_requests(exchanges: Sequence[str], tick: dt.datetime) 
     """The ``exchange`` profile's intraday runs of ``tick``: one per exchange, each over the
     exchange-day of :func:`intraday_window`.
 
-    >>> [r.partition_key for r in exchange_intraday_run_requests(["binance"], dt.datetime(2024, 1, 2, 12, 15, tzinfo=dt.UTC))]
-    [MultiPartitionKey({'date': '2024-01-02', 'exchange': 'binance'})]
+    >>> tick = dt.datetime(2024, 1, 2, 12, 15, tzinfo=dt.UTC)
+    >>> [str(r.partition_key) for r in exchange_intraday_run_requests(["binance", "kraken"], tick)]
+    ['2024-01-02|binance', '2024-01-02|kraken']
     """
     day, start, end = intraday_window(tick)
     return [
