@@ -33,10 +33,10 @@ from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor  # noqa: E402
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline  # noqa: E402
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager  # noqa: E402
 from cb_storage_dagster.orchestration.resources import LocalStorageResource  # noqa: E402
-from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR  # noqa: E402
+from cb_storage_dagster.orchestration.sensors import INSTRUMENTS_FILE_ENV_VAR, build_instruments_sensor  # noqa: E402
 from cb_storage_dagster_tests.support.sensors import apply_partition_requests  # noqa: E402
 
 TABLES = ("trades", "order_book", "ohlcv_1m", "ohlcv_1d")
@@ -57,11 +57,8 @@ def timed(fn):
 
 
 def tick(instance: dg.DagsterInstance, profile: str, keys: list[str]) -> tuple[int, float]:
-    pipeline = build_pipeline(profile, keys)
-    repo = dg.Definitions(
-        assets=pipeline.assets.all, jobs=pipeline.jobs, schedules=pipeline.schedules,
-        resources={"market_data_io_manager": dg.InMemoryIOManager(),
-                   "market_data_source": SyntheticMarketDataSource()},
+    repo = build_pipeline(profile, keys).definitions(
+        {"market_data_io_manager": dg.InMemoryIOManager(), "market_data_source": SyntheticMarketDataSource()},
     ).get_repository_def()
     schedule = repo.get_schedule_def("daily_market_data_schedule")
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=SCHEDULED, repository_def=repo)
@@ -74,6 +71,7 @@ def bench_tick_and_sensor(instruments: int, exchanges: int, workdir: Path) -> di
     listing = workdir / "instruments.txt"
     os.environ[INSTRUMENTS_FILE_ENV_VAR] = str(listing)
     out: dict[str, object] = {"instruments": instruments, "exchanges": exchanges}
+    instruments_sensor = build_instruments_sensor()
     with dg.instance_for_test() as instance:
         listing.write_text("\n".join(keys))
         result, out["sensor_first_tick_s"] = timed(lambda: instruments_sensor(dg.build_sensor_context(instance=instance)))

@@ -152,3 +152,12 @@ def fake() -> Iterator[object]:
 
     with FakeExchange() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def instrument_pipeline():
+    """The ``instrument`` profile's pipeline as ``build_pipeline`` makes it (assets, checks,
+    jobs, schedules, sensor), built once for the session: its definitions are immutable."""
+    from cb_storage_dagster.orchestration import build_pipeline
+
+    return build_pipeline("instrument")

@@ -1,6 +1,9 @@
-"""The schedules with the ccxt source against the fake exchange: each tick's run request,
-executed as the daemon would launch it (its tags and partition range) with the real
-MarketDataIOManager on local disk, stores exactly the rows the fake exchange serves.
+"""The schedules with the ccxt source against the fake exchange: each tick's run requests,
+executed as the daemon would launch them (their tags and partitions) with the real
+MarketDataIOManager on local disk, store exactly the rows the fake exchange serves. Every test
+runs on both profiles' pipelines (``build_pipeline``): the ``instrument`` profile's runs cover
+a range of registered instruments, the ``exchange`` profile's one exchange-day each (one run
+per exchange per tick, the exchange Delta layout).
 
 "Now" is pinned on both sides, so the ticks of a fixed day are "today": the fake exchange's
 clock (``FakeExchange.now_ms``) is set to each intraday tick, so it reports the day's trades
@@ -17,13 +20,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from cb_storage_dagster.orchestration import ASSET_CHECKS, ASSETS, JOBS, daily_market_data_schedule
-from cb_storage_dagster.orchestration.intraday import (
-    INTRADAY_JOBS,
-    INTRADAY_SCHEDULES,
-    intraday_market_data_schedule,
-    order_book_snapshot_schedule,
-)
+from cb_storage_dagster.orchestration import build_pipeline
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
 from cb_storage_dagster.sources.ccxt.source import CcxtMarketDataSource
@@ -57,31 +54,61 @@ def instance():
         yield instance
 
 
+@pytest.fixture(params=["instrument", "exchange"])
+def pipeline(request, instrument_pipeline):
+    """Each profile's pipeline; the exchange profile's universe is the venues'."""
+    if request.param == "instrument":
+        return instrument_pipeline
+    return build_pipeline("exchange", [instrument for instrument, _ in VENUES])
+
+
 @pytest.fixture
-def io_manager(tmp_path) -> MarketDataIOManager:
-    return MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path)))
+def io_manager(tmp_path, pipeline) -> MarketDataIOManager:
+    return MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path)),
+                               delta_layout=pipeline.profile.value)
 
 
-def repository(fake, io_manager, today: dt.date) -> dg.RepositoryDefinition:
+def repository(pipeline, fake, io_manager, today: dt.date) -> dg.RepositoryDefinition:
     """The pipeline with the ccxt source pointed at ``fake``, its "today" pinned to ``today``."""
     source = SourceOnDay(today=today.isoformat(), **make_source(fake).model_dump())
     return dg.Definitions(
-        assets=ASSETS, asset_checks=ASSET_CHECKS, jobs=[*JOBS, *INTRADAY_JOBS],
-        schedules=[daily_market_data_schedule, *INTRADAY_SCHEDULES],
+        assets=pipeline.assets.all, asset_checks=pipeline.checks.all, jobs=pipeline.jobs,
+        schedules=pipeline.schedules,
         resources={"market_data_io_manager": io_manager, "market_data_source": source},
     ).get_repository_def()
 
 
-def run_requests(schedule, instance, moment: dt.datetime) -> list[dg.RunRequest]:
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=moment) as context:
+def run_requests(repository, schedule, instance, moment: dt.datetime) -> list[dg.RunRequest]:
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=moment, repository_def=repository
+    ) as context:
         return list(schedule.evaluate_tick(context).run_requests)
+
+
+def partitions_of(requests: list[dg.RunRequest]) -> list[object]:
+    """What each run covers: a partition key, or a (first, last) range."""
+    return [str(r.partition_key) if r.partition_key else
+            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in requests]
 
 
 def execute(repository, instance, schedule, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
     job = repository.get_job(schedule.job_name)
-    result = job.execute_in_process(instance=instance, tags=request.tags, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance, tags=request.tags, partition_key=request.partition_key, raise_on_error=False)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
+
+
+def run_tick(repository, instance, schedule, moment: dt.datetime) -> list[dg.ExecuteInProcessResult]:
+    """Execute every run the tick of ``moment`` requests (one, or one per exchange)."""
+    return [execute(repository, instance, schedule, r) for r in run_requests(repository, schedule, instance, moment)]
+
+
+EXPECTED_RUNS = {  # what the runs of a tick over DAY cover, per profile
+    "instrument": [("2024-03-01|binance:BTC", "2024-03-01|kraken:BTC")],
+    "exchange": ["2024-03-01|binance", "2024-03-01|kraken"],
+}
 
 
 def exchange_trades(fake) -> pd.DataFrame:
@@ -104,14 +131,14 @@ def assert_rows(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 
 def test_the_daily_tick_stores_exactly_the_exchanges_trades_and_candles_of_yesterday(
-    fake, instance, io_manager, tmp_path
+    pipeline, fake, instance, io_manager, tmp_path
 ):
-    repo = repository(fake, io_manager, today=DAY + dt.timedelta(days=1))
-    requests = run_requests(daily_market_data_schedule, instance, at(0, 30, DAY + dt.timedelta(days=1)))
-    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
-            for r in requests] == [("2024-03-01|binance:BTC", "2024-03-01|kraken:BTC")]
+    daily_market_data_schedule = pipeline.schedule("daily_market_data_schedule")
+    repo = repository(pipeline, fake, io_manager, today=DAY + dt.timedelta(days=1))
+    requests = run_requests(repo, daily_market_data_schedule, instance, at(0, 30, DAY + dt.timedelta(days=1)))
+    assert partitions_of(requests) == EXPECTED_RUNS[pipeline.profile]
 
-    result = execute(repo, instance, daily_market_data_schedule, requests[0])
+    results = [execute(repo, instance, daily_market_data_schedule, request) for request in requests]
     trades = stored(tmp_path, "trades")
     assert len(trades) == 2 * 2880
     assert_rows(trades, exchange_trades(fake))
@@ -121,19 +148,22 @@ def test_the_daily_tick_stores_exactly_the_exchanges_trades_and_candles_of_yeste
     assert_rows(candles, exchange_candles(fake))
     assert len(stored(tmp_path, "ohlcv_1d")) == 2
     # Exchanges keep no order-book history: the daily run stores none and succeeds anyway.
-    assert not result.asset_materializations_for_node("order_book")
+    assert not any(result.asset_materializations_for_node("order_book") for result in results)
     assert not (tmp_path / "order_book").exists()
 
 
 def test_intraday_ticks_merge_exactly_the_exchanges_trades_so_far_and_a_rerun_changes_nothing(
-    fake, instance, io_manager, tmp_path
+    pipeline, fake, instance, io_manager, tmp_path
 ):
-    repo = repository(fake, io_manager, today=DAY)
+    intraday_market_data_schedule = pipeline.schedule("intraday_market_data_schedule")
+    repo = repository(pipeline, fake, io_manager, today=DAY)
     for tick in (at(0, 15), at(0, 30)):  # the day's first two ticks, the exchange's clock at each
         fake.now_ms = int(tick.timestamp() * 1000)
-        [request] = run_requests(intraday_market_data_schedule, instance, tick)
-        assert request.tags["cb_storage/write_mode"] == "merge"
-        execute(repo, instance, intraday_market_data_schedule, request)
+        requests = run_requests(repo, intraday_market_data_schedule, instance, tick)
+        assert partitions_of(requests) == EXPECTED_RUNS[pipeline.profile]
+        assert all(request.tags["cb_storage/write_mode"] == "merge" for request in requests)
+        for request in requests:
+            execute(repo, instance, intraday_market_data_schedule, request)
 
     last_tick = at(0, 30)
     trades = stored(tmp_path, "trades")
@@ -144,11 +174,12 @@ def test_intraday_ticks_merge_exactly_the_exchanges_trades_so_far_and_a_rerun_ch
 
     manager = io_manager.manager
     before = (manager.table_version("trades", table="trades"), manager.table_version("ohlcv", table="ohlcv_1m"))
-    again = execute(repo, instance, intraday_market_data_schedule, request)  # the same tick again
+    again = run_tick(repo, instance, intraday_market_data_schedule, last_tick)  # the same tick again
     assert (manager.table_version("trades", table="trades"),
             manager.table_version("ohlcv", table="ohlcv_1m")) == before
-    for event in again.asset_materializations_for_node("trades"):
-        assert (event.metadata["rows_inserted"].value, event.metadata["rows_updated"].value) == (0, 0)
+    for result in again:
+        for event in result.asset_materializations_for_node("trades"):
+            assert (event.metadata["rows_inserted"].value, event.metadata["rows_updated"].value) == (0, 0)
     assert_rows(stored(tmp_path, "trades"), exchange_trades(fake))
 
 
@@ -166,14 +197,14 @@ def exchange_book(fake, moment: dt.datetime, depth: int = 20) -> pd.DataFrame:
 
 
 def test_snapshot_ticks_merge_exactly_the_exchanges_books_and_a_rerun_changes_nothing(
-    fake, instance, io_manager, tmp_path
+    pipeline, fake, instance, io_manager, tmp_path
 ):
-    repo = repository(fake, io_manager, today=DAY)
+    order_book_snapshot_schedule = pipeline.schedule("order_book_snapshot_schedule")
+    repo = repository(pipeline, fake, io_manager, today=DAY)
     expected = []
     for tick in (at(10, 0), at(10, 15)):
         fake.now_ms = int(tick.timestamp() * 1000)
-        [request] = run_requests(order_book_snapshot_schedule, instance, tick)
-        execute(repo, instance, order_book_snapshot_schedule, request)
+        assert len(run_tick(repo, instance, order_book_snapshot_schedule, tick)) == len(EXPECTED_RUNS[pipeline.profile])
         expected.append(exchange_book(fake, tick))
 
     keys = ["exchange", "coin", "timestamp", "side", "level"]
@@ -186,5 +217,5 @@ def test_snapshot_ticks_merge_exactly_the_exchanges_books_and_a_rerun_changes_no
     assert_rows(got, want)
 
     version = io_manager.manager.table_version("order_book", table="order_book")
-    execute(repo, instance, order_book_snapshot_schedule, request)  # the last tick again
+    run_tick(repo, instance, order_book_snapshot_schedule, at(10, 15))  # the last tick again
     assert io_manager.manager.table_version("order_book", table="order_book") == version

@@ -13,7 +13,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from cb_storage_dagster.orchestration import ASSET_CHECKS, ASSETS, SyntheticMarketDataSource
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.partitions import instruments_partitions
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
@@ -51,11 +51,15 @@ def io_manager(tmp_path) -> MarketDataIOManager:
     return MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path / "store")))
 
 
-def run_pipeline(instance, io_manager, source) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*ASSETS, *ASSET_CHECKS], instance=instance, tags=RANGE, raise_on_error=False,
-        resources={"market_data_io_manager": io_manager, "market_data_source": source},
-    )
+@pytest.fixture
+def run_pipeline(instrument_pipeline):
+    def run(instance, io_manager, source) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*instrument_pipeline.assets.all, *instrument_pipeline.checks.all], instance=instance, tags=RANGE,
+            raise_on_error=False, resources={"market_data_io_manager": io_manager, "market_data_source": source},
+        )
+
+    return run
 
 
 def materialized(result) -> set[str]:
@@ -73,7 +77,7 @@ def stored_days(manager: StorageManagerImpl, table: str, data_type: str) -> dict
     return frame.groupby("date").size().to_dict()
 
 
-def test_good_data_is_stored_and_every_check_passes_on_what_was_stored(instance, io_manager):
+def test_good_data_is_stored_and_every_check_passes_on_what_was_stored(instance, io_manager, run_pipeline):
     result = run_pipeline(instance, io_manager, SyntheticMarketDataSource(trades_per_day=2880))
     assert result.success
     # order_book is skipped by a daily run: exchanges keep no order-book history
@@ -84,7 +88,7 @@ def test_good_data_is_stored_and_every_check_passes_on_what_was_stored(instance,
     assert stored_days(manager, "ohlcv_1d", "ohlcv") == dict.fromkeys(DAYS, 1)
 
 
-def test_rows_that_can_never_be_right_are_refused_by_the_io_manager_before_any_check(instance, io_manager):
+def test_rows_that_can_never_be_right_are_refused_by_the_io_manager_before_any_check(instance, io_manager, run_pipeline):
     result = run_pipeline(instance, io_manager, NegativePriceSource(trades_per_day=2880))
 
     assert not result.success
@@ -96,7 +100,7 @@ def test_rows_that_can_never_be_right_are_refused_by_the_io_manager_before_any_c
     assert not io_manager.manager.backend.exists("trades")  # nothing written
 
 
-def test_storable_but_incomplete_data_is_stored_and_the_blocking_check_stops_the_candles(instance, io_manager):
+def test_storable_but_incomplete_data_is_stored_and_the_blocking_check_stops_the_candles(instance, io_manager, run_pipeline):
     result = run_pipeline(instance, io_manager, MissingDaySource(trades_per_day=2880))
 
     assert not result.success

@@ -15,7 +15,12 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, configured_profile
+from cb_storage_dagster.orchestration import (
+    SyntheticMarketDataSource,
+    backfill_policy_of,
+    build_pipeline,
+    configured_profile,
+)
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.partitions import PartitionProfile
 from cb_storage_dagster.orchestration.profiles import PARTITIONING_ENV_VAR
@@ -90,6 +95,55 @@ class TestProfileSwitch:
         monkeypatch.setenv(PARTITIONING_ENV_VAR, "coin")
         with pytest.raises(ValueError, match="CB_STORAGE_PARTITIONING.*'instrument'.*'exchange'"):
             configured_profile()
+
+
+class TestOneFactory:
+    def test_both_profiles_get_the_same_jobs_schedules_and_checks(self):
+        built = {profile: build_pipeline(profile, EXCHANGE_UNIVERSE) for profile in PartitionProfile}
+        for pipeline in built.values():
+            assert [j.name for j in pipeline.jobs] == [
+                "market_data_job", "intraday_market_data_job", "order_book_snapshot_job"]
+            assert [s.name for s in pipeline.schedules] == [
+                "daily_market_data_schedule", "intraday_market_data_schedule", "order_book_snapshot_schedule"]
+        checks = {profile: sorted(str(k) for c in p.checks.all for k in c.check_keys) for profile, p in built.items()}
+        assert checks[PartitionProfile.INSTRUMENT] == checks[PartitionProfile.EXCHANGE]
+
+    def test_each_build_is_independent_and_no_definition_lives_at_module_level(self):
+        import importlib
+        import pkgutil
+
+        import cb_storage_dagster.orchestration as package
+
+        first, second = build_pipeline("instrument"), build_pipeline("instrument")
+        assert first.assets.trades is not second.assets.trades
+        assert first.job("market_data_job") is not second.job("market_data_job")
+        kinds = (dg.AssetsDefinition, dg.AssetChecksDefinition, dg.ScheduleDefinition, dg.SensorDefinition, dg.JobDefinition,
+                 type(first.job("market_data_job")))
+        singletons = []
+        for module_info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            singletons += [f"{module_info.name}.{name}" for name, value in vars(module).items()
+                           if isinstance(value, kinds)]
+        # Weekly maintenance is an op job over every table, the same in both profiles.
+        assert sorted(singletons) == ["maintenance.delta_maintenance_job", "maintenance.weekly_delta_maintenance"]
+
+    def test_the_backfill_policy_is_a_parameter_with_a_default_per_profile(self):
+        for profile in PartitionProfile:
+            default = build_pipeline(profile, EXCHANGE_UNIVERSE)
+            assert {a.backfill_policy for a in default.assets.all} == {backfill_policy_of(profile)}
+            policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=2)
+            sized = build_pipeline(profile, EXCHANGE_UNIVERSE, backfill_policy=policy)
+            assert {a.backfill_policy for a in sized.assets.all} == {policy}
+
+    def test_today_is_a_partition_in_both_profiles_for_the_intraday_merges(self):
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        for profile in PartitionProfile:
+            date_dim = build_pipeline(profile, EXCHANGE_UNIVERSE).assets.partitions_def.partitions_defs[0]
+            assert date_dim.partitions_def.get_last_partition_key() == today
+
+    def test_an_unknown_name_lists_what_the_pipeline_has(self):
+        with pytest.raises(KeyError, match="no sensor 'instruments_sensor'.*\\[\\]"):
+            build_pipeline("exchange", EXCHANGE_UNIVERSE).sensor("instruments_sensor")
 
 
 class TestExchangeProfileInMemory:
@@ -179,8 +233,6 @@ class TestOneCommitPerTable:
         assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
-
-
 def test_the_code_location_follows_cb_storage_partitioning(monkeypatch, tmp_path):
     import importlib
 
@@ -194,6 +246,8 @@ def test_the_code_location_follows_cb_storage_partitioning(monkeypatch, tmp_path
         job = defs.resolve_job_def("market_data_job")
         assert [d.name for d in job.partitions_def.partitions_defs] == ["date", "exchange"]
         assert defs.resolve_schedule_def("daily_market_data_schedule").job_name == "market_data_job"
+        assert defs.resolve_schedule_def("intraday_market_data_schedule").job_name == "intraday_market_data_job"
+        assert defs.resolve_schedule_def("order_book_snapshot_schedule").job_name == "order_book_snapshot_job"
         assert not [s for s in defs.sensors or [] if s.name == "instruments_sensor"]
     finally:
         monkeypatch.delenv(PARTITIONING_ENV_VAR)

@@ -13,21 +13,7 @@ import pandas as pd
 import pytest
 
 from cb_storage_dagster.domain.keys import PartitionSlot
-from cb_storage_dagster.orchestration import (
-    ASSET_CHECKS,
-    ASSETS,
-    MARKET_DATA_PARTITIONS,
-    MarketDataSource,
-    SyntheticMarketDataSource,
-)
-from cb_storage_dagster.orchestration.checks import (
-    ohlcv_1d_every_partition_has_rows,
-    ohlcv_1d_invariants,
-    ohlcv_1m_invariants,
-    ohlcv_1m_minute_coverage,
-    trades_are_valid,
-    trades_every_partition_has_rows,
-)
+from cb_storage_dagster.orchestration import MarketDataSource, SyntheticMarketDataSource
 from cb_storage_dagster.orchestration.quality import (
     minute_coverage,
     ohlcv_violations,
@@ -81,14 +67,29 @@ def materialized(result) -> set[str]:
     }
 
 
-def stand_in(asset_key: str, frame: pd.DataFrame) -> dg.AssetsDefinition:
-    """A partitioned asset that returns ``frame`` under ``asset_key`` (to feed checks bad data)."""
+@pytest.fixture(scope="module")
+def assets(instrument_pipeline) -> list[dg.AssetsDefinition]:
+    """``trades``, ``order_book``, ``ohlcv_1m``, ``ohlcv_1d`` of the ``instrument`` profile."""
+    return instrument_pipeline.assets.all
 
-    @dg.asset(name=asset_key, partitions_def=MARKET_DATA_PARTITIONS)
-    def _stand_in() -> pd.DataFrame:
-        return frame
 
-    return _stand_in
+@pytest.fixture(scope="module")
+def checks(instrument_pipeline):
+    return instrument_pipeline.checks
+
+
+@pytest.fixture(scope="module")
+def stand_in(instrument_pipeline):
+    def make(asset_key: str, frame: pd.DataFrame) -> dg.AssetsDefinition:
+        """A partitioned asset that returns ``frame`` under ``asset_key`` (to feed checks bad data)."""
+
+        @dg.asset(name=asset_key, partitions_def=instrument_pipeline.assets.partitions_def)
+        def _stand_in() -> pd.DataFrame:
+            return frame
+
+        return _stand_in
+
+    return make
 
 
 def synthetic_candles(day: dt.date = DAY) -> pd.DataFrame:
@@ -96,8 +97,8 @@ def synthetic_candles(day: dt.date = DAY) -> pd.DataFrame:
 
 
 class TestAssetDefinitions:
-    def test_groups_and_data_types_read_well_in_the_lineage(self):
-        specs = {next(iter(a.specs)).key.to_user_string(): next(iter(a.specs)) for a in ASSETS}
+    def test_groups_and_data_types_read_well_in_the_lineage(self, assets):
+        specs = {next(iter(a.specs)).key.to_user_string(): next(iter(a.specs)) for a in assets}
         assert {k: s.group_name for k, s in specs.items()} == {
             "trades": "raw_market_data",
             "order_book": "raw_market_data",
@@ -116,8 +117,8 @@ class TestAssetDefinitions:
 
 class TestOnePartition:
     @pytest.fixture
-    def result(self, instance):
-        return run(instance, [*ASSETS, *ASSET_CHECKS], partition_key="2024-01-02|binance:BTC")
+    def result(self, instance, assets, checks):
+        return run(instance, [*assets, *checks.all], partition_key="2024-01-02|binance:BTC")
 
     def test_the_day_assets_materialize_with_canonical_shapes(self, result):
         assert result.success
@@ -144,9 +145,11 @@ class TestOnePartition:
     def test_a_day_run_skips_the_order_book_which_has_no_history(self, result):
         assert "order_book" not in materialized(result)
 
-    def test_a_snapshot_run_produces_one_book_per_instrument_and_its_check_passes(self, instance):
+    def test_a_snapshot_run_produces_one_book_per_instrument_and_its_check_passes(
+        self, instance, assets, checks
+    ):
         at = dt.datetime(2024, 1, 2, 10, 15, tzinfo=dt.UTC)
-        result = run(instance, [ASSETS[1], *ASSET_CHECKS], partition_key="2024-01-02|binance:BTC",
+        result = run(instance, [assets[1], *checks.all], partition_key="2024-01-02|binance:BTC",
                      tags={"cb_storage/snapshot_at": at.isoformat()}, selection=["order_book"])
         book = result.output_for_node("order_book")
         assert len(book) == 2 * 10 and set(book["timestamp"]) == {pd.Timestamp(at)}
@@ -170,8 +173,10 @@ class TestOnePartition:
 
 
 class TestSeveralPartitionsInOneRun:
-    def test_a_range_run_produces_every_day_of_the_range_in_one_frame(self, instance):
-        result = run(instance, [*ASSETS, *ASSET_CHECKS], tags=RANGE_TAGS)
+    def test_a_range_run_produces_every_day_of_the_range_in_one_frame(
+        self, instance, assets, checks
+    ):
+        result = run(instance, [*assets, *checks.all], tags=RANGE_TAGS)
         assert result.success
         days = [DAY + dt.timedelta(days=i) for i in range(3)]
         trades = result.output_for_node("trades")
@@ -183,7 +188,7 @@ class TestSeveralPartitionsInOneRun:
         assert list(daily["timestamp"].dt.date) == days
         assert all(check_outcomes(result).values())
 
-    def test_a_range_run_fetches_each_partition_exactly_once(self, instance):
+    def test_a_range_run_fetches_each_partition_exactly_once(self, instance, assets):
         calls: list[tuple[str, str, dt.date]] = []
 
         class CountingSource(SyntheticMarketDataSource):
@@ -191,7 +196,7 @@ class TestSeveralPartitionsInOneRun:
                 calls.append((exchange, coin, day))
                 return super().fetch_trades(exchange, coin, day)
 
-        run(instance, [ASSETS[0]], source=CountingSource(trades_per_day=10), tags=RANGE_TAGS)
+        run(instance, [assets[0]], source=CountingSource(trades_per_day=10), tags=RANGE_TAGS)
         assert calls == [("binance", "BTC", DAY + dt.timedelta(days=i)) for i in range(3)]
 
 
@@ -208,8 +213,8 @@ class BadTradesSource(SyntheticMarketDataSource):
 
 
 class TestChecksFailOnBadData:
-    def test_bad_trades_fail_the_checks_and_block_the_candles(self, instance):
-        result = run(instance, [*ASSETS, *ASSET_CHECKS], source=BadTradesSource(), tags=RANGE_TAGS)
+    def test_bad_trades_fail_the_checks_and_block_the_candles(self, instance, assets, checks):
+        result = run(instance, [*assets, *checks.all], source=BadTradesSource(), tags=RANGE_TAGS)
         assert not result.success
         outcomes = check_outcomes(result)
         assert outcomes["trades/valid_rows"] is False
@@ -237,12 +242,12 @@ class TestChecksFailOnBadData:
         ],
     )
     def test_broken_minute_candles_fail_the_invariants_and_block_daily_candles(
-        self, instance, breakage, rule
+        self, instance, breakage, rule, assets, checks, stand_in
     ):
         bad = breakage(synthetic_candles())
         result = run(
             instance,
-            [stand_in("ohlcv_1m", bad), ASSETS[3], ohlcv_1m_invariants],
+            [stand_in("ohlcv_1m", bad), assets[3], checks.ohlcv_1m_invariants],
             partition_key="2024-01-02|binance:BTC",
         )
         [evaluation] = result.get_asset_check_evaluations()
@@ -250,11 +255,11 @@ class TestChecksFailOnBadData:
         assert evaluation.metadata[rule].value > 0
         assert "ohlcv_1d" not in materialized(result)
 
-    def test_low_minute_coverage_warns_without_blocking(self, instance):
+    def test_low_minute_coverage_warns_without_blocking(self, instance, assets, checks, stand_in):
         half_day = synthetic_candles().iloc[::2]
         result = run(
             instance,
-            [stand_in("ohlcv_1m", half_day), ASSETS[3], ohlcv_1m_minute_coverage],
+            [stand_in("ohlcv_1m", half_day), assets[3], checks.ohlcv_1m_minute_coverage],
             partition_key="2024-01-02|binance:BTC",
         )
         [evaluation] = result.get_asset_check_evaluations()
@@ -263,23 +268,23 @@ class TestChecksFailOnBadData:
         assert evaluation.metadata["lowest_coverage"].value == 0.5
         assert "ohlcv_1d" in materialized(result)
 
-    def test_the_coverage_threshold_is_configurable(self, instance):
+    def test_the_coverage_threshold_is_configurable(self, instance, checks, stand_in):
         half_day = synthetic_candles().iloc[::2]
         result = run(
             instance,
-            [stand_in("ohlcv_1m", half_day), ohlcv_1m_minute_coverage],
+            [stand_in("ohlcv_1m", half_day), checks.ohlcv_1m_minute_coverage],
             partition_key="2024-01-02|binance:BTC",
             run_config={"ops": {"ohlcv_1m_minute_coverage": {"config": {"min_coverage": 0.4}}}},
         )
         [evaluation] = result.get_asset_check_evaluations()
         assert evaluation.passed is True
 
-    def test_a_missing_daily_candle_fails_completeness(self, instance):
-        daily = run(instance, [*ASSETS], tags=RANGE_TAGS).output_for_node("ohlcv_1d")
+    def test_a_missing_daily_candle_fails_completeness(self, instance, assets, checks, stand_in):
+        daily = run(instance, [*assets], tags=RANGE_TAGS).output_for_node("ohlcv_1d")
         result = run(
             instance,
-            [stand_in("ohlcv_1d", daily.iloc[[0, 2]]), ohlcv_1d_every_partition_has_rows,
-             ohlcv_1d_invariants],
+            [stand_in("ohlcv_1d", daily.iloc[[0, 2]]), checks.ohlcv_1d_every_partition_has_rows,
+             checks.ohlcv_1d_invariants],
             tags=RANGE_TAGS,
         )
         assert check_outcomes(result) == {
@@ -287,11 +292,11 @@ class TestChecksFailOnBadData:
             "ohlcv_1d/ohlcv_invariants": True,
         }
 
-    def test_trades_of_another_partition_fail_validation(self, instance):
+    def test_trades_of_another_partition_fail_validation(self, instance, checks, stand_in):
         eth = SOURCE.fetch_trades("coinbase", "ETH", DAY)
         result = run(
             instance,
-            [stand_in("trades", eth), trades_are_valid, trades_every_partition_has_rows],
+            [stand_in("trades", eth), checks.trades_are_valid, checks.trades_every_partition_has_rows],
             partition_key="2024-01-02|binance:BTC",
         )
         outcomes = check_outcomes(result)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from cb_storage_dagster.domain.errors import BackendUnavailableError, InvalidKeyError
-from cb_storage_dagster.orchestration import MARKET_DATA_PARTITIONS, SyntheticMarketDataSource, trades
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource
 from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG, storage_failures
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.partitions import instruments_partitions
@@ -67,11 +67,15 @@ def reset_calls():
     CountingSource.calls.clear()
 
 
-def materialize_trades(instance, io_manager, source, assets=(trades,)):
-    return dg.materialize(
-        list(assets), partition_key=PARTITION, instance=instance, raise_on_error=False,
-        resources={"market_data_io_manager": io_manager, "market_data_source": source},
-    )
+@pytest.fixture
+def materialize_trades(instrument_pipeline):
+    def materialize(instance, io_manager, source, assets=(instrument_pipeline.assets.trades,)):
+        return dg.materialize(
+            list(assets), partition_key=PARTITION, instance=instance, raise_on_error=False,
+            resources={"market_data_io_manager": io_manager, "market_data_source": source},
+        )
+
+    return materialize
 
 
 def step_failure(result: dg.ExecuteInProcessResult) -> dg.DagsterEvent:
@@ -80,7 +84,7 @@ def step_failure(result: dg.ExecuteInProcessResult) -> dg.DagsterEvent:
 
 
 class TestDataErrorsFailOnce:
-    def test_bad_rows_refused_by_the_io_manager_are_not_retried(self, instance, io_manager):
+    def test_bad_rows_refused_by_the_io_manager_are_not_retried(self, instance, io_manager, materialize_trades):
         materialize_trades(instance, io_manager, CountingSource(trades_per_day=50))
         before = snapshot(io_manager.manager.backend)
 
@@ -95,16 +99,18 @@ class TestDataErrorsFailOnce:
         assert not [e for e in instance.all_logs(result.run_id)
                     if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
 
-    def test_a_run_that_failed_on_bad_data_is_not_re_launched(self, instance, io_manager):
+    def test_a_run_that_failed_on_bad_data_is_not_re_launched(self, instance, io_manager, materialize_trades):
         result = materialize_trades(instance, io_manager, CountingSource(trades_per_day=50, negative_price=True))
         run = instance.get_run_by_id(result.run_id)
         assert run.tags[NO_RUN_RETRY_TAG] == "false"
         assert run.tags[WILL_RETRY] == "false"
 
-    def test_a_bad_key_raised_in_an_asset_is_not_retried(self, instance, io_manager):
+    def test_a_bad_key_raised_in_an_asset_is_not_retried(
+        self, instance, io_manager, materialize_trades, instrument_pipeline
+    ):
         attempts: list[int] = []
 
-        @dg.asset(partitions_def=MARKET_DATA_PARTITIONS, metadata={"data_type": "trades"},
+        @dg.asset(partitions_def=instrument_pipeline.assets.partitions_def, metadata={"data_type": "trades"},
                   io_manager_key="market_data_io_manager",
                   retry_policy=dg.RetryPolicy(max_retries=3, delay=0))
         def tagged_trades(context: dg.AssetExecutionContext) -> pd.DataFrame:
@@ -119,7 +125,7 @@ class TestDataErrorsFailOnce:
 
 class TestTransientErrorsAreRetried:
     def test_an_outage_in_the_source_is_retried_by_the_step_policy_and_then_succeeds(
-        self, instance, io_manager
+        self, instance, io_manager, materialize_trades
     ):
         result = materialize_trades(
             instance, io_manager, CountingSource(trades_per_day=50, outages_before_success=1)
@@ -129,8 +135,10 @@ class TestTransientErrorsAreRetried:
         manager = StorageManagerImpl(io_manager.manager.backend)
         assert manager.read_partitions("trades", None, table="trades").num_rows == 50
 
-    def test_a_run_still_failing_on_an_outage_is_re_launched_by_the_run_retry(self, instance, io_manager):
-        @dg.asset(partitions_def=MARKET_DATA_PARTITIONS, metadata={"data_type": "trades"},
+    def test_a_run_still_failing_on_an_outage_is_re_launched_by_the_run_retry(
+        self, instance, io_manager, materialize_trades, instrument_pipeline
+    ):
+        @dg.asset(partitions_def=instrument_pipeline.assets.partitions_def, metadata={"data_type": "trades"},
                   io_manager_key="market_data_io_manager",
                   retry_policy=dg.RetryPolicy(max_retries=1, delay=0))
         def unreachable(context: dg.AssetExecutionContext) -> pd.DataFrame:

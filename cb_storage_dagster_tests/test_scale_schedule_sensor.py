@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline, instruments_sensor
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline
 from cb_storage_dagster.orchestration.schedules import BATCH_SIZE_ENV_VAR, MAX_RUNS_PER_TICK
 from cb_storage_dagster.orchestration.sensors import (
     INSTRUMENTS_ENV_VAR,
@@ -38,11 +38,8 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def _repository(profile: str) -> dg.RepositoryDefinition:
-    pipeline = build_pipeline(profile, UNIVERSE)
-    return dg.Definitions(
-        assets=pipeline.assets.all, jobs=pipeline.jobs, schedules=pipeline.schedules, sensors=pipeline.sensors,
-        resources={"market_data_io_manager": dg.InMemoryIOManager(),
-                   "market_data_source": SyntheticMarketDataSource()},
+    return build_pipeline(profile, UNIVERSE).definitions(
+        {"market_data_io_manager": dg.InMemoryIOManager(), "market_data_source": SyntheticMarketDataSource()},
     ).get_repository_def()
 
 
@@ -53,6 +50,11 @@ REPOSITORIES = {profile: _repository(profile) for profile in ("instrument", "exc
 
 def repository(profile: str) -> dg.RepositoryDefinition:
     return REPOSITORIES[profile]
+
+
+def sensor_tick(instance: dg.DagsterInstance):
+    """One tick of the ``instrument`` profile's ``instruments_sensor``."""
+    return repository("instrument").get_sensor_def("instruments_sensor")(dg.build_sensor_context(instance=instance))
 
 
 def evaluate_daily_tick(instance: dg.DagsterInstance, profile: str) -> list[dg.RunRequest]:
@@ -124,25 +126,25 @@ class TestInstrumentsSensorAt2000Instruments:
         listing.write_text("\n".join(UNIVERSE))
         monkeypatch.delenv(INSTRUMENTS_ENV_VAR, raising=False)
         monkeypatch.setenv(INSTRUMENTS_FILE_ENV_VAR, str(listing))
-        apply_partition_requests(instance, instruments_sensor(dg.build_sensor_context(instance=instance)))
+        apply_partition_requests(instance, sensor_tick(instance))
         assert list(instance.get_dynamic_partitions("instruments")) == UNIVERSE
 
         added = [f"new{n:02d}:X{k:02d}" for n in range(5) for k in range(100)]
         listing.write_text("\n".join([*UNIVERSE[500:], *added]))
-        result = instruments_sensor(dg.build_sensor_context(instance=instance))
+        result = sensor_tick(instance)
         add, delete = result.dynamic_partitions_requests
         assert list(add.partition_keys) == added
         assert sorted(delete.partition_keys) == sorted(UNIVERSE[:500])[:MAX_DELETES_PER_TICK]
         apply_partition_requests(instance, result)
         # deletions come in bounded batches: the next tick removes the rest
-        result = instruments_sensor(dg.build_sensor_context(instance=instance))
+        result = sensor_tick(instance)
         [delete] = result.dynamic_partitions_requests
         assert len(delete.partition_keys) == 500 - MAX_DELETES_PER_TICK
         apply_partition_requests(instance, result)
         # the survivors keep their order, the new ones come last: ranges stay blocks
         assert list(instance.get_dynamic_partitions("instruments")) == [*UNIVERSE[500:], *added]
 
-        skip = instruments_sensor(dg.build_sensor_context(instance=instance))
+        skip = sensor_tick(instance)
         assert isinstance(skip, dg.SkipReason) and "2000 registered" in skip.skip_message
 
     def test_instrument_changes_handles_a_hundred_thousand_keys(self):

@@ -7,17 +7,7 @@ import dagster as dg
 import pytest
 
 from cb_storage_dagster.domain.errors import InvalidKeyError
-from cb_storage_dagster.orchestration import (
-    ASSETS,
-    JOBS,
-    SCHEDULES,
-    SENSORS,
-    SyntheticMarketDataSource,
-    configured_instruments,
-    daily_market_data_schedule,
-    instruments_sensor,
-    market_data_job,
-)
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource, configured_instruments
 from cb_storage_dagster.orchestration.schedules import previous_utc_day
 from cb_storage_dagster.orchestration.sensors import (
     DEFAULT_INSTRUMENTS,
@@ -32,13 +22,23 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 MARCH_1ST_0030 = dt.datetime(2024, 3, 1, 0, 30, tzinfo=dt.UTC)
 
 
-def repository() -> dg.RepositoryDefinition:
+@pytest.fixture
+def daily_market_data_schedule(instrument_pipeline) -> dg.ScheduleDefinition:
+    return instrument_pipeline.schedule("daily_market_data_schedule")
+
+
+@pytest.fixture
+def instruments_sensor(instrument_pipeline) -> dg.SensorDefinition:
+    return instrument_pipeline.sensor("instruments_sensor")
+
+
+def repository(pipeline) -> dg.RepositoryDefinition:
     """The pipeline's definitions with in-memory stand-ins for the lead's resources."""
     return dg.Definitions(
-        assets=ASSETS,
-        jobs=JOBS,
-        schedules=SCHEDULES,
-        sensors=SENSORS,
+        assets=pipeline.assets.all,
+        jobs=pipeline.jobs,
+        schedules=pipeline.schedules,
+        sensors=pipeline.sensors,
         resources={
             "market_data_io_manager": dg.InMemoryIOManager(),
             "market_data_source": SyntheticMarketDataSource(),
@@ -58,21 +58,27 @@ def registered(instance: dg.DagsterInstance) -> list[str]:
     return sorted(instance.get_dynamic_partitions("instruments"))
 
 
-def tick(instance: dg.DagsterInstance):
-    """Evaluate the sensor once and apply its partition requests, as the daemon would."""
-    result = instruments_sensor(dg.build_sensor_context(instance=instance))
-    if isinstance(result, dg.SensorResult):
-        apply_partition_requests(instance, result)
-    return result
+@pytest.fixture
+def tick(instruments_sensor):
+    def evaluate(instance: dg.DagsterInstance):
+        """Evaluate the sensor once and apply its partition requests, as the daemon would."""
+        result = instruments_sensor(dg.build_sensor_context(instance=instance))
+        if isinstance(result, dg.SensorResult):
+            apply_partition_requests(instance, result)
+        return result
+
+    return evaluate
 
 
 class TestDailySchedule:
-    def test_runs_at_half_past_midnight_utc(self):
+    def test_runs_at_half_past_midnight_utc(self, daily_market_data_schedule):
         assert daily_market_data_schedule.cron_schedule == "30 0 * * *"
         assert daily_market_data_schedule.execution_timezone == "UTC"
         assert daily_market_data_schedule.job_name == "market_data_job"
 
-    def test_requests_yesterday_for_every_registered_instrument_in_one_range_run(self, instance):
+    def test_requests_yesterday_for_every_registered_instrument_in_one_range_run(
+        self, instance, daily_market_data_schedule
+    ):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=MARCH_1ST_0030
@@ -89,20 +95,22 @@ class TestDailySchedule:
         assert previous_utc_day(dt.datetime(2024, 3, 2, 8, 0, tzinfo=tokyo)) == dt.date(2024, 2, 29)
         assert previous_utc_day(dt.datetime(2024, 1, 1, 0, 30)) == dt.date(2023, 12, 31)
 
-    def test_a_tick_passes_dagster_validation_of_job_and_partitions(self, instance):
+    def test_a_tick_passes_dagster_validation_of_job_and_partitions(
+        self, instance, daily_market_data_schedule, instrument_pipeline
+    ):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
         context = dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=MARCH_1ST_0030,
-            repository_def=repository(),
+            repository_def=repository(instrument_pipeline),
         )
         [request] = daily_market_data_schedule.evaluate_tick(context).run_requests
-        job = repository().get_job("market_data_job")
+        job = repository(instrument_pipeline).get_job("market_data_job")
         keys = job.partitions_def.get_partition_keys_in_range(
             request.partition_key_range, dynamic_partitions_store=instance)
         assert sorted(keys) == sorted(f"2024-02-29|{i}" for i in INSTRUMENTS)
 
-    def test_skips_while_no_instrument_is_registered(self, instance):
+    def test_skips_while_no_instrument_is_registered(self, instance, daily_market_data_schedule):
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=MARCH_1ST_0030
         )
@@ -112,16 +120,16 @@ class TestDailySchedule:
 
 
 class TestInstrumentsSensor:
-    def test_is_running_by_default(self):
+    def test_is_running_by_default(self, instruments_sensor):
         assert instruments_sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
-    def test_first_tick_registers_the_default_instruments(self, instance, monkeypatch):
+    def test_first_tick_registers_the_default_instruments(self, instance, monkeypatch, tick):
         monkeypatch.delenv(INSTRUMENTS_ENV_VAR, raising=False)
         result = tick(instance)
         assert isinstance(result, dg.SensorResult)
         assert registered(instance) == sorted(DEFAULT_INSTRUMENTS.split(","))
 
-    def test_adds_configured_instruments_then_follows_changes(self, instance, monkeypatch):
+    def test_adds_configured_instruments_then_follows_changes(self, instance, monkeypatch, tick):
         monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC, binance:ETH")
         result = tick(instance)
         [add] = result.dynamic_partitions_requests
@@ -138,7 +146,7 @@ class TestInstrumentsSensor:
         assert list(delete.partition_keys) == ["binance:ETH"]
         assert registered(instance) == ["binance:BTC", "kraken:SOL"]
 
-    def test_skips_when_nothing_changed(self, instance, monkeypatch):
+    def test_skips_when_nothing_changed(self, instance, monkeypatch, tick):
         monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC,binance:ETH")
         tick(instance)
         monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:ETH, binance:BTC,binance:BTC")
@@ -146,14 +154,14 @@ class TestInstrumentsSensor:
         assert isinstance(result, dg.SkipReason)
         assert registered(instance) == ["binance:BTC", "binance:ETH"]
 
-    def test_removing_every_but_one_instrument_only_deletes(self, instance, monkeypatch):
+    def test_removing_every_but_one_instrument_only_deletes(self, instance, monkeypatch, tick):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
         monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "coinbase:BTC")
         [delete] = tick(instance).dynamic_partitions_requests
         assert isinstance(delete, dg.DeleteDynamicPartitionsRequest)
         assert registered(instance) == ["coinbase:BTC"]
 
-    def test_a_typo_fails_the_tick_instead_of_deleting_instruments(self, instance, monkeypatch):
+    def test_a_typo_fails_the_tick_instead_of_deleting_instruments(self, instance, monkeypatch, tick):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
         monkeypatch.setenv(INSTRUMENTS_ENV_VAR, "binance:BTC,binance/ETH")
         with pytest.raises(ValueError):
@@ -197,7 +205,10 @@ class TestConfiguredInstruments:
             configured_instruments()
 
 
-def test_module_lists_hold_the_definitions():
-    assert JOBS == [market_data_job]
-    assert SCHEDULES == [daily_market_data_schedule]
-    assert SENSORS == [instruments_sensor]
+def test_the_pipeline_lists_hold_the_definitions(instrument_pipeline):
+    assert [job.name for job in instrument_pipeline.jobs] == [
+        "market_data_job", "intraday_market_data_job", "order_book_snapshot_job"]
+    assert [s.name for s in instrument_pipeline.schedules] == [
+        "daily_market_data_schedule", "intraday_market_data_schedule", "order_book_snapshot_schedule"]
+    assert [s.name for s in instrument_pipeline.sensors] == ["instruments_sensor"]
+    assert instrument_pipeline.schedule("daily_market_data_schedule").job_name == "market_data_job"

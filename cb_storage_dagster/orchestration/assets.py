@@ -1,9 +1,10 @@
 """The market-data assets: raw trades and order books, and the candles built from them.
 
-Every asset is partitioned by UTC day x instrument (:func:`market_data_partitions`, the
-``instrument`` profile: the module-level assets below) or, built by
-:func:`build_market_data_assets`, by UTC day x exchange (the ``exchange`` profile, where one
-partition is every configured instrument of an exchange-day). A run covers one partition or
+:func:`build_market_data_assets` builds them over the partitions and with the backfill policy
+of one profile (:func:`~cb_storage_dagster.orchestration.profiles.build_pipeline` decides
+both): UTC day x instrument (the ``instrument`` profile) or UTC day x exchange (the
+``exchange`` profile, where one partition is every configured instrument of an exchange-day).
+No asset exists at module level: every pipeline builds its own. A run covers one partition or
 several (a range or a batch of a backfill): each asset produces the rows of *every*
 instrument-day of its run in one frame, and the ``market_data_io_manager`` writes them in one
 commit per table, one table per asset (it reads ``data_type`` and the optional ``format``
@@ -27,42 +28,25 @@ import pandas as pd
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
 from cb_storage_dagster.orchestration.failures import storage_failures
-from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
+from cb_storage_dagster.orchestration.partitions import slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 
 __all__ = [
-    "ASSETS",
-    "MarketDataAssets",
-    "MARKET_DATA_BACKFILL_POLICY",
-    "MARKET_DATA_PARTITIONS",
     "MARKET_DATA_RETRY_POLICY",
-    "INSTRUMENT_PROFILE_ASSETS",
+    "MarketDataAssets",
     "NO_ORDER_BOOK_HISTORY",
     "SNAPSHOT_INTERVAL_MINUTES",
-    "ohlcv_1d",
     "build_market_data_assets",
-    "ohlcv_1m",
-    "order_book",
     "pool_of",
     "run_partition_slots",
-    "trades",
 ]
 
 T = TypeVar("T")
 
 SNAPSHOT_INTERVAL_MINUTES = 15
 """Minutes between order-book snapshots (the order_book_snapshot_schedule's interval)."""
-
-MARKET_DATA_PARTITIONS = market_data_partitions(end_offset=1)
-"""UTC day x instrument, shared by every asset and check of the ``instrument`` profile. Today
-is a partition too: the intraday and order-book snapshot schedules merge into it during the
-day, and the nightly schedule replaces it once it is over."""
-
-MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
-"""A UI backfill writes up to a month of partitions per run: one commit per batch instead
-of one per day, while a failed run only redoes its own batch."""
 
 MARKET_DATA_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -106,7 +90,9 @@ class MarketDataAssets:
     """The four market-data assets of one partition profile.
 
     Example:
-        >>> built = build_market_data_assets(MARKET_DATA_PARTITIONS)
+        >>> from cb_storage_dagster.orchestration.partitions import market_data_partitions
+        >>> built = build_market_data_assets(
+        ...     market_data_partitions(), backfill_policy=dg.BackfillPolicy.multi_run(31))
         >>> [a.key.to_user_string() for a in built.all]
         ['trades', 'order_book', 'ohlcv_1m', 'ohlcv_1d']
     """
@@ -131,11 +117,15 @@ class MarketDataAssets:
 def build_market_data_assets(
     partitions_def: dg.PartitionsDefinition,
     coins: Mapping[str, Sequence[str]] | None = None,
+    *,
+    backfill_policy: dg.BackfillPolicy,
 ) -> MarketDataAssets:
     """``trades``, ``order_book``, ``ohlcv_1m`` and ``ohlcv_1d`` over ``partitions_def``.
 
     ``partitions_def`` is date x instrument (``coins`` unused) or date x exchange, where
     ``coins`` maps each exchange to the coins one of its exchange-day partitions fetches.
+    ``backfill_policy`` cuts a UI backfill into runs (the profile's choice, see
+    :func:`~cb_storage_dagster.orchestration.profiles.backfill_policy_of`).
     """
 
     def slots_of(context: dg.AssetExecutionContext) -> list[PartitionSlot]:
@@ -148,7 +138,7 @@ def build_market_data_assets(
             "partitions_def": partitions_def,
             "io_manager_key": IO_MANAGER_KEY,
             "kinds": KINDS,
-            "backfill_policy": MARKET_DATA_BACKFILL_POLICY,
+            "backfill_policy": backfill_policy,
             "retry_policy": MARKET_DATA_RETRY_POLICY,
             "pool": pool_of(table),
         }
@@ -267,14 +257,3 @@ def _tag_value(parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecuti
         return parse(context.run.tags)
     except ValueError as exc:
         raise dg.Failure(str(exc), allow_retries=False) from None
-
-
-INSTRUMENT_PROFILE_ASSETS = build_market_data_assets(MARKET_DATA_PARTITIONS)
-"""The ``instrument`` profile's assets (what ``make run`` loads by default)."""
-
-trades = INSTRUMENT_PROFILE_ASSETS.trades
-order_book = INSTRUMENT_PROFILE_ASSETS.order_book
-ohlcv_1m = INSTRUMENT_PROFILE_ASSETS.ohlcv_1m
-ohlcv_1d = INSTRUMENT_PROFILE_ASSETS.ohlcv_1d
-
-ASSETS = [trades, order_book, ohlcv_1m, ohlcv_1d]

@@ -5,7 +5,8 @@ the partitions of the run), applies the measures of :mod:`cb_storage_dagster.orc
 (the row rules of :mod:`cb_storage_dagster.domain.rules`, completeness, minute coverage) to
 the run's partitions and reports violation counts and the first offending rows.
 
-The checks are built per partition profile (:func:`build_market_data_checks`) and
+The checks are built per partition profile (:func:`build_market_data_checks`, called by
+:func:`~cb_storage_dagster.orchestration.profiles.build_pipeline`; none exists at module level) and
 partitioned like their assets, so that a run over a batch of days loads
 only that batch and the UI shows a result per partition. (Partitioned asset checks are a
 *preview* feature of Dagster 1.13 and print a ``PreviewWarning``; an unpartitioned check
@@ -23,7 +24,7 @@ import dagster as dg
 import pandas as pd
 
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
-from cb_storage_dagster.orchestration.assets import INSTRUMENT_PROFILE_ASSETS, MarketDataAssets
+from cb_storage_dagster.orchestration.assets import MarketDataAssets
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
     minute_coverage,
@@ -33,20 +34,7 @@ from cb_storage_dagster.orchestration.quality import (
     violation_masks,
 )
 
-__all__ = [
-    "ASSET_CHECKS",
-    "INSTRUMENT_PROFILE_CHECKS",
-    "MarketDataChecks",
-    "MinuteCoverageConfig",
-    "build_market_data_checks",
-    "ohlcv_1d_every_partition_has_rows",
-    "ohlcv_1d_invariants",
-    "ohlcv_1m_invariants",
-    "ohlcv_1m_minute_coverage",
-    "order_book_is_valid",
-    "trades_are_valid",
-    "trades_every_partition_has_rows",
-]
+__all__ = ["MarketDataChecks", "MinuteCoverageConfig", "build_market_data_checks"]
 
 _SAMPLE_ROWS = 5
 
@@ -236,7 +224,8 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
     so an instrument without rows or below the minute coverage is named in the result.
 
     Example:
-        >>> checks = build_market_data_checks(INSTRUMENT_PROFILE_ASSETS)
+        >>> from cb_storage_dagster.orchestration.profiles import build_pipeline
+        >>> checks = build_market_data_checks(build_pipeline("instrument").assets)
         >>> len(checks.all)
         7
     """
@@ -274,18 +263,3 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
             assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle."
         ),
     )
-
-
-INSTRUMENT_PROFILE_CHECKS = build_market_data_checks(INSTRUMENT_PROFILE_ASSETS)
-"""The checks of the ``instrument`` profile's assets."""
-
-trades_are_valid = INSTRUMENT_PROFILE_CHECKS.trades_are_valid
-trades_every_partition_has_rows = INSTRUMENT_PROFILE_CHECKS.trades_every_partition_has_rows
-order_book_is_valid = INSTRUMENT_PROFILE_CHECKS.order_book_is_valid
-ohlcv_1m_invariants = INSTRUMENT_PROFILE_CHECKS.ohlcv_1m_invariants
-ohlcv_1m_minute_coverage = INSTRUMENT_PROFILE_CHECKS.ohlcv_1m_minute_coverage
-ohlcv_1d_invariants = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_invariants
-ohlcv_1d_every_partition_has_rows = INSTRUMENT_PROFILE_CHECKS.ohlcv_1d_every_partition_has_rows
-
-ASSET_CHECKS = INSTRUMENT_PROFILE_CHECKS.all
-"""Every check of the ``instrument`` profile."""

@@ -86,9 +86,10 @@ class PartitionProfile(StrEnum):
 
 
 def exchange_day_partitions(
-    exchanges: Iterable[str], start_date: str = DEFAULT_START_DATE
+    exchanges: Iterable[str], start_date: str = DEFAULT_START_DATE, *, end_offset: int = 0
 ) -> dg.MultiPartitionsDefinition:
-    """``date`` (daily, UTC) x ``exchange`` (static: the exchanges of the configured instruments).
+    """``date`` (daily, UTC) x ``exchange`` (static: the exchanges of the configured instruments);
+    ``end_offset=1`` makes today a partition too (see :func:`daily_partitions`).
 
     Static rather than dynamic: an exchange list of a few dozen keys changes only with the
     configuration (which reloads the code location anyway), needs no sensor, and never
@@ -102,7 +103,7 @@ def exchange_day_partitions(
         )
     return dg.MultiPartitionsDefinition(
         {
-            DATE_DIMENSION: daily_partitions(start_date),
+            DATE_DIMENSION: daily_partitions(start_date, end_offset=end_offset),
             EXCHANGE_DIMENSION: dg.StaticPartitionsDefinition(keys),
         }
     )

@@ -3,7 +3,7 @@
 The daily tick (00:30 UTC) materializes the previous UTC day in few runs, never one run per
 instrument:
 
-* ``instrument`` profile (:data:`daily_market_data_schedule`): range runs, each one day x a
+* ``instrument`` profile (:func:`build_instrument_daily_schedule`): range runs, each one day x a
   block of instruments registered next to each other in the ``instruments`` dynamic
   partitions (which :data:`~cb_storage_dagster.orchestration.sensors.instruments_sensor` keeps in
   sync with the configuration). A date x dynamic-instrument range is a rectangle in the
@@ -13,6 +13,9 @@ instrument:
   :data:`MAX_RUNS_PER_TICK` runs.
 * ``exchange`` profile (:func:`build_exchange_daily_schedule`): one run per exchange; the run
   writes every configured instrument of the exchange-day in one commit per table.
+
+:func:`build_daily_schedule` picks one of them for a profile; every pipeline builds its own
+schedule over its own job (no schedule exists at module level).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from cb_storage_dagster.domain.keys import PartitionSlot, decode_instrument
-from cb_storage_dagster.orchestration.jobs import market_data_job
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
     EXCHANGE_DIMENSION,
     INSTRUMENTS_PARTITIONS_NAME,
+    PartitionProfile,
     encode_multi_key,
 )
 from cb_storage_dagster.settings import PipelineSettings
@@ -42,10 +45,10 @@ __all__ = [
     "DAILY_CRON",
     "DEFAULT_BATCH_SIZE",
     "MAX_RUNS_PER_TICK",
-    "SCHEDULES",
+    "build_daily_schedule",
     "build_exchange_daily_schedule",
+    "build_instrument_daily_schedule",
     "configured_batch_size",
-    "daily_market_data_schedule",
     "exchange_run_requests_for_day",
     "instrument_blocks",
     "no_instruments_skip",
@@ -178,14 +181,16 @@ def _instrument_blocks_for_day(
     return range_run_requests_for_day(registered, day, configured_batch_size())
 
 
-daily_market_data_schedule = _daily_schedule(
-    market_data_job,
-    "Every day at 00:30 UTC: materializes the previous UTC day of every registered "
-    f"instrument in range runs of ${BATCH_SIZE_ENV_VAR} instruments (default "
-    f"{DEFAULT_BATCH_SIZE}; at most {MAX_RUNS_PER_TICK} runs).",
-    _instrument_blocks_for_day,
-)
-"""Yesterday x every instrument of the ``instruments`` dynamic partitions, in blocks."""
+def build_instrument_daily_schedule(job: AssetJob) -> dg.ScheduleDefinition:
+    """The ``instrument`` profile's daily schedule: yesterday x every instrument of the
+    ``instruments`` dynamic partitions, in blocks (range runs of ``job``)."""
+    return _daily_schedule(
+        job,
+        "Every day at 00:30 UTC: materializes the previous UTC day of every registered "
+        f"instrument in range runs of ${BATCH_SIZE_ENV_VAR} instruments (default "
+        f"{DEFAULT_BATCH_SIZE}; at most {MAX_RUNS_PER_TICK} runs).",
+        _instrument_blocks_for_day,
+    )
 
 
 def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> list[dg.RunRequest]:
@@ -200,12 +205,7 @@ def exchange_run_requests_for_day(exchanges: Sequence[str], day: dt.date) -> lis
 def build_exchange_daily_schedule(
     job: AssetJob, exchanges: Sequence[str]
 ) -> dg.ScheduleDefinition:
-    """The ``exchange`` profile's daily schedule: yesterday x each of ``exchanges``.
-
-    Example:
-        >>> build_exchange_daily_schedule(market_data_job, ["binance", "kraken"]).cron_schedule
-        '30 0 * * *'
-    """
+    """The ``exchange`` profile's daily schedule: yesterday x each of ``exchanges``."""
     exchange_keys = sorted(exchanges)
     return _daily_schedule(
         job,
@@ -215,4 +215,18 @@ def build_exchange_daily_schedule(
     )
 
 
-SCHEDULES = [daily_market_data_schedule]
+
+def build_daily_schedule(
+    profile: PartitionProfile, job: AssetJob, exchanges: Sequence[str] = ()
+) -> dg.ScheduleDefinition:
+    """``daily_market_data_schedule`` of ``profile`` over ``job`` (``exchanges``: the static
+    exchange keys of the ``exchange`` profile).
+
+    Example:
+        >>> from cb_storage_dagster.orchestration.profiles import build_pipeline
+        >>> build_pipeline("exchange", ["binance:BTC"]).schedule("daily_market_data_schedule").cron_schedule
+        '30 0 * * *'
+    """
+    if profile is PartitionProfile.EXCHANGE:
+        return build_exchange_daily_schedule(job, exchanges)
+    return build_instrument_daily_schedule(job)

@@ -1,7 +1,8 @@
 """Sensors of the market-data pipeline, and the configured instrument universe.
 
-:data:`instruments_sensor` keeps the ``instruments`` dynamic partitions (the ``instrument``
-profile) equal to the configured instruments (:func:`configured_instruments`), appending new
+:func:`build_instruments_sensor` builds ``instruments_sensor`` (part of the ``instrument``
+profile's pipeline; no sensor exists at module level), which keeps the ``instruments``
+dynamic partitions equal to the configured instruments (:func:`configured_instruments`), appending new
 ones at the end so the registration order of the others stays put (the daily schedule's
 range runs rely on it). Removing an instrument from the configuration removes its partitions
 from Dagster (no more runs for it); the data already stored is kept. A tick costs time
@@ -22,10 +23,9 @@ __all__ = [
     "INSTRUMENTS_ENV_VAR",
     "INSTRUMENTS_FILE_ENV_VAR",
     "MAX_DELETES_PER_TICK",
-    "SENSORS",
+    "build_instruments_sensor",
     "configured_instruments",
     "instrument_changes",
-    "instruments_sensor",
 ]
 
 INSTRUMENTS_ENV_VAR = PipelineSettings.variable("instruments")
@@ -85,38 +85,46 @@ def instrument_changes(current: list[str], wanted: list[str]) -> tuple[list[str]
     return to_add, to_delete
 
 
-@dg.sensor(
-    name="instruments_sensor",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-    description=(
-        f"Keeps the '{INSTRUMENTS_PARTITIONS_NAME}' dynamic partitions in sync with "
-        f"${INSTRUMENTS_ENV_VAR} (comma-separated <exchange>:<coin>)."
-    ),
-)
-def instruments_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
-    """Adds configured instruments that are missing and deletes those no longer configured."""
-    wanted = configured_instruments()
-    current = list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
-    to_add, to_delete = instrument_changes(current, wanted)
-    if not to_add and not to_delete:
-        return dg.SkipReason(f"Instruments unchanged: {len(wanted)} registered.")
-    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-    if to_add:
-        requests.append(instruments_partitions.build_add_request(to_add))
-    if to_delete:
-        # The daemon deletes one key per statement (~50 ms each on SQLite under load, 25 s
-        # for 500): a bounded batch keeps each tick short; the rest goes on the next ticks.
-        if len(to_delete) > MAX_DELETES_PER_TICK:
-            context.log.info(
-                f"{len(to_delete) - MAX_DELETES_PER_TICK} more instruments to delete on the next ticks."
-            )
-        requests.append(instruments_partitions.build_delete_request(to_delete[:MAX_DELETES_PER_TICK]))
-    context.log.info(
-        f"Instruments to add: {len(to_add)} {to_add[:10] or ''}; "
-        f"to delete: {len(to_delete)} {to_delete[:10] or ''}."
+def build_instruments_sensor() -> dg.SensorDefinition:
+    """``instruments_sensor``: adds configured instruments that are missing from the
+    ``instruments`` dynamic partitions and deletes those no longer configured.
+
+    Example:
+        >>> build_instruments_sensor().default_status
+        <DefaultSensorStatus.RUNNING: 'RUNNING'>
+    """
+
+    @dg.sensor(
+        name="instruments_sensor",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description=(
+            f"Keeps the '{INSTRUMENTS_PARTITIONS_NAME}' dynamic partitions in sync with "
+            f"${INSTRUMENTS_ENV_VAR} (comma-separated <exchange>:<coin>)."
+        ),
     )
-    return dg.SensorResult(dynamic_partitions_requests=requests)
+    def instruments_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        """Adds configured instruments that are missing and deletes those no longer configured."""
+        wanted = configured_instruments()
+        current = list(context.instance.get_dynamic_partitions(INSTRUMENTS_PARTITIONS_NAME))
+        to_add, to_delete = instrument_changes(current, wanted)
+        if not to_add and not to_delete:
+            return dg.SkipReason(f"Instruments unchanged: {len(wanted)} registered.")
+        requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
+        if to_add:
+            requests.append(instruments_partitions.build_add_request(to_add))
+        if to_delete:
+            # The daemon deletes one key per statement (~50 ms each on SQLite under load, 25 s
+            # for 500): a bounded batch keeps each tick short; the rest goes on the next ticks.
+            if len(to_delete) > MAX_DELETES_PER_TICK:
+                context.log.info(
+                    f"{len(to_delete) - MAX_DELETES_PER_TICK} more instruments to delete on the next ticks."
+                )
+            requests.append(instruments_partitions.build_delete_request(to_delete[:MAX_DELETES_PER_TICK]))
+        context.log.info(
+            f"Instruments to add: {len(to_add)} {to_add[:10] or ''}; "
+            f"to delete: {len(to_delete)} {to_delete[:10] or ''}."
+        )
+        return dg.SensorResult(dynamic_partitions_requests=requests)
 
-
-SENSORS = [instruments_sensor]
+    return instruments_sensor
