@@ -26,7 +26,7 @@ import pandas as pd
 
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
-from cb_storage_dagster.orchestration.failures import storage_failures
+from cb_storage_dagster.orchestration.failures import permanent_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.sources.base import MarketDataSource
@@ -158,7 +158,7 @@ def build_market_data_assets(
         data_type: DataType,
         fetch: Callable[[str, str, dt.date], pd.DataFrame],
     ) -> pd.DataFrame:
-        with storage_failures(context.instance, context.run.run_id):  # bad keys/data: fail once, no retry
+        with permanent_failures(context.instance, context.run.run_id):  # bad keys/data: fail once, no retry
             slots = slots_of(context)
             frames = [fetch(slot.exchange, slot.coin, slot.date) for slot in slots]
         frames = [frame for frame in frames if not frame.empty]

@@ -26,7 +26,7 @@ import pyarrow as pa
 from pydantic import PrivateAttr
 
 from cb_storage_dagster.domain.keys import DataType
-from cb_storage_dagster.orchestration.failures import storage_failures
+from cb_storage_dagster.orchestration.failures import permanent_failures
 from cb_storage_dagster.orchestration.output_metadata import (
     merge_metadata,
     output_metadata,
@@ -82,7 +82,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        with storage_failures(*_run_of(context)):  # bad data fails once, never retried
+        with permanent_failures(*_run_of(context)):  # bad data fails once, never retried
             self._store_output(context, obj)
 
     def _store_output(self, context: dg.OutputContext, obj: Any) -> None:
@@ -106,7 +106,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
-        with storage_failures(*_run_of(context)):
+        with permanent_failures(*_run_of(context)):
             return self._load(context)
 
     def _load(self, context: dg.InputContext) -> Any:
