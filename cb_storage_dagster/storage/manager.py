@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.errors import NotFoundError
 from cb_storage_dagster.domain.keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
 from cb_storage_dagster.domain.results import WriteResult
@@ -22,6 +23,7 @@ from cb_storage_dagster.domain.schemas import DATE_COLUMN, check_natural_keys, n
 from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
 from cb_storage_dagster.storage.arguments import WriteMode, parse_format, parse_write_mode, table_name
 from cb_storage_dagster.storage.catalog import TableFormats
+from cb_storage_dagster.storage.chunked import checked_chunks, read_chunks
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.files import JsonFormat, ParquetFormat
@@ -147,7 +149,7 @@ class StorageManagerImpl(IStorageManager):
     def write_partitions(
         self,
         data_type: DataType | str,
-        data: pd.DataFrame | pa.Table,
+        data: pd.DataFrame | pa.Table | MarketDataChunks,
         scope: WriteScope,
         *,
         format: str | None = None,
@@ -161,8 +163,25 @@ class StorageManagerImpl(IStorageManager):
         This is the entry point of the Dagster IO manager: one commit for a whole range
         (e.g. ``WriteScope.of_exchange_days`` for every instrument of an exchange-day).
         ``layout`` as in :meth:`save_entry`.
+
+        :class:`MarketDataChunks` are checked chunk by chunk as they stream into one Delta
+        commit (:mod:`.chunked`; memory holds one chunk, whatever the run's size), and their
+        failed instrument-days are left out of ``scope``: their stored rows stay. A merge,
+        or a Parquet/JSON table, gathers the chunks into one table first.
         """
         data_type = DataType.parse(data_type)
+        if isinstance(data, MarketDataChunks):
+            scope = scope.excluding(data.excluded)
+            stream = checked_chunks(data, data_type, scope)
+            store = self._tables.for_write(self.table_name(data_type, table), format)
+            if parse_write_mode(mode) == "replace" and isinstance(store, DeltaFormat) and not scope.is_empty:
+                name = self.table_name(data_type, table)
+                result = store.write_stream(name, data_type, stream, scope, layout=parse_layout(layout))
+                self._tables.remember(name, store.name)
+                return result
+            data = MarketDataChunks(stream).to_table()
+            if data.num_columns == 0:
+                data = empty_result(data_type, None)
         exchange, coin = scope.sole_instrument or (None, None)  # fills missing exchange/coin columns
         normalized = normalize(data, data_type, exchange=exchange, coin=coin)
         return self._write(data_type, normalized, scope, format, table, mode, layout)
@@ -240,6 +259,20 @@ class StorageManagerImpl(IStorageManager):
         return store.write(name, key.data_type, kept.filter(~time_range_expression(start, end)), scope)
 
     # -- reads -------------------------------------------------------------------------
+    def read_chunks(
+        self,
+        data_type: DataType | str,
+        scope: WriteScope,
+        *,
+        table: str | None = None,
+        chunk_instruments: int,
+        as_of_version: int | None = None,
+    ) -> MarketDataChunks:
+        """``scope`` as :class:`MarketDataChunks` of at most ``chunk_instruments`` instruments
+        x one day, read lazily one block at a time at one table version (:mod:`.chunked`)."""
+        return read_chunks(self, DataType.parse(data_type), scope, table=table,
+                           chunk_instruments=chunk_instruments, as_of_version=as_of_version)
+
     def read_partitions(
         self,
         data_type: DataType | str,
