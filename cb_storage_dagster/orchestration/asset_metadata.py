@@ -11,14 +11,15 @@ Example:
 """
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import InstrumentFailure
 from cb_storage_dagster.domain.keys import PartitionSlot
 
-__all__ = ["METADATA_TABLE_ROWS", "per_instrument_metadata"]
+__all__ = ["FAILED_INSTRUMENTS", "METADATA_TABLE_ROWS", "failure_metadata", "per_instrument_metadata", "per_instrument_metadata_of_counts"]
 
 _MINUTES_PER_DAY = 1440
 METADATA_TABLE_ROWS = 2000
@@ -77,4 +78,38 @@ def per_instrument_metadata(
         "instrument_days_without_rows": len(empty),
         "without_rows": [str(s) for s in empty[:20]],
         "rows_per_instrument_day": _rows_table(frame, slots, gaps=gaps),
+    }
+
+
+def per_instrument_metadata_of_counts(
+    rows_per_slot: Mapping[str, int], slots: Sequence[PartitionSlot]
+) -> dict[str, object]:
+    """:func:`per_instrument_metadata` of a chunked output, from the writer's exact
+    ``exchange/coin/date`` row counts (the asset never held the whole run to count them)."""
+    empty = [s for s in slots if not rows_per_slot.get(str(s))]
+    records = [
+        dg.TableRecord({"instrument": f"{s.exchange}:{s.coin}", "date": s.date.isoformat(),
+                        "rows": int(rows_per_slot.get(str(s), 0))})
+        for s in slots[:METADATA_TABLE_ROWS]
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn("instrument", "string"), dg.TableColumn("date", "string"),
+                                     dg.TableColumn("rows", "int")])
+    return {
+        "instrument_days": len(slots),
+        "instrument_days_without_rows": len(empty),
+        "without_rows": [str(s) for s in empty[:20]],
+        "rows_per_instrument_day": dg.MetadataValue.table(records, schema=schema),
+    }
+
+
+FAILED_INSTRUMENTS = "failed_instruments"
+"""Output metadata key: the instrument-days a run left out (read by the ``instruments_stored`` check)."""
+
+
+def failure_metadata(failures: Sequence[InstrumentFailure]) -> dict[str, object]:
+    """What a run reports about the instrument-days it left out (at most
+    :data:`METADATA_TABLE_ROWS` listed; the count covers them all)."""
+    return {
+        "failed_instrument_count": len(failures),
+        FAILED_INSTRUMENTS: dg.MetadataValue.json([f.as_record() for f in failures[:METADATA_TABLE_ROWS]]),
     }

@@ -17,18 +17,23 @@ Lineage (group in brackets)::
 """
 
 import datetime as dt
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
-from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
-from cb_storage_dagster.orchestration.failures import permanent_failures
+from cb_storage_dagster.orchestration.asset_metadata import failure_metadata, per_instrument_metadata
+from cb_storage_dagster.orchestration.chunked_fetch import fetch_in_chunks
+from cb_storage_dagster.orchestration.failures import forbid_run_retry, permanent_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
+from cb_storage_dagster.orchestration.run_scope import INSTRUMENTS_TAG, repair_instruments
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
+from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 
@@ -60,7 +65,8 @@ MARKET_DATA_PARTITIONS = market_data_partitions(end_offset=1)
 is a partition too: the intraday and order-book snapshot schedules merge into it during the
 day, and the nightly schedule replaces it once it is over."""
 
-MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
+MAX_PARTITIONS_PER_RUN = 31
+MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=MAX_PARTITIONS_PER_RUN)
 """A UI backfill writes up to a month of partitions per run: one commit per batch instead
 of one per day, while a failed run only redoes its own batch."""
 
@@ -101,6 +107,26 @@ def run_partition_slots(
     return slots_of_keys(context.partition_keys, coins)
 
 
+def run_slots(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+    coins: Mapping[str, Sequence[str]] | None,
+) -> list[PartitionSlot]:
+    """:func:`run_partition_slots`, narrowed in a repair run of the exchange profile (run tag
+    ``cb_storage/instruments``) to the instruments it names."""
+    slots = run_partition_slots(context, coins)
+    if coins is None:
+        return slots
+    repaired = _tag_value(repair_instruments, context)
+    if repaired is None:
+        return slots
+    unknown = sorted(f"{e}:{c}" for e, c in repaired if c not in coins.get(e, ()))
+    if unknown:
+        forbid_run_retry(context.instance, context.run.run_id)
+        raise dg.Failure(f"A repair run names instruments this pipeline does not fetch: {', '.join(unknown)}. "
+                         f"Name configured instruments in the {INSTRUMENTS_TAG} run tag.", allow_retries=False)
+    return [slot for slot in slots if (slot.exchange, slot.coin) in repaired]
+
+
 @dataclass(frozen=True)
 class MarketDataAssets:
     """The four market-data assets of one partition profile.
@@ -124,22 +150,40 @@ class MarketDataAssets:
         return [self.trades, self.order_book, self.ohlcv_1m, self.ohlcv_1d]
 
     def slots(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[PartitionSlot]:
-        """The instrument-days of the run (see :func:`run_partition_slots`)."""
-        return run_partition_slots(context, self.coins)
+        """The instrument-days of the run (see :func:`run_slots`)."""
+        return run_slots(context, self.coins)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the assets exchange :class:`MarketDataChunks` (the exchange profile)."""
+        return self.coins is not None
 
 
 def build_market_data_assets(
     partitions_def: dg.PartitionsDefinition,
     coins: Mapping[str, Sequence[str]] | None = None,
+    *,
+    chunk_instruments: int | None = None,
+    max_partitions_per_run: int = MAX_PARTITIONS_PER_RUN,
 ) -> MarketDataAssets:
     """``trades``, ``order_book``, ``ohlcv_1m`` and ``ohlcv_1d`` over ``partitions_def``.
 
     ``partitions_def`` is date x instrument (``coins`` unused) or date x exchange, where
     ``coins`` maps each exchange to the coins one of its exchange-day partitions fetches.
+
+    With ``coins`` (the exchange profile) the assets work in chunks of ``chunk_instruments``
+    instruments x one day (default ``CB_STORAGE_CHUNK_INSTRUMENTS``): trades are fetched
+    block by block with per-instrument isolation (:mod:`.chunked_fetch`), candles are built
+    per chunk, and the IO manager streams each table in one commit, so a run's memory follows
+    the chunk size, not instruments x days. ``max_partitions_per_run`` is the backfill batch:
+    partitions per run of a UI backfill.
     """
+    chunked = coins is not None
+    block_size = chunk_instruments or PipelineSettings.load().chunk_instruments
+    frames: type = MarketDataChunks if chunked else pd.DataFrame
 
     def slots_of(context: dg.AssetExecutionContext) -> list[PartitionSlot]:
-        return run_partition_slots(context, coins)
+        return run_slots(context, coins)
 
     def options(table: str) -> dict[str, object]:
         # What every market-data asset shares: partitions, storage, backfill batches,
@@ -148,7 +192,7 @@ def build_market_data_assets(
             "partitions_def": partitions_def,
             "io_manager_key": IO_MANAGER_KEY,
             "kinds": KINDS,
-            "backfill_policy": MARKET_DATA_BACKFILL_POLICY,
+            "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=max_partitions_per_run),
             "retry_policy": MARKET_DATA_RETRY_POLICY,
             "pool": pool_of(table),
         }
@@ -175,17 +219,37 @@ def build_market_data_assets(
         context.add_output_metadata(metadata)
         return data
 
-    @dg.asset(name="trades", group_name=RAW_GROUP, metadata={"data_type": DataType.TRADES.value},
-              **options("trades"))
-    def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource) -> pd.DataFrame:
+    def fetch_chunked(context: dg.AssetExecutionContext, source: MarketDataSource) -> MarketDataChunks:
+        with permanent_failures(context.instance, context.run.run_id):
+            slots = slots_of(context)
+            work: dict[tuple[str, dt.date], list[str]] = {}
+            for slot in slots:
+                work.setdefault((slot.exchange, slot.date), []).append(slot.coin)
+            vectorized = type(source).fetch_trades_many is not MarketDataSource.fetch_trades_many
+            chunks = fetch_in_chunks(
+                [(e, d, c) for (e, d), c in work.items()], DataType.TRADES, source.fetch_trades,
+                fetch_many=source.fetch_trades_many if vectorized else None, chunk_instruments=block_size,
+                log=context.log.warning,
+            )
+        context.add_output_metadata({
+            "partition_count": len(context.partition_keys), "instrument_count": len({(s.exchange, s.coin) for s in slots}),
+            "chunk_instruments": block_size, **failure_metadata(chunks.failures),
+        })
+        return chunks
+
+    def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource):
         """Every trade of one instrument and UTC day, as the market-data source reports it.
 
         An intraday run (tagged with a window by the intraday schedule) fetches only the
-        window's trades, which the IO manager merges into the day.
+        window's trades, which the IO manager merges into the day. In the exchange profile a
+        run is fetched in chunks, and an instrument that fails for good is left out (its
+        stored rows stay) and listed in ``failed_instruments``.
 
         Columns: exchange, coin, timestamp, trade_id, price, amount, side ("buy"/"sell").
         """
         window = _tag_value(run_window, context)
+        if window is None and chunked:
+            return fetch_chunked(context, market_data_source)
         if window is None:
             return fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
         start, end = window
@@ -197,7 +261,11 @@ def build_market_data_assets(
                 return empty_frame(DataType.TRADES)
             return market_data_source.fetch_trades_between(exchange, coin, lo, hi)
 
-        return fetch_for_run(context, DataType.TRADES, fetch_window)
+        frame = fetch_for_run(context, DataType.TRADES, fetch_window)
+        return MarketDataChunks.of([frame], slots_of(context)) if chunked else frame
+
+    trades = dg.asset(name="trades", group_name=RAW_GROUP, metadata={"data_type": DataType.TRADES.value},
+                      **options("trades"))(_annotated(trades, frames))
 
     @dg.asset(name="order_book", group_name=RAW_GROUP, metadata={"data_type": DataType.ORDER_BOOK.value},
               output_required=False, **options("order_book"))
@@ -231,25 +299,35 @@ def build_market_data_assets(
             )
         )
 
-    @dg.asset(name="ohlcv_1m", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
-              **options("ohlcv_1m"))
-    def ohlcv_1m(context: dg.AssetExecutionContext, trades: pd.DataFrame) -> pd.DataFrame:
+    def ohlcv_1m(context: dg.AssetExecutionContext, trades):
         """One-minute candles built from the trades; minutes without trades have no candle.
+        In the exchange profile they are built chunk by chunk while the IO manager writes.
 
         Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
         """
+        if isinstance(trades, MarketDataChunks):
+            return replace(trades.map(lambda chunk: trades_to_ohlcv(chunk.to_pandas(), "1min")),
+                           slots=tuple(slots_of(context)), failures=())
         candles = trades_to_ohlcv(trades, "1min")
         context.add_output_metadata(per_instrument_metadata(candles, slots_of(context), gaps=True))
         return candles
 
-    @dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
-              **options("ohlcv_1d"))
-    def ohlcv_1d(ohlcv_1m: pd.DataFrame) -> pd.DataFrame:
-        """One daily candle per instrument and UTC day, combined from the one-minute candles.
+    ohlcv_1m = dg.asset(name="ohlcv_1m", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
+                        **options("ohlcv_1m"))(_annotated(ohlcv_1m, frames))
+
+    def ohlcv_1d(context: dg.AssetExecutionContext, ohlcv_1m):
+        """One daily candle per instrument and UTC day, combined from the one-minute candles
+        (chunk by chunk in the exchange profile).
 
         Columns: exchange, coin, timestamp (midnight UTC), open, high, low, close, volume.
         """
+        if isinstance(ohlcv_1m, MarketDataChunks):
+            return replace(ohlcv_1m.map(lambda chunk: resample_ohlcv(chunk.to_pandas(), "1D")),
+                           slots=tuple(slots_of(context)), failures=())
         return resample_ohlcv(ohlcv_1m, "1D")
+
+    ohlcv_1d = dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
+                        **options("ohlcv_1d"))(_annotated(ohlcv_1d, frames))
 
     return MarketDataAssets(trades, order_book, ohlcv_1m, ohlcv_1d, partitions_def, coins)
 
@@ -262,11 +340,28 @@ NO_ORDER_BOOK_HISTORY = (
 )
 
 
-def _tag_value(parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecutionContext) -> T:
+def _tag_value(
+    parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
+) -> T:
     try:
         return parse(context.run.tags)
-    except ValueError as exc:
+    except ValueError as exc:  # InvalidKeyError too
+        forbid_run_retry(context.instance, context.run.run_id)
         raise dg.Failure(str(exc), allow_retries=False) from None
+
+
+def _annotated(fn: Callable[..., object], frames: type) -> Callable[..., object]:
+    """``fn`` with its market-data input and its output annotated ``frames`` (a frame in the
+    instrument profile, :class:`MarketDataChunks` in the exchange profile): Dagster reads the
+    annotations, and the IO manager streams an input annotated ``MarketDataChunks``."""
+    hints = {"context": dg.AssetExecutionContext, "return": frames}
+    for name in list(inspect.signature(fn).parameters)[1:]:
+        if name != "market_data_source":
+            hints[name] = frames
+        else:
+            hints[name] = MarketDataSource
+    fn.__annotations__ = hints
+    return fn
 
 
 INSTRUMENT_PROFILE_ASSETS = build_market_data_assets(MARKET_DATA_PARTITIONS)

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from cb_storage_dagster.domain.keys import PartitionSlot
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import MONTH_COLUMN
 from cb_storage_dagster.orchestration.dagster_internals import add_partition_metadata
@@ -59,8 +60,13 @@ def merge_metadata(result: WriteResult, *, partitioned: bool) -> dict[str, Any]:
     return metadata
 
 
-def publish_partition_row_counts(context: dg.OutputContext, result: WriteResult) -> None:
+def publish_partition_row_counts(
+    context: dg.OutputContext, result: WriteResult, *, failed: frozenset[PartitionSlot] = frozenset()
+) -> None:
     """Give each Dagster partition of the output its own ``dagster/row_count``.
+
+    A partition holding a ``failed`` instrument-day (left as stored, see
+    :meth:`WriteScope.excluding`) gets none: the write does not know how many rows it kept.
 
     An IO manager reaches the step's partition-scoped asset metadata through
     ``OutputContext.step_context`` (see :func:`add_partition_metadata`). Without a step context
@@ -73,6 +79,9 @@ def publish_partition_row_counts(context: dg.OutputContext, result: WriteResult)
         context.log.debug("No step context: per-partition row counts are not published.")
         return
     counts = rows_by_partition_key(context, result.rows_per_partition)
+    if failed:
+        partial = rows_by_partition_key(context, {str(slot): 1 for slot in failed})
+        counts = {key: rows for key, rows in counts.items() if not partial.get(key)}
     add_partition_metadata(
         step_context, context.asset_key, {key: {"dagster/row_count": rows} for key, rows in counts.items()}
     )

@@ -9,7 +9,9 @@ fresh snapshot. Each commit records the scope it wrote in its commit metadata.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
 
 import pyarrow as pa
 
@@ -120,7 +122,7 @@ def write_stream(
         attempt.started_from(delta_table.version())
         write_schema = schema if schema is not None else delta_table.schema().to_arrow()
         write_schema = pa.schema(write_schema)
-        source = pending.pop() if pending else chunks()
+        source = _produced_in_thread(pending.pop() if pending else chunks())
         columns = list(delta_table.metadata().partition_columns)
         extra: dict[str, object] = {}
         if layout_of(columns) == "exchange":
@@ -143,6 +145,8 @@ def write_stream(
             if raised:  # a chunk's own error (bad rows): nothing was committed
                 raise raised[0] from None
             raise
+        finally:
+            source.close()
         return delta_table.version()
 
     with tables.write_lock(table):
@@ -156,6 +160,54 @@ def write_stream(
         row_count=sum(counts.values()), rows_per_partition=dict(sorted(counts.items())),
         schema=schema if schema is not None else storage_schema(data_type),
     )
+
+
+_QUEUE_DONE = object()
+
+
+def _produced_in_thread(source: Iterator[pa.Table], depth: int = 1) -> Generator[pa.Table, None, None]:
+    """``source``'s items, produced by a thread of their own, at most ``depth`` ahead.
+
+    delta-rs pulls the batches of a streamed write on its own runtime's threads, where a
+    chunk that reads a Delta table (a downstream asset transforming its input while it is
+    written) would start a second runtime and panic ("Cannot start a runtime from within a
+    runtime"). In a plain thread it does not; the bounded queue keeps memory at a few chunks,
+    and the producer also normalizes the next chunk while delta-rs encodes this one.
+    """
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in source:
+                if not put(chunk):
+                    return
+            put(_QUEUE_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=produce, name="cb-storage-chunks", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _QUEUE_DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
 
 
 def merge(
