@@ -16,22 +16,24 @@ and bad one-minute candles never become daily candles.
 """
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
+from cb_storage_dagster.orchestration.asset_metadata import FAILED_INSTRUMENTS
 from cb_storage_dagster.orchestration.assets import INSTRUMENT_PROFILE_ASSETS, MarketDataAssets
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
     minute_coverage,
-    partitions_below_coverage,
     rows_per_partition,
     violation_counts,
     violation_masks,
 )
+from cb_storage_dagster.orchestration.run_scope import repair_tags
 
 __all__ = [
     "ASSET_CHECKS",
@@ -70,29 +72,50 @@ def _offending_rows_table(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -
     return "\n".join(lines)
 
 
-def _rules_result(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> dg.AssetCheckResult:
-    counts = violation_counts(masks)
+def _frames(data: pd.DataFrame | MarketDataChunks) -> Iterator[pd.DataFrame]:
+    """The frame of a run, or each chunk of a chunked run as a frame (one at a time)."""
+    if isinstance(data, MarketDataChunks):
+        for chunk in data:
+            yield chunk.to_pandas()
+    else:
+        yield data
+
+
+def _rules_result(
+    data: pd.DataFrame | MarketDataChunks, masks_of: Callable[[pd.DataFrame], Mapping[str, pd.Series]]
+) -> dg.AssetCheckResult:
+    counts: dict[str, int] = {}
+    rows = 0
+    sample: str | None = None
+    for frame in _frames(data):
+        masks = masks_of(frame)
+        for name, n in violation_counts(masks).items():
+            counts[name] = counts.get(name, 0) + n
+        rows += len(frame)
+        if sample is None and any(violation_counts(masks).values()):
+            sample = _offending_rows_table(frame, masks)  # the first offending rows of the run
     broken = {name: n for name, n in counts.items() if n}
-    metadata: dict[str, object] = {"rows_checked": len(frame), **counts}
-    if broken:
-        metadata["first_offending_rows"] = dg.MetadataValue.md(
-            _offending_rows_table(frame, masks)
-        )
+    metadata: dict[str, object] = {"rows_checked": rows, **counts}
+    if broken and sample is not None:
+        metadata["first_offending_rows"] = dg.MetadataValue.md(sample)
     return dg.AssetCheckResult(
         passed=not broken,
         metadata=metadata,
         description=(
             "; ".join(f"{n} row(s) {name.replace('_', ' ')}" for name, n in broken.items())
             if broken
-            else f"All {len(frame)} rows pass."
+            else f"All {rows} rows pass."
         ),
     )
 
 
 def _every_partition_result(
-    frame: pd.DataFrame, slots: list[PartitionSlot]
+    data: pd.DataFrame | MarketDataChunks, slots: list[PartitionSlot]
 ) -> dg.AssetCheckResult:
-    rows = rows_per_partition(frame, slots)
+    rows = dict.fromkeys(sorted(set(slots)), 0)
+    for frame in _frames(data):
+        for slot, n in rows_per_partition(frame, slots).items():
+            rows[slot] += n
     empty = [str(slot) for slot, n in rows.items() if n == 0]
     return dg.AssetCheckResult(
         passed=not empty,
@@ -129,14 +152,20 @@ class MarketDataChecks:
     ohlcv_1d_invariants: dg.AssetChecksDefinition
     ohlcv_1d_every_partition_has_rows: dg.AssetChecksDefinition
 
+    trades_instruments_stored: dg.AssetChecksDefinition | None = None
+    """The exchange profile only: every instrument-day of the run was stored (none left out)."""
+
     @property
     def all(self) -> list[dg.AssetChecksDefinition]:
-        return [getattr(self, f.name) for f in fields(self)]
+        return [c for c in (getattr(self, f.name) for f in fields(self)) if c is not None]
 
 
-def _input_named_after(asset: dg.AssetsDefinition, check: Callable[..., dg.AssetCheckResult]) -> Callable[..., dg.AssetCheckResult]:
-    """``check`` with its ``frame`` parameter named after ``asset``: Dagster names the check's
-    input after that parameter, and the UI and the event log show ``trades``, not ``frame``."""
+def _input_named_after(
+    asset: dg.AssetsDefinition, check: Callable[..., dg.AssetCheckResult], frames: type = pd.DataFrame
+) -> Callable[..., dg.AssetCheckResult]:
+    """``check`` with its ``frame`` parameter named after ``asset`` and annotated ``frames``:
+    Dagster names the check's input after that parameter, and the UI and the event log show
+    ``trades``, not ``frame``; the IO manager streams an input annotated ``MarketDataChunks``."""
     signature = inspect.signature(check)
     name = asset.key.path[-1]
 
@@ -144,7 +173,8 @@ def _input_named_after(asset: dg.AssetsDefinition, check: Callable[..., dg.Asset
         return check(context, inputs[name])
 
     named.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p.replace(name=name) if p.name == "frame" else p for p in signature.parameters.values()]
+        parameters=[p.replace(name=name, annotation=frames) if p.name in ("frame", name) else p
+                    for p in signature.parameters.values()]
     )
     return named
 
@@ -159,16 +189,18 @@ def _rules_check(
     description: str,
     blocking: bool = False,
     interval: str | None = None,
+    frames: type = pd.DataFrame,
 ) -> dg.AssetChecksDefinition:
     """A check that counts the rows of the run breaking each row rule of ``data_type``, rows
     outside the run's partitions (and, with ``interval``, off its boundaries)."""
 
     def rules_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
-        return _rules_result(frame, violation_masks(frame, data_type, slots_of(context), interval=interval))
+        slots = slots_of(context)
+        return _rules_result(frame, lambda chunk: violation_masks(chunk, data_type, slots, interval=interval))
 
     return dg.asset_check(
         asset=asset, name=name, partitions_def=partitions_def, blocking=blocking, description=description
-    )(_input_named_after(asset, rules_check))
+    )(_input_named_after(asset, rules_check, frames))
 
 
 def _every_partition_check(
@@ -178,6 +210,7 @@ def _every_partition_check(
     *,
     description: str,
     blocking: bool = False,
+    frames: type = pd.DataFrame,
 ) -> dg.AssetChecksDefinition:
     """A check that every instrument-day of the run has at least one row."""
 
@@ -190,24 +223,23 @@ def _every_partition_check(
         partitions_def=partitions_def,
         blocking=blocking,
         description=description,
-    )(_input_named_after(asset, every_partition_check))
+    )(_input_named_after(asset, every_partition_check, frames))
 
 
 def _minute_coverage_check(
-    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, slots_of: SlotsOf
+    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, slots_of: SlotsOf, frames: type = pd.DataFrame
 ) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name="minute_coverage", partitions_def=partitions_def)
     def ohlcv_1m_minute_coverage(
         context: dg.AssetCheckExecutionContext, config: MinuteCoverageConfig, ohlcv_1m: pd.DataFrame
     ) -> dg.AssetCheckResult:
         """Each day of the run has a candle in at least ``min_coverage`` of its 1440 minutes
         (default 90%). Warns (does not block): quiet minutes are possible on illiquid markets."""
         slots = slots_of(context)
-        coverage = minute_coverage(ohlcv_1m, slots)
-        below = {
-            str(slot): round(share, 4)
-            for slot, share in partitions_below_coverage(ohlcv_1m, slots, config.min_coverage).items()
-        }
+        coverage = dict.fromkeys(sorted(set(slots)), 0.0)
+        for frame in _frames(ohlcv_1m):  # an instrument-day lies in one chunk: keep its share
+            for slot, share in minute_coverage(frame, slots).items():
+                coverage[slot] = max(coverage[slot], share)
+        below = {str(slot): round(share, 4) for slot, share in coverage.items() if share < config.min_coverage}
         return dg.AssetCheckResult(
             passed=not below,
             severity=dg.AssetCheckSeverity.WARN,
@@ -225,7 +257,53 @@ def _minute_coverage_check(
             ),
         )
 
-    return ohlcv_1m_minute_coverage
+    signature = inspect.signature(ohlcv_1m_minute_coverage)
+    ohlcv_1m_minute_coverage.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=frames) if p.name == "ohlcv_1m" else p for p in signature.parameters.values()])
+    return dg.asset_check(asset=asset, name="minute_coverage", partitions_def=partitions_def)(ohlcv_1m_minute_coverage)
+
+
+def _instruments_stored_check(
+    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetChecksDefinition:
+    def trades_instruments_stored(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        """Every instrument-day of the run was stored: none was left out because its fetch
+        failed for good or its rows were refused (those keep their stored rows). Fails naming
+        them, with the run tag that re-runs only them."""
+        failures = _run_failures(context, asset.key)
+        instruments = sorted({f["instrument"] for f in failures})
+        repair = repair_tags(instruments) if instruments else {}
+        shown = "; ".join(f"{f['instrument']} {f['date']} ({f['error_type']}: {f['message']})" for f in failures[:5])
+        return dg.AssetCheckResult(
+            passed=not failures,
+            metadata={"failed_instrument_days": len(failures), "failed_instruments": instruments[:100],
+                      "failures": dg.MetadataValue.json(failures[:100]),
+                      **({"repair_run_tag": dg.MetadataValue.json(repair)} if repair else {})},
+            description=(
+                f"{len(failures)} instrument-day(s) not stored: {shown}. Re-run only them: launch these "
+                f"partitions with the run tag {', '.join(f'{k}={v}' for k, v in repair.items())} (README)."
+                if failures else "Every instrument-day of the run was stored."
+            ),
+        )
+
+    return dg.asset_check(asset=asset, name="instruments_stored", partitions_def=partitions_def)(
+        trades_instruments_stored)
+
+
+def _run_failures(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> list[dict[str, str]]:
+    """The failed instrument-days the asset's materializations of this run list (one list,
+    copied onto each partition's materialization, so de-duplicated)."""
+    records = context.instance.get_records_for_run(
+        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        if materialization is None or materialization.asset_key != asset_key:
+            continue
+        listed = materialization.metadata.get(FAILED_INSTRUMENTS)
+        for failure in (listed.value if listed is not None else None) or []:
+            found[(failure["instrument"], failure["date"])] = failure
+    return [found[key] for key in sorted(found)]
 
 
 def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
@@ -241,14 +319,15 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
         7
     """
     on = (assets.partitions_def, assets.slots)
+    frames: type = MarketDataChunks if assets.chunked else pd.DataFrame
     return MarketDataChecks(
         trades_are_valid=_rules_check(
-            assets.trades, *on, name="valid_rows", data_type=DataType.TRADES, blocking=True,
+            assets.trades, *on, name="valid_rows", data_type=DataType.TRADES, blocking=True, frames=frames,
             description="Positive prices and amounts, sides buy/sell, unique trade ids, rows inside "
             "the run's partitions. Blocks the candles of the run when it fails.",
         ),
         trades_every_partition_has_rows=_every_partition_check(
-            assets.trades, *on, blocking=True,
+            assets.trades, *on, blocking=True, frames=frames,
             description="Every instrument-day of the run has at least one trade (an empty day "
             "usually means the source failed silently).",
         ),
@@ -258,20 +337,23 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
             "snapshots, rows inside the run's partitions.",
         ),
         ohlcv_1m_invariants=_rules_check(
-            assets.ohlcv_1m, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True,
+            assets.ohlcv_1m, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True, frames=frames,
             interval="1min",
             description="low <= open/close <= high, volume >= 0, one candle per minute on minute "
             "boundaries, rows inside the run's partitions. Blocks the daily candles of the run when it fails.",
         ),
-        ohlcv_1m_minute_coverage=_minute_coverage_check(assets.ohlcv_1m, *on),
+        ohlcv_1m_minute_coverage=_minute_coverage_check(assets.ohlcv_1m, *on, frames),
         ohlcv_1d_invariants=_rules_check(
-            assets.ohlcv_1d, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True,
+            assets.ohlcv_1d, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True, frames=frames,
             interval="1D",
             description="low <= open/close <= high, volume >= 0, one candle per day at midnight UTC, "
             "rows inside the run's partitions.",
         ),
         ohlcv_1d_every_partition_has_rows=_every_partition_check(
-            assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle."
+            assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle.", frames=frames,
+        ),
+        trades_instruments_stored=(
+            _instruments_stored_check(assets.trades, assets.partitions_def) if assets.chunked else None
         ),
     )
 
