@@ -19,7 +19,7 @@ Lineage (group in brackets)::
 import datetime as dt
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import dagster as dg
@@ -27,8 +27,12 @@ import pandas as pd
 
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
-from cb_storage_dagster.orchestration.asset_metadata import failure_metadata, per_instrument_metadata
-from cb_storage_dagster.orchestration.chunked_fetch import fetch_in_chunks
+from cb_storage_dagster.orchestration.asset_metadata import (
+    failure_metadata,
+    metadata_of_counts,
+    per_instrument_metadata,
+)
+from cb_storage_dagster.orchestration.chunked_fetch import fetch_in_chunks, transform_in_chunks
 from cb_storage_dagster.orchestration.failures import forbid_run_retry, permanent_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_scope import INSTRUMENTS_TAG, repair_instruments
@@ -225,15 +229,16 @@ def build_market_data_assets(
             work: dict[tuple[str, dt.date], list[str]] = {}
             for slot in slots:
                 work.setdefault((slot.exchange, slot.date), []).append(slot.coin)
-            vectorized = type(source).fetch_trades_many is not MarketDataSource.fetch_trades_many
-            chunks = fetch_in_chunks(
+            vectorized = _fetches_many_itself(type(source))
+            chunks, rows = fetch_in_chunks(
                 [(e, d, c) for (e, d), c in work.items()], DataType.TRADES, source.fetch_trades,
                 fetch_many=source.fetch_trades_many if vectorized else None, chunk_instruments=block_size,
                 log=context.log.warning,
             )
         context.add_output_metadata({
             "partition_count": len(context.partition_keys), "instrument_count": len({(s.exchange, s.coin) for s in slots}),
-            "chunk_instruments": block_size, **failure_metadata(chunks.failures),
+            "chunk_instruments": block_size, **metadata_of_counts(rows, {}, slots, gaps=False),
+            **failure_metadata(chunks.failures),
         })
         return chunks
 
@@ -306,8 +311,10 @@ def build_market_data_assets(
         Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
         """
         if isinstance(trades, MarketDataChunks):
-            return replace(trades.map(lambda chunk: trades_to_ohlcv(chunk.to_pandas(), "1min")),
-                           slots=tuple(slots_of(context)), failures=())
+            chunks, metadata = transform_in_chunks(
+                trades, lambda frame: trades_to_ohlcv(frame, "1min"), slots_of(context), gaps=True)
+            context.add_output_metadata(metadata)
+            return chunks
         candles = trades_to_ohlcv(trades, "1min")
         context.add_output_metadata(per_instrument_metadata(candles, slots_of(context), gaps=True))
         return candles
@@ -322,8 +329,7 @@ def build_market_data_assets(
         Columns: exchange, coin, timestamp (midnight UTC), open, high, low, close, volume.
         """
         if isinstance(ohlcv_1m, MarketDataChunks):
-            return replace(ohlcv_1m.map(lambda chunk: resample_ohlcv(chunk.to_pandas(), "1D")),
-                           slots=tuple(slots_of(context)), failures=())
+            return transform_in_chunks(ohlcv_1m, lambda frame: resample_ohlcv(frame, "1D"), slots_of(context))[0]
         return resample_ohlcv(ohlcv_1m, "1D")
 
     ohlcv_1d = dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
@@ -348,6 +354,18 @@ def _tag_value(
     except ValueError as exc:  # InvalidKeyError too
         forbid_run_retry(context.instance, context.run.run_id)
         raise dg.Failure(str(exc), allow_retries=False) from None
+
+
+def _fetches_many_itself(source: type[MarketDataSource]) -> bool:
+    """Whether ``source`` fetches a block of coins its own way, consistent with its
+    ``fetch_trades``: the class that defines ``fetch_trades_many`` is not the interface's
+    default and is at least as derived as the one defining ``fetch_trades`` (a subclass that
+    changes ``fetch_trades`` alone must be asked coin by coin)."""
+    def owner(name: str) -> type:
+        return next(cls for cls in source.__mro__ if name in vars(cls))
+
+    many = owner("fetch_trades_many")
+    return many is not MarketDataSource and issubclass(many, owner("fetch_trades"))
 
 
 def _annotated(fn: Callable[..., object], frames: type) -> Callable[..., object]:

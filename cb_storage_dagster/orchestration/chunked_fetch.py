@@ -1,4 +1,4 @@
-"""Fetch an exchange-day run in chunks, one instrument's failure never failing the others.
+"""Fetch and transform an exchange-day run in chunks, one instrument's failure never failing the others.
 
 The ``exchange`` profile's raw asset fetches each exchange-day of its run in blocks of
 ``chunk_instruments`` instruments (:func:`fetch_in_chunks`), checks every block, and parks it
@@ -16,6 +16,10 @@ memory holds one block whatever its size. Per instrument:
 A source that can fetch a block at once (``fetch_many``; the synthetic source) is asked for the
 block first; only when that fails is the block fetched instrument by instrument to find
 which one failed.
+
+:func:`transform_in_chunks` builds a downstream asset's rows (candles) chunk by chunk into a
+spool in the same way. Both count rows (and minutes) per instrument-day as they go, so the
+asset publishes exact per-instrument metadata without ever holding the run.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from cb_storage_dagster.domain.errors import ProjectError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
+from cb_storage_dagster.orchestration.asset_metadata import instrument_day_counts, metadata_of_counts
 from cb_storage_dagster.retry import RetryPolicy, run_with_retries
 from cb_storage_dagster.retry.transient import Transient, transient_by_type
 from cb_storage_dagster.storage.backends.azure.redaction import redact
 from cb_storage_dagster.storage.spool import ArrowSpool
 
-__all__ = ["INSTRUMENT_RETRY_POLICY", "ExchangeDay", "fetch_in_chunks"]
+__all__ = ["INSTRUMENT_RETRY_POLICY", "ExchangeDay", "fetch_in_chunks", "transform_in_chunks"]
 
 INSTRUMENT_RETRY_POLICY = RetryPolicy(attempts=3, backoff_seconds=1.0, max_backoff_seconds=8.0, max_wait_seconds=30.0)
 """Retries of one instrument's transient fetch failure inside the step (~1 s, ~2 s apart)."""
@@ -47,6 +52,14 @@ FetchMany = Callable[[str, Sequence[str], dt.date], pd.DataFrame]
 FetchOne = Callable[[str, str, dt.date], pd.DataFrame]
 ExchangeDay = tuple[str, dt.date, Sequence[str]]
 """``(exchange, day, coins)``: one exchange-day of a run and the coins it fetches."""
+
+
+Counts = dict[tuple[str, str, dt.date], int]
+
+
+def _add(total: Counts, more: Counts) -> None:
+    for key, n in more.items():
+        total[key] = total.get(key, 0) + n
 
 
 def fetch_in_chunks(
@@ -59,22 +72,46 @@ def fetch_in_chunks(
     secrets: Sequence[str] = (),
     policy: RetryPolicy = INSTRUMENT_RETRY_POLICY,
     log: Callable[[str], None] = lambda _message: None,
-) -> MarketDataChunks:
+) -> tuple[MarketDataChunks, Counts]:
     """Every exchange-day of ``work`` fetched block by block into spooled chunks (see the
-    module docstring); ``secrets`` are cut out of failure messages."""
+    module docstring), and the rows per instrument-day; ``secrets`` are cut out of failure
+    messages."""
     spool = ArrowSpool()
     slots: list[PartitionSlot] = []
     failures: list[InstrumentFailure] = []
+    rows: Counts = {}
     for exchange, day, coins in work:
         for block in instrument_blocks(list(coins), chunk_instruments):
             block_slots = [PartitionSlot(exchange, coin, day) for coin in block]
             slots.extend(block_slots)
             table, failed = _fetch_block(exchange, day, block, data_type, fetch_one, fetch_many, policy, secrets)
             spool.append(table)
+            _add(rows, instrument_day_counts(table, gaps=False)[0])
             failures.extend(failed)
             for failure in failed:
                 log(f"Left out {failure.instrument} {failure.date}: {failure.error_type}: {failure.message}")
-    return MarketDataChunks(spool.chunks, tuple(slots), tuple(failures))
+    return MarketDataChunks(spool.chunks, tuple(slots), tuple(failures)), rows
+
+
+def transform_in_chunks(
+    chunks: MarketDataChunks,
+    transform: Callable[[pd.DataFrame], pd.DataFrame],
+    slots: Sequence[PartitionSlot],
+    *,
+    gaps: bool = False,
+) -> tuple[MarketDataChunks, dict[str, object]]:
+    """``transform`` applied chunk by chunk into spooled chunks, and the per-instrument
+    metadata of the result (:func:`metadata_of_counts`; ``gaps``: minutes without a row)."""
+    spool = ArrowSpool()
+    rows: Counts = {}
+    minutes: Counts = {}
+    for chunk in chunks:
+        out = transform(chunk.to_pandas())
+        counted_rows, counted_minutes = instrument_day_counts(out, gaps=gaps)
+        _add(rows, counted_rows)
+        _add(minutes, counted_minutes)
+        spool.append(pa.Table.from_pandas(out, preserve_index=False))
+    return MarketDataChunks(spool.chunks, tuple(slots)), metadata_of_counts(rows, minutes, slots, gaps=gaps)
 
 
 def _fetch_block(

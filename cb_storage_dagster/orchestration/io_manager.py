@@ -32,7 +32,6 @@ from pydantic import PrivateAttr
 
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType
-from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata_of_counts
 from cb_storage_dagster.orchestration.failures import permanent_failures
 from cb_storage_dagster.orchestration.output_metadata import (
     merge_metadata,
@@ -113,8 +112,6 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             return
         context.add_output_metadata(output_metadata(result, partitioned=context.has_asset_partitions))
         chunks = obj if isinstance(obj, MarketDataChunks) else None
-        if chunks is not None and chunks.slots:  # the asset could not count rows it never held
-            context.add_output_metadata(per_instrument_metadata_of_counts(result.rows_per_partition, chunks.slots))
         if context.has_asset_partitions:
             if repair_instruments(context_tags(context)) is not None:
                 # A repair run replaces a few instruments of each partition: its counts are
