@@ -206,7 +206,8 @@ def main() -> None:
     parser.add_argument("--skip-tick", action="store_true", help="no tick/sensor measurements")
     parser.add_argument("--days", default="2,31", help="exchange-days per memory run, comma-separated ('' : none)")
     parser.add_argument("--chunk", type=int, help="instruments per chunk (default CB_STORAGE_CHUNK_INSTRUMENTS)")
-    parser.add_argument("--layout", default="instrument", choices=["instrument", "exchange"])
+    parser.add_argument("--layout", default="exchange", choices=["instrument", "exchange"],
+                        help="Delta layout of the memory runs (the exchange profile creates exchange-layout tables)")
     parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
