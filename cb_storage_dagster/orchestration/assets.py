@@ -20,7 +20,6 @@ import datetime as dt
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
@@ -28,14 +27,12 @@ import pandas as pd
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import (
-    failure_metadata,
-    metadata_of_counts,
     per_instrument_metadata,
 )
-from cb_storage_dagster.orchestration.chunked_fetch import fetch_in_chunks, transform_in_chunks
-from cb_storage_dagster.orchestration.failures import forbid_run_retry, permanent_failures
-from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
-from cb_storage_dagster.orchestration.run_scope import INSTRUMENTS_TAG, repair_instruments
+from cb_storage_dagster.orchestration.chunked_fetch import fetch_run_in_chunks, transform_in_chunks
+from cb_storage_dagster.orchestration.failures import permanent_failures
+from cb_storage_dagster.orchestration.partitions import market_data_partitions
+from cb_storage_dagster.orchestration.run_context import run_partition_slots, run_slots, tag_value
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.sources.base import MarketDataSource
@@ -58,8 +55,6 @@ __all__ = [
     "run_partition_slots",
     "trades",
 ]
-
-T = TypeVar("T")
 
 SNAPSHOT_INTERVAL_MINUTES = 15
 """Minutes between order-book snapshots (the order_book_snapshot_schedule's interval)."""
@@ -96,39 +91,6 @@ def pool_of(table: str) -> str:
     'delta_ohlcv_1m'
     """
     return f"delta_{table}"
-
-
-def run_partition_slots(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-    coins: Mapping[str, Sequence[str]] | None = None,
-) -> list[PartitionSlot]:
-    """The (exchange, coin, UTC day) slots of every partition of the run, sorted.
-
-    A run covers one partition (``context.partition_key``) or several (a range, or a batch
-    of a backfill); ``context.partition_keys`` lists them in both cases. An exchange-day
-    partition stands for every coin ``coins`` lists for its exchange.
-    """
-    return slots_of_keys(context.partition_keys, coins)
-
-
-def run_slots(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-    coins: Mapping[str, Sequence[str]] | None,
-) -> list[PartitionSlot]:
-    """:func:`run_partition_slots`, narrowed in a repair run of the exchange profile (run tag
-    ``cb_storage/instruments``) to the instruments it names."""
-    slots = run_partition_slots(context, coins)
-    if coins is None:
-        return slots
-    repaired = _tag_value(repair_instruments, context)
-    if repaired is None:
-        return slots
-    unknown = sorted(f"{e}:{c}" for e, c in repaired if c not in coins.get(e, ()))
-    if unknown:
-        forbid_run_retry(context.instance, context.run.run_id)
-        raise dg.Failure(f"A repair run names instruments this pipeline does not fetch: {', '.join(unknown)}. "
-                         f"Name configured instruments in the {INSTRUMENTS_TAG} run tag.", allow_retries=False)
-    return [slot for slot in slots if (slot.exchange, slot.coin) in repaired]
 
 
 @dataclass(frozen=True)
@@ -223,25 +185,6 @@ def build_market_data_assets(
         context.add_output_metadata(metadata)
         return data
 
-    def fetch_chunked(context: dg.AssetExecutionContext, source: MarketDataSource) -> MarketDataChunks:
-        with permanent_failures(context.instance, context.run.run_id):
-            slots = slots_of(context)
-            work: dict[tuple[str, dt.date], list[str]] = {}
-            for slot in slots:
-                work.setdefault((slot.exchange, slot.date), []).append(slot.coin)
-            vectorized = _fetches_many_itself(type(source))
-            chunks, rows = fetch_in_chunks(
-                [(e, d, c) for (e, d), c in work.items()], DataType.TRADES, source.fetch_trades,
-                fetch_many=source.fetch_trades_many if vectorized else None, chunk_instruments=block_size,
-                log=context.log.warning,
-            )
-        context.add_output_metadata({
-            "partition_count": len(context.partition_keys), "instrument_count": len({(s.exchange, s.coin) for s in slots}),
-            "chunk_instruments": block_size, **metadata_of_counts(rows, {}, slots, gaps=False),
-            **failure_metadata(chunks.failures),
-        })
-        return chunks
-
     def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource):
         """Every trade of one instrument and UTC day, as the market-data source reports it.
 
@@ -252,9 +195,9 @@ def build_market_data_assets(
 
         Columns: exchange, coin, timestamp, trade_id, price, amount, side ("buy"/"sell").
         """
-        window = _tag_value(run_window, context)
+        window = tag_value(run_window, context)
         if window is None and chunked:
-            return fetch_chunked(context, market_data_source)
+            return fetch_run_in_chunks(context, market_data_source, slots_of(context), block_size)
         if window is None:
             return fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
         start, end = window
@@ -285,7 +228,7 @@ def build_market_data_assets(
 
         Columns: exchange, coin, timestamp, side ("bid"/"ask"), level, price, amount.
         """
-        at = _tag_value(snapshot_instant, context)
+        at = tag_value(snapshot_instant, context)
         if at is None:
             context.log.warning(NO_ORDER_BOOK_HISTORY.format(interval=SNAPSHOT_INTERVAL_MINUTES))
             return
@@ -344,28 +287,6 @@ NO_ORDER_BOOK_HISTORY = (
     "the order_book_snapshot_schedule, which merges a snapshot of every instrument every "
     "{interval} minutes; turn that schedule on to collect order books from now on."
 )
-
-
-def _tag_value(
-    parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
-) -> T:
-    try:
-        return parse(context.run.tags)
-    except ValueError as exc:  # InvalidKeyError too
-        forbid_run_retry(context.instance, context.run.run_id)
-        raise dg.Failure(str(exc), allow_retries=False) from None
-
-
-def _fetches_many_itself(source: type[MarketDataSource]) -> bool:
-    """Whether ``source`` fetches a block of coins its own way, consistent with its
-    ``fetch_trades``: the class that defines ``fetch_trades_many`` is not the interface's
-    default and is at least as derived as the one defining ``fetch_trades`` (a subclass that
-    changes ``fetch_trades`` alone must be asked coin by coin)."""
-    def owner(name: str) -> type:
-        return next(cls for cls in source.__mro__ if name in vars(cls))
-
-    many = owner("fetch_trades_many")
-    return many is not MarketDataSource and issubclass(many, owner("fetch_trades"))
 
 
 def _annotated(fn: Callable[..., object], frames: type) -> Callable[..., object]:

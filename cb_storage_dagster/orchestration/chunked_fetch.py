@@ -36,13 +36,26 @@ from cb_storage_dagster.domain.errors import ProjectError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
-from cb_storage_dagster.orchestration.asset_metadata import instrument_day_counts, metadata_of_counts
+from cb_storage_dagster.orchestration.asset_metadata import (
+    failure_metadata,
+    instrument_day_counts,
+    metadata_of_counts,
+)
+from cb_storage_dagster.orchestration.failures import permanent_failures
 from cb_storage_dagster.retry import RetryPolicy, run_with_retries
 from cb_storage_dagster.retry.transient import Transient, transient_by_type
+from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.storage.backends.azure.redaction import redact
 from cb_storage_dagster.storage.spool import ArrowSpool
 
-__all__ = ["INSTRUMENT_RETRY_POLICY", "ExchangeDay", "fetch_in_chunks", "transform_in_chunks"]
+__all__ = [
+    "INSTRUMENT_RETRY_POLICY",
+    "ExchangeDay",
+    "fetch_in_chunks",
+    "fetch_run_in_chunks",
+    "fetches_many_itself",
+    "transform_in_chunks",
+]
 
 INSTRUMENT_RETRY_POLICY = RetryPolicy(attempts=3, backoff_seconds=1.0, max_backoff_seconds=8.0, max_wait_seconds=30.0)
 """Retries of one instrument's transient fetch failure inside the step (~1 s, ~2 s apart)."""
@@ -179,3 +192,37 @@ def _verdict(exc: BaseException) -> tuple[str, str] | None:
     if isinstance(exc, dg.Failure):
         return "Failure", exc.description or "failed"
     return None
+
+
+def fetch_run_in_chunks(
+    context: dg.AssetExecutionContext, source: MarketDataSource, slots: Sequence[PartitionSlot], block_size: int
+) -> MarketDataChunks:
+    """The ``trades`` of a run's instrument-days in chunks (:func:`fetch_in_chunks`), with
+    the run's metadata: rows per instrument-day and the failed instrument-days."""
+    with permanent_failures(context.instance, context.run.run_id):
+        work: dict[tuple[str, dt.date], list[str]] = {}
+        for slot in slots:
+            work.setdefault((slot.exchange, slot.date), []).append(slot.coin)
+        chunks, rows = fetch_in_chunks(
+            [(e, d, c) for (e, d), c in work.items()], DataType.TRADES, source.fetch_trades,
+            fetch_many=source.fetch_trades_many if fetches_many_itself(type(source)) else None,
+            chunk_instruments=block_size, log=context.log.warning,
+        )
+    context.add_output_metadata({
+        "partition_count": len(context.partition_keys), "instrument_count": len({(s.exchange, s.coin) for s in slots}),
+        "chunk_instruments": block_size, **metadata_of_counts(rows, {}, slots, gaps=False),
+        **failure_metadata(chunks.failures),
+    })
+    return chunks
+
+
+def fetches_many_itself(source: type[MarketDataSource]) -> bool:
+    """Whether ``source`` fetches a block of coins its own way, consistent with its
+    ``fetch_trades``: the class that defines ``fetch_trades_many`` is not the interface's
+    default and is at least as derived as the one defining ``fetch_trades`` (a subclass that
+    changes ``fetch_trades`` alone must be asked coin by coin)."""
+    def owner(name: str) -> type:
+        return next(cls for cls in source.__mro__ if name in vars(cls))
+
+    many = owner("fetch_trades_many")
+    return many is not MarketDataSource and issubclass(many, owner("fetch_trades"))
