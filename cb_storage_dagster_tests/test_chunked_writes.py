@@ -134,3 +134,47 @@ def test_the_spool_reads_back_each_chunk_as_written(tmp_path):
 def test_an_exclusion_is_a_partition_slot():
     assert WriteScope.of_exchange_days([("binance", DAYS[0])]).excluding(
         [PartitionSlot("binance", "C01", DAYS[0])]).describe()[-1] == "not binance/C01/2024-01-02"
+
+
+def test_an_exchange_profile_run_in_small_chunks_stores_and_reports_what_one_chunk_does(tmp_path):
+    """2 exchange-days x 7 instruments in chunks of 2 (8 chunks, each far under the run) and
+    in chunks of 1,000 (one per day): the same rows, the same metadata, one commit per table."""
+    import dagster as dg
+
+    from cb_storage_dagster.orchestration import build_pipeline
+    from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
+    from cb_storage_dagster.orchestration.resources import LocalStorageResource
+
+    pipeline = build_pipeline("exchange", [f"binance:{c}" for c in COINS])
+    assets = [a for a in pipeline.assets.all if a.key.to_user_string() != "order_book"]
+    outcomes = {}
+    for chunk in (2, 1000):
+        root = tmp_path / f"chunk{chunk}"
+        io_manager = MarketDataIOManager(storage=LocalStorageResource(root_path=str(root)), chunk_instruments=chunk)
+        with dg.instance_for_test() as instance:
+            result = dg.materialize(
+                [*assets, *pipeline.checks.all], selection=[a.key for a in assets], instance=instance,
+                resources={"market_data_io_manager": io_manager, "market_data_source": SOURCE},
+                tags={"dagster/asset_partition_range_start": "2024-01-02|binance",
+                      "dagster/asset_partition_range_end": "2024-01-03|binance"},
+            )
+            assert result.success
+            metadata = {}
+            for name in ("trades", "ohlcv_1m", "ohlcv_1d"):
+                for event in result.asset_materializations_for_node(name):
+                    kept = {k: v for k, v in event.metadata.items() if k not in ("chunk_instruments", "dagster/uri")}  # the roots differ
+                    metadata[(name, event.partition)] = kept
+            checks = {(e.asset_key.to_user_string(), e.check_name): (e.passed, e.metadata)
+                      for e in result.get_asset_check_evaluations()}
+        manager = StorageManagerImpl(LocalFileBackend(str(root)))
+        tables = {t: manager.read_partitions("trades" if t == "trades" else "ohlcv", None, table=t)
+                  for t in ("trades", "ohlcv_1m", "ohlcv_1d")}
+        versions = {t: manager.table_version("trades" if t == "trades" else "ohlcv", table=t) for t in tables}
+        outcomes[chunk] = (metadata, checks, tables, versions)
+    small, big = outcomes[2], outcomes[1000]
+    assert small[0] == big[0]  # metadata per asset and partition, exact both ways
+    assert small[0][("trades", "2024-01-02|binance")]["dagster/row_count"].value == 7 * 60
+    assert small[1] == big[1]
+    for table in small[2]:
+        assert small[2][table].equals(big[2][table]), table
+    assert small[3] == big[3] == {"trades": 1, "ohlcv_1m": 1, "ohlcv_1d": 1}  # one commit per table
