@@ -3,8 +3,8 @@
 A raw asset fetches an exchange-day block by block and only knows at the end which
 instruments failed (and so which rows the write must leave alone). It appends each block to
 a spool (one zstd-compressed Arrow IPC file in the temporary directory) and hands the
-writer :meth:`ArrowSpool.chunks`, which reads the blocks back one at a time from a memory
-map, as often as the writer needs. The file is deleted when the spool is closed or
+writer :meth:`ArrowSpool.chunks`, which reads the blocks back one at a time from the
+file, as often as the writer needs. The file is deleted when the spool is closed or
 garbage-collected.
 
 Example:
@@ -83,7 +83,9 @@ class ArrowSpool:
         self._finish()
         if self._schema is None:
             return
-        with pa.memory_map(self.path, "r") as source:
+        # A plain file, not a memory map: mapped pages stay resident (and count as the
+        # process's memory) until the map closes, i.e. the whole spool by the last chunk.
+        with pa.OSFile(self.path, "rb") as source:
             reader = pa.ipc.open_file(source)
             for i in range(reader.num_record_batches):
                 yield pa.Table.from_batches([reader.get_batch(i)])

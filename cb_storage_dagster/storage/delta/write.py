@@ -124,9 +124,11 @@ def write_stream(
         write_schema = pa.schema(write_schema)
         source = _produced_in_thread(pending.pop() if pending else chunks())
         columns = list(delta_table.metadata().partition_columns)
-        extra: dict[str, object] = {}
-        if layout_of(columns) == "exchange":
-            extra["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
+        # Small row groups in both layouts: a streamed run arrives day block by day block, so
+        # each row group holds one day of a few coins (a later block read skips the others by
+        # statistics), and delta-rs buffers a row group, not a whole partition's run, in memory.
+        extra: dict[str, object] = {
+            "writer_properties": WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)}
         raised.clear()
         try:
             write_deltalake(
