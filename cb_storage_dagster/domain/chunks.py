@@ -74,11 +74,14 @@ class MarketDataChunks:
         open: returns a fresh iterator over the chunks each time it is called.
         slots: the instrument-days the chunks are meant to cover (empty: not known).
         failures: instrument-days left out, with why; a write excludes them from its scope.
+        release: frees what backs the chunks (a temporary file) once their consumer is done;
+            iterating afterwards is an error. ``None``: nothing to free.
     """
 
     open: Callable[[], Iterator[pa.Table]]
     slots: tuple[PartitionSlot, ...] = ()
     failures: tuple[InstrumentFailure, ...] = field(default=())
+    release: Callable[[], None] | None = None
 
     @classmethod
     def of(cls, tables: Iterable[pa.Table | pd.DataFrame], slots: Sequence[PartitionSlot] = ()) -> MarketDataChunks:
@@ -94,6 +97,11 @@ class MarketDataChunks:
         """The failed instrument-days: a write neither replaces nor accepts them."""
         return frozenset(f.slot for f in self.failures)
 
+    def close(self) -> None:
+        """Free what backs the chunks (see ``release``)."""
+        if self.release is not None:
+            self.release()
+
     def map(self, transform: Callable[[pa.Table], pa.Table | pd.DataFrame]) -> MarketDataChunks:
         """These chunks through ``transform``, lazily (one chunk at a time, on each iteration);
         slots and failures carry over."""
@@ -104,7 +112,7 @@ class MarketDataChunks:
                 out = transform(chunk)
                 yield out if isinstance(out, pa.Table) else pa.Table.from_pandas(out, preserve_index=False)
 
-        return replace(self, open=opened)
+        return replace(self, open=opened, release=None)
 
     def to_table(self) -> pa.Table:
         """All chunks in one table: for small data only, memory grows with the run."""

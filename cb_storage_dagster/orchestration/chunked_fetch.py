@@ -103,7 +103,7 @@ def fetch_in_chunks(
             failures.extend(failed)
             for failure in failed:
                 log(f"Left out {failure.instrument} {failure.date}: {failure.error_type}: {failure.message}")
-    return MarketDataChunks(spool.chunks, tuple(slots), tuple(failures)), rows
+    return MarketDataChunks(spool.chunks, tuple(slots), tuple(failures), release=spool.close), rows
 
 
 def transform_in_chunks(
@@ -124,7 +124,8 @@ def transform_in_chunks(
         _add(rows, counted_rows)
         _add(minutes, counted_minutes)
         spool.append(pa.Table.from_pandas(out, preserve_index=False))
-    return MarketDataChunks(spool.chunks, tuple(slots)), metadata_of_counts(rows, minutes, slots, gaps=gaps)
+    chunked = MarketDataChunks(spool.chunks, tuple(slots), release=spool.close)
+    return chunked, metadata_of_counts(rows, minutes, slots, gaps=gaps)
 
 
 def _fetch_block(

@@ -92,8 +92,12 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        with permanent_failures(*_run_of(context)):  # bad data fails once, never retried
-            self._store_output(context, obj)
+        try:
+            with permanent_failures(*_run_of(context)):  # bad data fails once, never retried
+                self._store_output(context, obj)
+        finally:
+            if isinstance(obj, MarketDataChunks):
+                obj.close()  # its temporary file: downstream steps read the table, not it
 
     def _store_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
