@@ -24,8 +24,8 @@ import pandas as pd
 
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
-from cb_storage_dagster.orchestration.asset_metadata import FAILED_INSTRUMENTS
 from cb_storage_dagster.orchestration.assets import INSTRUMENT_PROFILE_ASSETS, MarketDataAssets
+from cb_storage_dagster.orchestration.instruments_check import instruments_stored_check
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
     minute_coverage,
@@ -33,7 +33,6 @@ from cb_storage_dagster.orchestration.quality import (
     violation_counts,
     violation_masks,
 )
-from cb_storage_dagster.orchestration.run_scope import repair_tags
 
 __all__ = [
     "ASSET_CHECKS",
@@ -263,49 +262,6 @@ def _minute_coverage_check(
     return dg.asset_check(asset=asset, name="minute_coverage", partitions_def=partitions_def)(ohlcv_1m_minute_coverage)
 
 
-def _instruments_stored_check(
-    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition
-) -> dg.AssetChecksDefinition:
-    def trades_instruments_stored(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        """Every instrument-day of the run was stored: none was left out because its fetch
-        failed for good or its rows were refused (those keep their stored rows). Fails naming
-        them, with the run tag that re-runs only them."""
-        failures = _run_failures(context, asset.key)
-        instruments = sorted({f["instrument"] for f in failures})
-        repair = repair_tags(instruments) if instruments else {}
-        shown = "; ".join(f"{f['instrument']} {f['date']} ({f['error_type']}: {f['message']})" for f in failures[:5])
-        return dg.AssetCheckResult(
-            passed=not failures,
-            metadata={"failed_instrument_days": len(failures), "failed_instruments": instruments[:100],
-                      "failures": dg.MetadataValue.json(failures[:100]),
-                      **({"repair_run_tag": dg.MetadataValue.json(repair)} if repair else {})},
-            description=(
-                f"{len(failures)} instrument-day(s) not stored: {shown}. Re-run only them: launch these "
-                f"partitions with the run tag {', '.join(f'{k}={v}' for k, v in repair.items())} (README)."
-                if failures else "Every instrument-day of the run was stored."
-            ),
-        )
-
-    return dg.asset_check(asset=asset, name="instruments_stored", partitions_def=partitions_def)(
-        trades_instruments_stored)
-
-
-def _run_failures(context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey) -> list[dict[str, str]]:
-    """The failed instrument-days the asset's materializations of this run list (one list,
-    copied onto each partition's materialization, so de-duplicated)."""
-    records = context.instance.get_records_for_run(
-        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    found: dict[tuple[str, str], dict[str, str]] = {}
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is None or materialization.asset_key != asset_key:
-            continue
-        listed = materialization.metadata.get(FAILED_INSTRUMENTS)
-        for failure in (listed.value if listed is not None else None) or []:
-            found[(failure["instrument"], failure["date"])] = failure
-    return [found[key] for key in sorted(found)]
-
-
 def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
     """The checks of ``assets``, partitioned like them.
 
@@ -353,7 +309,7 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
             assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle.", frames=frames,
         ),
         trades_instruments_stored=(
-            _instruments_stored_check(assets.trades, assets.partitions_def) if assets.chunked else None
+            instruments_stored_check(assets.trades, assets.partitions_def) if assets.chunked else None
         ),
     )
 
