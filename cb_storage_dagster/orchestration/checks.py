@@ -24,12 +24,12 @@ import pandas as pd
 
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
+from cb_storage_dagster.orchestration.asset_metadata import instrument_day_counts
 from cb_storage_dagster.orchestration.assets import INSTRUMENT_PROFILE_ASSETS, MarketDataAssets
 from cb_storage_dagster.orchestration.instruments_check import instruments_stored_check
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
     minute_coverage,
-    rows_per_partition,
     violation_counts,
     violation_masks,
 )
@@ -112,9 +112,12 @@ def _every_partition_result(
     data: pd.DataFrame | MarketDataChunks, slots: list[PartitionSlot]
 ) -> dg.AssetCheckResult:
     rows = dict.fromkeys(sorted(set(slots)), 0)
-    for frame in _frames(data):
-        for slot, n in rows_per_partition(frame, slots).items():
-            rows[slot] += n
+    # Counted in Arrow, chunk by chunk (no pandas frame: a day of 2,000 instruments took 8 s).
+    for chunk in (data if isinstance(data, MarketDataChunks) else [data]):
+        for (exchange, coin, day), n in instrument_day_counts(chunk, gaps=False)[0].items():
+            slot = PartitionSlot(exchange, coin, day)
+            if slot in rows:
+                rows[slot] += n
     empty = [str(slot) for slot, n in rows.items() if n == 0]
     return dg.AssetCheckResult(
         passed=not empty,
