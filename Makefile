@@ -57,7 +57,7 @@ bench-full: setup
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py
 
-## make bench-scale-orchestration: daily tick, sensor and one exchange-day run at 2,000 instruments (several minutes; docs/SCALE.md)
+## make bench-scale-orchestration: daily tick, sensor, one exchange-day run, source/transform times and the peak RSS of 2- and 31-exchange-day runs at 2,000 instruments (about an hour on 2 cores; docs/SCALE.md)
 bench-scale-orchestration: setup
 	$(BIN)/python benchmarks/scale_orchestration.py --instruments 2000
 

@@ -10,10 +10,16 @@ Measures, on a throw-away Dagster instance and a temporary local store:
   ``dagster.materialize`` of the four assets and their checks into local Delta tables (the
   synthetic source at its default 2,880 trades per instrument-day): wall time, runs,
   commits per table, rows;
-* partitions per asset of both profiles at 20 exchanges x 2,000 instruments x 5 years.
+* partitions per asset of both profiles at 20 exchanges x 2,000 instruments x 5 years;
+* issue 17's targets: the synthetic source and the two candle transforms for one
+  exchange-day of N instruments, and the peak RSS of one run of D exchange-days x N
+  instruments (trades -> ohlcv_1m -> ohlcv_1d with their checks, one range run), each run in
+  a child process that reports its own peak (``ru_maxrss``), for each D of ``--days``
+  (default 2 and 31): memory must not grow with D (``CB_STORAGE_CHUNK_INSTRUMENTS`` bounds it).
 
-Run: ``make bench-scale-orchestration`` (N = 2,000, several minutes on 2 cores), or
-``python benchmarks/scale_orchestration.py --instruments 200`` for a quick look.
+Run: ``make bench-scale-orchestration`` (N = 2,000, D = 2 and 31: tens of minutes on 2 cores),
+or ``python benchmarks/scale_orchestration.py --instruments 200 --days 2,8 --skip-tick`` for a
+quick look.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,11 +96,12 @@ def bench_tick_and_sensor(instruments: int, exchanges: int, workdir: Path) -> di
     return out
 
 
-def bench_exchange_day(instruments: int, workdir: Path) -> dict[str, object]:
+def bench_exchange_day(instruments: int, workdir: Path, layout: str = "exchange") -> dict[str, object]:
     keys = [f"binance:C{c:04d}" for c in range(instruments)]
     pipeline = build_pipeline("exchange", keys)
     store = workdir / "store"
-    io_manager = MarketDataIOManager(storage=LocalStorageResource(root_path=str(store)))
+    # The layout the exchange profile's definitions create their tables in (README).
+    io_manager = MarketDataIOManager(storage=LocalStorageResource(root_path=str(store)), delta_layout=layout)
     with dg.instance_for_test() as instance:
         result, seconds = timed(lambda: dg.materialize(
             [*pipeline.assets.all, *pipeline.checks.all],
@@ -106,15 +115,75 @@ def bench_exchange_day(instruments: int, workdir: Path) -> dict[str, object]:
         "checks": len(result.get_asset_check_evaluations()),
     }
     for table in TABLES:
+        if not (store / table).exists():  # order_book: a daily run stores no order book
+            continue
         history = DeltaTable(str(store / table)).history()
         out[f"{table}_writes"] = sum(h["operation"] == "WRITE" for h in history)
         out[f"{table}_rows"] = DeltaTable(str(store / table)).to_pyarrow_dataset().count_rows()
+    out["layout"] = layout
     step_seconds = {}
     for event in result.all_events:
         if event.is_step_success:
             step_seconds[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 1)
     out["step_seconds"] = step_seconds
     return out
+
+
+def bench_source_and_transforms(instruments: int) -> dict[str, object]:
+    """The synthetic source and both transforms for one exchange-day of ``instruments``."""
+    from cb_storage_dagster.transforms import resample_ohlcv, trades_to_ohlcv
+
+    coins = [f"C{c:04d}" for c in range(instruments)]
+    source = SyntheticMarketDataSource()
+    trades, source_s = timed(lambda: source.fetch_trades_many("binance", coins, dt.date(2024, 1, 2)))
+    candles, minute_s = timed(lambda: trades_to_ohlcv(trades, "1min"))
+    _, daily_s = timed(lambda: resample_ohlcv(candles, "1D"))
+    return {"instruments": instruments, "trades": len(trades), "candles": len(candles),
+            "synthetic_source_s": round(source_s, 2), "trades_to_ohlcv_1m_s": round(minute_s, 2),
+            "ohlcv_1m_to_1d_s": round(daily_s, 2)}
+
+
+def run_days(instruments: int, days: int, workdir: Path, chunk: int | None, layout: str) -> dict[str, object]:
+    """One range run of ``days`` exchange-days x ``instruments`` (in this process)."""
+    keys = [f"binance:C{c:04d}" for c in range(instruments)]
+    pipeline = build_pipeline("exchange", keys)
+    store = workdir / "store"
+    io_manager = MarketDataIOManager(storage=LocalStorageResource(root_path=str(store)),
+                                     chunk_instruments=chunk, delta_layout=layout)
+    assets = [a for a in pipeline.assets.all if a.key.to_user_string() != "order_book"]
+    first, last = dt.date(2024, 1, 1), dt.date(2024, 1, days)
+    with dg.instance_for_test() as instance:
+        result, seconds = timed(lambda: dg.materialize(
+            [*assets, *pipeline.checks.all], selection=[a.key for a in assets],
+            resources={"market_data_io_manager": io_manager, "market_data_source": SyntheticMarketDataSource()},
+            tags={"dagster/asset_partition_range_start": f"{first.isoformat()}|binance",
+                  "dagster/asset_partition_range_end": f"{last.isoformat()}|binance"},
+            instance=instance, raise_on_error=False,
+        ))
+    out: dict[str, object] = {"instruments": instruments, "days": days, "success": result.success,
+                              "wall_s": round(seconds, 1)}
+    for table in ("trades", "ohlcv_1m", "ohlcv_1d"):
+        history = DeltaTable(str(store / table)).history()
+        out[f"{table}_writes"] = sum(h["operation"] == "WRITE" for h in history)
+        out[f"{table}_rows"] = DeltaTable(str(store / table)).to_pyarrow_dataset().count_rows()
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)
+    return out
+
+
+def bench_memory(instruments: int, days: list[int], chunk: int | None, layout: str) -> list[dict[str, object]]:
+    """:func:`run_days` for each D of ``days``, each in a child process of its own."""
+    rows = []
+    for d in days:
+        with tempfile.TemporaryDirectory() as tmp:
+            command = [sys.executable, __file__, "--child-run", str(d), "--instruments", str(instruments),
+                       "--layout", layout, "--workdir", tmp] + (["--chunk", str(chunk)] if chunk else [])
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                rows.append({"days": d, "error": done.stderr[-2000:]})
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def partition_counts(exchanges: int = 20, per_exchange: int = 2000, years: int = 5) -> dict[str, int]:
@@ -128,19 +197,58 @@ def main() -> None:
     parser.add_argument("--instruments", type=int, default=2000)
     parser.add_argument("--exchanges", type=int, default=20, help="exchanges the tick/sensor universe spans")
     parser.add_argument("--skip-run", action="store_true", help="only the tick, the sensor and the counts")
+    parser.add_argument("--skip-tick", action="store_true", help="no tick/sensor measurements")
+    parser.add_argument("--days", default="2,31", help="exchange-days per memory run, comma-separated ('' : none)")
+    parser.add_argument("--chunk", type=int, help="instruments per chunk (default CB_STORAGE_CHUNK_INSTRUMENTS)")
+    parser.add_argument("--layout", default="exchange", choices=["instrument", "exchange"],
+                        help="Delta layout of the memory runs (the exchange profile creates exchange-layout tables)")
+    parser.add_argument("--child-run", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     warnings.simplefilter("ignore", dg.BetaWarning)  # backfill_policy / partitioned checks notices
     warnings.simplefilter("ignore", dg.PreviewWarning)
-    results: dict[str, object] = {"partitions_per_asset": partition_counts()}
+    if args.child_run:
+        print(json.dumps(run_days(args.instruments, args.child_run, args.workdir, args.chunk, args.layout)))
+        return
+    results: dict[str, object] = {"partitions_per_asset": partition_counts(), "load_before": os.getloadavg()}
+    results["source_and_transforms"] = bench_source_and_transforms(args.instruments)
+    print(json.dumps(results, indent=1, default=str), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        results["tick_and_sensor"] = bench_tick_and_sensor(args.instruments, args.exchanges, Path(tmp))
-        print(json.dumps(results, indent=1, default=str), flush=True)
+        if not args.skip_tick:
+            results["tick_and_sensor"] = bench_tick_and_sensor(args.instruments, args.exchanges, Path(tmp))
+            print(json.dumps(results, indent=1, default=str), flush=True)
         if not args.skip_run:
-            results["exchange_day_run"] = bench_exchange_day(args.instruments, Path(tmp))
+            results["exchange_day_run"] = bench_exchange_day(args.instruments, Path(tmp), args.layout)
+    days = [int(d) for d in args.days.split(",") if d.strip()]
+    if days:
+        results["memory_runs"] = bench_memory(args.instruments, days, args.chunk, args.layout)
+    results["load_after"] = os.getloadavg()
+    results["targets"] = targets(results)
     print(json.dumps(results, indent=1, default=str))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def targets(results: dict[str, object]) -> list[str]:
+    """Issue 17's targets next to the measured values (at the measured size; the targets are
+    stated for 2,000 instruments)."""
+    lines = []
+    st = results.get("source_and_transforms") or {}
+    lines.append(f"trades -> ohlcv_1m, one exchange-day x {st.get('instruments')}: {st.get('trades_to_ohlcv_1m_s')} s (target <= 3 s at 2,000)")
+    lines.append(f"ohlcv_1m -> ohlcv_1d: {st.get('ohlcv_1m_to_1d_s')} s (target <= 0.5 s)")
+    lines.append(f"synthetic source per exchange-day: {st.get('synthetic_source_s')} s (target <= 3 s)")
+    run = results.get("exchange_day_run")
+    if isinstance(run, dict):
+        lines.append(f"one exchange-day end to end: {run.get('wall_s')} s (target <= 20 s)")
+    memory = [m for m in results.get("memory_runs") or [] if "peak_rss_gb" in m]
+    for m in memory:
+        lines.append(f"peak RSS, {m['days']} exchange-days x {m['instruments']}: {m['peak_rss_gb']} GB "
+                     f"(target <= 2.5 GB), writes per table {m['trades_writes']}/{m['ohlcv_1m_writes']}/{m['ohlcv_1d_writes']}")
+    if len(memory) >= 2:
+        peaks = [m["peak_rss_gb"] for m in memory]
+        lines.append(f"largest / smallest peak: {max(peaks) / min(peaks):.2f} (target <= 1.10)")
+    return lines
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ class TestExchangeProfileInMemory:
             partition_key=exchange_day("2024-01-02", "binance"),
         )
         assert result.success
-        trades = result.output_for_node("trades")
+        trades = result.output_for_node("trades").to_table().to_pandas()  # the exchange profile hands chunks on
         assert sorted(set(zip(trades["exchange"], trades["coin"], strict=True))) == [
             ("binance", "BTC"), ("binance", "ETH"), ("binance", "SOL")]
         assert all(e.passed for e in check_outcomes(result).values())

@@ -18,8 +18,7 @@ import pytest
 import yaml
 
 from cb_storage_dagster.domain.errors import BackendUnavailableError, InvalidKeyError
-from cb_storage_dagster.orchestration import SyntheticMarketDataSource
-from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG, storage_failures
+from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG, permanent_failures
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.partitions import instruments_partitions
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
@@ -115,7 +114,7 @@ class TestDataErrorsFailOnce:
                   retry_policy=dg.RetryPolicy(max_retries=3, delay=0))
         def tagged_trades(context: dg.AssetExecutionContext) -> pd.DataFrame:
             attempts.append(context.retry_number)
-            with storage_failures(context.instance, context.run.run_id):
+            with permanent_failures(context.instance, context.run.run_id):
                 raise InvalidKeyError("coin 'BTC/../x' is not a valid name: use letters and digits.")
 
         result = materialize_trades(instance, io_manager, CountingSource(), assets=[tagged_trades])
@@ -142,7 +141,7 @@ class TestTransientErrorsAreRetried:
                   io_manager_key="market_data_io_manager",
                   retry_policy=dg.RetryPolicy(max_retries=1, delay=0))
         def unreachable(context: dg.AssetExecutionContext) -> pd.DataFrame:
-            with storage_failures(context.instance, context.run.run_id):
+            with permanent_failures(context.instance, context.run.run_id):
                 raise BackendUnavailableError("Azure Blob endpoint is unreachable (test outage); retry.")
 
         result = materialize_trades(instance, io_manager, CountingSource(), assets=[unreachable])

@@ -51,7 +51,8 @@ class WriteScope:
 
     A union of exchange/coin/day :class:`PartitionSlot` s, whole days (:class:`DaySlot`:
     every instrument of the day, or of one exchange's day) and whole instruments (every day),
-    or the whole table.
+    or the whole table, minus the ``excluded`` slots (:meth:`excluding`: instruments of a run
+    whose fetch or rows failed keep what is stored for them).
 
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> scope.describe()
@@ -64,6 +65,8 @@ class WriteScope:
     days: frozenset[DaySlot] = frozenset()
     instruments: frozenset[tuple[str, str]] = frozenset()
     whole_table: bool = False
+    excluded: frozenset[PartitionSlot] = frozenset()
+    """Exchange/coin/days left out of the scope: a write neither replaces nor accepts them."""
 
     @classmethod
     def of_slots(cls, slots: Iterable[PartitionSlot]) -> WriteScope:
@@ -91,6 +94,16 @@ class WriteScope:
     def everything(cls) -> WriteScope:
         return cls(whole_table=True)
 
+    def excluding(self, slots: Iterable[PartitionSlot]) -> WriteScope:
+        """This scope without ``slots`` (their stored rows stay as they are).
+
+        >>> day = dt.date(2024, 1, 2)
+        >>> scope = WriteScope.of_exchange_days([("binance", day)]).excluding([PartitionSlot("binance", "XX", day)])
+        >>> scope.covers(PartitionSlot("binance", "XX", day)), scope.covers(PartitionSlot("binance", "BTC", day))
+        (False, True)
+        """
+        return WriteScope(self.slots, self.days, self.instruments, self.whole_table, self.excluded | frozenset(slots))
+
     @property
     def is_empty(self) -> bool:
         return not (self.slots or self.days or self.instruments or self.whole_table)
@@ -108,16 +121,21 @@ class WriteScope:
         return next(iter(instruments)) if len(instruments) == 1 else None
 
     def describe(self) -> list[str]:
-        if self.whole_table:
-            return ["<whole table>"]
-        return (
+        described = ["<whole table>"] if self.whole_table else (
             sorted(str(s) for s in self.slots)
             + sorted(d.describe() for d in self.days)
             + sorted(f"{e}/{c}" for e, c in self.instruments)
         )
+        return described + [f"not {s}" for s in sorted(self.excluded, key=str)]
 
     def row_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         """Boolean mask of the rows of a normalized table that fall inside the scope."""
+        mask = self._included_mask(table)
+        if self.excluded and table.num_rows:
+            mask = pc.and_(mask, pc.invert(_in_slots(table, self.excluded)))
+        return mask
+
+    def _included_mask(self, table: pa.Table) -> pa.ChunkedArray | pa.Array:
         if self.whole_table:
             return pa.repeat(pa.scalar(True), table.num_rows)
         mask = pa.repeat(pa.scalar(False), table.num_rows)
@@ -146,7 +164,7 @@ class WriteScope:
 
     def covers(self, slot: PartitionSlot) -> bool:
         """Whether a stored exchange/coin/day falls inside the scope."""
-        return (
+        return slot not in self.excluded and (
             self.whole_table
             or slot in self.slots
             or DaySlot(slot.date) in self.days
@@ -161,7 +179,7 @@ def check_rows_in_scope(data: pa.Table, scope: WriteScope) -> None:
     Raises:
         PartitionMismatchError: naming up to five of the stray exchange/coin/days.
     """
-    if data.num_rows == 0 or scope.whole_table:
+    if data.num_rows == 0 or (scope.whole_table and not scope.excluded):
         return
     inside = scope.row_mask(data)
     if pc.all(inside, skip_nulls=False).as_py():

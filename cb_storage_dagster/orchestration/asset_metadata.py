@@ -10,32 +10,36 @@ Example:
     ['binance/BTC/2024-01-02']
 """
 
-import datetime as dt
 from collections.abc import Sequence
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import InstrumentFailure
 from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.orchestration.quality import MINUTES_PER_DAY, Key, instrument_day_counts
 
-__all__ = ["METADATA_TABLE_ROWS", "per_instrument_metadata"]
+__all__ = [
+    "FAILED_INSTRUMENTS",
+    "METADATA_TABLE_ROWS",
+    "failure_metadata",
+    "metadata_of_counts",
+    "per_instrument_metadata",
+]
 
-_MINUTES_PER_DAY = 1440
 METADATA_TABLE_ROWS = 2000
 """Per-instrument metadata tables list at most this many instrument-days (one exchange-day
 of a 2,000-instrument exchange); the counts above them always cover the whole run."""
 
 
-def _rows_table(frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bool) -> dg.MetadataValue:
-    """A UI table: one row per instrument-day of the run with its rows (and gap minutes)."""
-    if frame.empty:
-        rows: dict[tuple[str, str, dt.date], int] = {}
-        minutes: dict[tuple[str, str, dt.date], int] = {}
-    else:
-        timestamps = pd.to_datetime(frame["timestamp"], utc=True)
-        keys = [frame["exchange"], frame["coin"], timestamps.dt.date]
-        rows = frame.groupby(keys).size().to_dict()
-        minutes = timestamps.dt.floor("min").groupby(keys).nunique().to_dict() if gaps else {}
+
+
+def metadata_of_counts(
+    rows: dict[Key, int], minutes: dict[Key, int], slots: Sequence[PartitionSlot], *, gaps: bool
+) -> dict[str, object]:
+    """The output metadata of a run from its :func:`~.quality.instrument_day_counts`: its
+    instrument-days, those without rows, and a table of rows (and, with ``gaps``, minutes
+    without a candle) per instrument-day."""
     columns = [
         dg.TableColumn("instrument", "string"),
         dg.TableColumn("date", "string"),
@@ -52,29 +56,33 @@ def _rows_table(frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bo
             "rows": int(rows.get(key, 0)),
         }
         if gaps:
-            record["gap_minutes"] = _MINUTES_PER_DAY - int(minutes.get(key, 0))
+            record["gap_minutes"] = MINUTES_PER_DAY - int(minutes.get(key, 0))
         records.append(dg.TableRecord(record))
-    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+    empty = [s for s in slots if not rows.get((s.exchange, s.coin, s.date))]
+    return {
+        "instrument_days": len(slots),
+        "instrument_days_without_rows": len(empty),
+        "without_rows": [str(s) for s in empty[:20]],
+        "rows_per_instrument_day": dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns)),
+    }
 
 
 def per_instrument_metadata(
     frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bool = False
 ) -> dict[str, object]:
-    """The output metadata of a run's frame: its instrument-days, those without rows, and a
-    table of rows (and, with ``gaps``, minutes without a candle) per instrument-day."""
-    if frame.empty:
-        filled: set[tuple[str, str, dt.date]] = set()
-    else:
-        # de-duplicate in pandas first: millions of rows, a few thousand instrument-days
-        present = pd.DataFrame({
-            "exchange": frame["exchange"], "coin": frame["coin"],
-            "day": pd.to_datetime(frame["timestamp"], utc=True).dt.date,
-        }).drop_duplicates()
-        filled = set(zip(present["exchange"], present["coin"], present["day"], strict=True))
-    empty = [s for s in slots if (s.exchange, s.coin, s.date) not in filled]
+    """:func:`metadata_of_counts` of one frame holding the whole run."""
+    rows, minutes = instrument_day_counts(frame, gaps=gaps)
+    return metadata_of_counts(rows, minutes, slots, gaps=gaps)
+
+
+FAILED_INSTRUMENTS = "failed_instruments"
+"""Output metadata key: the instrument-days a run left out (read by the ``instruments_stored`` check)."""
+
+
+def failure_metadata(failures: Sequence[InstrumentFailure]) -> dict[str, object]:
+    """What a run reports about the instrument-days it left out (at most
+    :data:`METADATA_TABLE_ROWS` listed; the count covers them all)."""
     return {
-        "instrument_days": len(slots),
-        "instrument_days_without_rows": len(empty),
-        "without_rows": [str(s) for s in empty[:20]],
-        "rows_per_instrument_day": _rows_table(frame, slots, gaps=gaps),
+        "failed_instrument_count": len(failures),
+        FAILED_INSTRUMENTS: dg.MetadataValue.json([f.as_record() for f in failures[:METADATA_TABLE_ROWS]]),
     }

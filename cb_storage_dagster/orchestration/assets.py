@@ -18,18 +18,21 @@ Lineage (group in brackets)::
 """
 
 import datetime as dt
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
-from cb_storage_dagster.orchestration.failures import storage_failures
-from cb_storage_dagster.orchestration.partitions import slots_of_keys
+from cb_storage_dagster.orchestration.chunked_fetch import fetch_run_in_chunks, transform_in_chunks
+from cb_storage_dagster.orchestration.failures import permanent_failures
+from cb_storage_dagster.orchestration.run_context import run_slots, tag_value
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
+from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 
@@ -40,10 +43,7 @@ __all__ = [
     "SNAPSHOT_INTERVAL_MINUTES",
     "build_market_data_assets",
     "pool_of",
-    "run_partition_slots",
 ]
-
-T = TypeVar("T")
 
 SNAPSHOT_INTERVAL_MINUTES = 15
 """Minutes between order-book snapshots (the order_book_snapshot_schedule's interval)."""
@@ -72,19 +72,6 @@ def pool_of(table: str) -> str:
     return f"delta_{table}"
 
 
-def run_partition_slots(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-    coins: Mapping[str, Sequence[str]] | None = None,
-) -> list[PartitionSlot]:
-    """The (exchange, coin, UTC day) slots of every partition of the run, sorted.
-
-    A run covers one partition (``context.partition_key``) or several (a range, or a batch
-    of a backfill); ``context.partition_keys`` lists them in both cases. An exchange-day
-    partition stands for every coin ``coins`` lists for its exchange.
-    """
-    return slots_of_keys(context.partition_keys, coins)
-
-
 @dataclass(frozen=True)
 class MarketDataAssets:
     """The four market-data assets of one partition profile.
@@ -110,8 +97,13 @@ class MarketDataAssets:
         return [self.trades, self.order_book, self.ohlcv_1m, self.ohlcv_1d]
 
     def slots(self, context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[PartitionSlot]:
-        """The instrument-days of the run (see :func:`run_partition_slots`)."""
-        return run_partition_slots(context, self.coins)
+        """The instrument-days of the run (see :func:`run_slots`)."""
+        return run_slots(context, self.coins)
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the assets exchange :class:`MarketDataChunks` (the exchange profile)."""
+        return self.coins is not None
 
 
 def build_market_data_assets(
@@ -119,6 +111,7 @@ def build_market_data_assets(
     coins: Mapping[str, Sequence[str]] | None = None,
     *,
     backfill_policy: dg.BackfillPolicy,
+    chunk_instruments: int | None = None,
 ) -> MarketDataAssets:
     """``trades``, ``order_book``, ``ohlcv_1m`` and ``ohlcv_1d`` over ``partitions_def``.
 
@@ -126,10 +119,19 @@ def build_market_data_assets(
     ``coins`` maps each exchange to the coins one of its exchange-day partitions fetches.
     ``backfill_policy`` cuts a UI backfill into runs (the profile's choice, see
     :func:`~cb_storage_dagster.orchestration.profiles.backfill_policy_of`).
+
+    With ``coins`` (the exchange profile) the assets work in chunks of ``chunk_instruments``
+    instruments x one day (default ``CB_STORAGE_CHUNK_INSTRUMENTS``): trades are fetched
+    block by block with per-instrument isolation (:mod:`.chunked_fetch`), candles are built
+    per chunk, and the IO manager streams each table in one commit, so a run's memory follows
+    the chunk size, not instruments x days.
     """
+    chunked = coins is not None
+    block_size = chunk_instruments or PipelineSettings.load().chunk_instruments
+    frames: type = MarketDataChunks if chunked else pd.DataFrame
 
     def slots_of(context: dg.AssetExecutionContext) -> list[PartitionSlot]:
-        return run_partition_slots(context, coins)
+        return run_slots(context, coins)
 
     def options(table: str) -> dict[str, object]:
         # What every market-data asset shares: partitions, storage, backfill batches,
@@ -148,7 +150,7 @@ def build_market_data_assets(
         data_type: DataType,
         fetch: Callable[[str, str, dt.date], pd.DataFrame],
     ) -> pd.DataFrame:
-        with storage_failures(context.instance, context.run.run_id):  # bad keys/data: fail once, no retry
+        with permanent_failures(context.instance, context.run.run_id):  # bad keys/data: fail once, no retry
             slots = slots_of(context)
             frames = [fetch(slot.exchange, slot.coin, slot.date) for slot in slots]
         frames = [frame for frame in frames if not frame.empty]
@@ -165,17 +167,19 @@ def build_market_data_assets(
         context.add_output_metadata(metadata)
         return data
 
-    @dg.asset(name="trades", group_name=RAW_GROUP, metadata={"data_type": DataType.TRADES.value},
-              **options("trades"))
-    def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource) -> pd.DataFrame:
+    def trades(context: dg.AssetExecutionContext, market_data_source: MarketDataSource):
         """Every trade of one instrument and UTC day, as the market-data source reports it.
 
         An intraday run (tagged with a window by the intraday schedule) fetches only the
-        window's trades, which the IO manager merges into the day.
+        window's trades, which the IO manager merges into the day. In the exchange profile a
+        run is fetched in chunks, and an instrument that fails for good is left out (its
+        stored rows stay) and listed in ``failed_instruments``.
 
         Columns: exchange, coin, timestamp, trade_id, price, amount, side ("buy"/"sell").
         """
-        window = _tag_value(run_window, context)
+        window = tag_value(run_window, context)
+        if window is None and chunked:
+            return fetch_run_in_chunks(context, market_data_source, slots_of(context), block_size)
         if window is None:
             return fetch_for_run(context, DataType.TRADES, market_data_source.fetch_trades)
         start, end = window
@@ -187,7 +191,11 @@ def build_market_data_assets(
                 return empty_frame(DataType.TRADES)
             return market_data_source.fetch_trades_between(exchange, coin, lo, hi)
 
-        return fetch_for_run(context, DataType.TRADES, fetch_window)
+        frame = fetch_for_run(context, DataType.TRADES, fetch_window)
+        return MarketDataChunks.of([frame], slots_of(context)) if chunked else frame
+
+    trades = dg.asset(name="trades", group_name=RAW_GROUP, metadata={"data_type": DataType.TRADES.value},
+                      **options("trades"))(_annotated(trades, frames))
 
     @dg.asset(name="order_book", group_name=RAW_GROUP, metadata={"data_type": DataType.ORDER_BOOK.value},
               output_required=False, **options("order_book"))
@@ -202,7 +210,7 @@ def build_market_data_assets(
 
         Columns: exchange, coin, timestamp, side ("bid"/"ask"), level, price, amount.
         """
-        at = _tag_value(snapshot_instant, context)
+        at = tag_value(snapshot_instant, context)
         if at is None:
             context.log.warning(NO_ORDER_BOOK_HISTORY.format(interval=SNAPSHOT_INTERVAL_MINUTES))
             return
@@ -221,25 +229,36 @@ def build_market_data_assets(
             )
         )
 
-    @dg.asset(name="ohlcv_1m", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
-              **options("ohlcv_1m"))
-    def ohlcv_1m(context: dg.AssetExecutionContext, trades: pd.DataFrame) -> pd.DataFrame:
+    def ohlcv_1m(context: dg.AssetExecutionContext, trades):
         """One-minute candles built from the trades; minutes without trades have no candle.
+        In the exchange profile they are built chunk by chunk while the IO manager writes.
 
         Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
         """
+        if isinstance(trades, MarketDataChunks):
+            chunks, metadata = transform_in_chunks(
+                trades, lambda frame: trades_to_ohlcv(frame, "1min"), slots_of(context), gaps=True)
+            context.add_output_metadata(metadata)
+            return chunks
         candles = trades_to_ohlcv(trades, "1min")
         context.add_output_metadata(per_instrument_metadata(candles, slots_of(context), gaps=True))
         return candles
 
-    @dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
-              **options("ohlcv_1d"))
-    def ohlcv_1d(ohlcv_1m: pd.DataFrame) -> pd.DataFrame:
-        """One daily candle per instrument and UTC day, combined from the one-minute candles.
+    ohlcv_1m = dg.asset(name="ohlcv_1m", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
+                        **options("ohlcv_1m"))(_annotated(ohlcv_1m, frames))
+
+    def ohlcv_1d(context: dg.AssetExecutionContext, ohlcv_1m):
+        """One daily candle per instrument and UTC day, combined from the one-minute candles
+        (chunk by chunk in the exchange profile).
 
         Columns: exchange, coin, timestamp (midnight UTC), open, high, low, close, volume.
         """
+        if isinstance(ohlcv_1m, MarketDataChunks):
+            return transform_in_chunks(ohlcv_1m, lambda frame: resample_ohlcv(frame, "1D"), slots_of(context))[0]
         return resample_ohlcv(ohlcv_1m, "1D")
+
+    ohlcv_1d = dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
+                        **options("ohlcv_1d"))(_annotated(ohlcv_1d, frames))
 
     return MarketDataAssets(trades, order_book, ohlcv_1m, ohlcv_1d, partitions_def, coins)
 
@@ -252,8 +271,15 @@ NO_ORDER_BOOK_HISTORY = (
 )
 
 
-def _tag_value(parse: Callable[[Mapping[str, str]], T], context: dg.AssetExecutionContext) -> T:
-    try:
-        return parse(context.run.tags)
-    except ValueError as exc:
-        raise dg.Failure(str(exc), allow_retries=False) from None
+def _annotated(fn: Callable[..., object], frames: type) -> Callable[..., object]:
+    """``fn`` with its market-data input and its output annotated ``frames`` (a frame in the
+    instrument profile, :class:`MarketDataChunks` in the exchange profile): Dagster reads the
+    annotations, and the IO manager streams an input annotated ``MarketDataChunks``."""
+    hints = {"context": dg.AssetExecutionContext, "return": frames}
+    for name in list(inspect.signature(fn).parameters)[1:]:
+        if name != "market_data_source":
+            hints[name] = frames
+        else:
+            hints[name] = MarketDataSource
+    fn.__annotations__ = hints
+    return fn

@@ -17,85 +17,28 @@ and bad one-minute candles never become daily candles.
 """
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import dagster as dg
 import pandas as pd
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.assets import MarketDataAssets
+from cb_storage_dagster.orchestration.check_results import every_partition_result, rules_result
+from cb_storage_dagster.orchestration.instruments_check import instruments_stored_check
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
-    minute_coverage,
-    partitions_below_coverage,
-    rows_per_partition,
-    violation_counts,
+    MINUTES_PER_DAY,
+    instrument_day_counts,
     violation_masks,
 )
 
 __all__ = ["MarketDataChecks", "MinuteCoverageConfig", "build_market_data_checks"]
 
-_SAMPLE_ROWS = 5
 
 SlotsOf = Callable[[dg.AssetCheckExecutionContext], list[PartitionSlot]]
-
-
-def _offending_rows_table(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> str:
-    """A Markdown table of the first offending rows, with the rules each one breaks."""
-    offending = pd.Series(False, index=frame.index)
-    for mask in masks.values():
-        offending |= mask
-    sample = frame.loc[offending].head(_SAMPLE_ROWS)
-    broken = [
-        ", ".join(name for name, mask in masks.items() if mask.loc[index])
-        for index in sample.index
-    ]
-    columns = ["broken_rules", *(str(c) for c in sample.columns)]
-    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    for rules, (_, row) in zip(broken, sample.iterrows(), strict=True):
-        lines.append("| " + " | ".join([rules, *(str(v) for v in row.tolist())]) + " |")
-    return "\n".join(lines)
-
-
-def _rules_result(frame: pd.DataFrame, masks: Mapping[str, pd.Series]) -> dg.AssetCheckResult:
-    counts = violation_counts(masks)
-    broken = {name: n for name, n in counts.items() if n}
-    metadata: dict[str, object] = {"rows_checked": len(frame), **counts}
-    if broken:
-        metadata["first_offending_rows"] = dg.MetadataValue.md(
-            _offending_rows_table(frame, masks)
-        )
-    return dg.AssetCheckResult(
-        passed=not broken,
-        metadata=metadata,
-        description=(
-            "; ".join(f"{n} row(s) {name.replace('_', ' ')}" for name, n in broken.items())
-            if broken
-            else f"All {len(frame)} rows pass."
-        ),
-    )
-
-
-def _every_partition_result(
-    frame: pd.DataFrame, slots: list[PartitionSlot]
-) -> dg.AssetCheckResult:
-    rows = rows_per_partition(frame, slots)
-    empty = [str(slot) for slot, n in rows.items() if n == 0]
-    return dg.AssetCheckResult(
-        passed=not empty,
-        metadata={
-            "partitions_checked": len(rows),
-            "partitions_without_rows": len(empty),
-            "empty_partitions": empty[:20],
-            "min_rows_per_partition": min(rows.values(), default=0),
-        },
-        description=(
-            f"No rows for {len(empty)} of {len(rows)} partition(s): {', '.join(empty[:5])}"
-            if empty
-            else f"All {len(rows)} partition(s) have rows."
-        ),
-    )
 
 
 class MinuteCoverageConfig(dg.Config):
@@ -117,14 +60,20 @@ class MarketDataChecks:
     ohlcv_1d_invariants: dg.AssetChecksDefinition
     ohlcv_1d_every_partition_has_rows: dg.AssetChecksDefinition
 
+    trades_instruments_stored: dg.AssetChecksDefinition | None = None
+    """The exchange profile only: every instrument-day of the run was stored (none left out)."""
+
     @property
     def all(self) -> list[dg.AssetChecksDefinition]:
-        return [getattr(self, f.name) for f in fields(self)]
+        return [c for c in (getattr(self, f.name) for f in fields(self)) if c is not None]
 
 
-def _input_named_after(asset: dg.AssetsDefinition, check: Callable[..., dg.AssetCheckResult]) -> Callable[..., dg.AssetCheckResult]:
-    """``check`` with its ``frame`` parameter named after ``asset``: Dagster names the check's
-    input after that parameter, and the UI and the event log show ``trades``, not ``frame``."""
+def _input_named_after(
+    asset: dg.AssetsDefinition, check: Callable[..., dg.AssetCheckResult], frames: type = pd.DataFrame
+) -> Callable[..., dg.AssetCheckResult]:
+    """``check`` with its ``frame`` parameter named after ``asset`` and annotated ``frames``:
+    Dagster names the check's input after that parameter, and the UI and the event log show
+    ``trades``, not ``frame``; the IO manager streams an input annotated ``MarketDataChunks``."""
     signature = inspect.signature(check)
     name = asset.key.path[-1]
 
@@ -132,7 +81,8 @@ def _input_named_after(asset: dg.AssetsDefinition, check: Callable[..., dg.Asset
         return check(context, inputs[name])
 
     named.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[p.replace(name=name) if p.name == "frame" else p for p in signature.parameters.values()]
+        parameters=[p.replace(name=name, annotation=frames) if p.name in ("frame", name) else p
+                    for p in signature.parameters.values()]
     )
     return named
 
@@ -147,16 +97,18 @@ def _rules_check(
     description: str,
     blocking: bool = False,
     interval: str | None = None,
+    frames: type = pd.DataFrame,
 ) -> dg.AssetChecksDefinition:
     """A check that counts the rows of the run breaking each row rule of ``data_type``, rows
     outside the run's partitions (and, with ``interval``, off its boundaries)."""
 
     def rules_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
-        return _rules_result(frame, violation_masks(frame, data_type, slots_of(context), interval=interval))
+        slots = slots_of(context)
+        return rules_result(frame, lambda chunk: violation_masks(chunk, data_type, slots, interval=interval))
 
     return dg.asset_check(
         asset=asset, name=name, partitions_def=partitions_def, blocking=blocking, description=description
-    )(_input_named_after(asset, rules_check))
+    )(_input_named_after(asset, rules_check, frames))
 
 
 def _every_partition_check(
@@ -166,11 +118,12 @@ def _every_partition_check(
     *,
     description: str,
     blocking: bool = False,
+    frames: type = pd.DataFrame,
 ) -> dg.AssetChecksDefinition:
     """A check that every instrument-day of the run has at least one row."""
 
     def every_partition_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
-        return _every_partition_result(frame, slots_of(context))
+        return every_partition_result(frame, slots_of(context))
 
     return dg.asset_check(
         asset=asset,
@@ -178,24 +131,27 @@ def _every_partition_check(
         partitions_def=partitions_def,
         blocking=blocking,
         description=description,
-    )(_input_named_after(asset, every_partition_check))
+    )(_input_named_after(asset, every_partition_check, frames))
 
 
 def _minute_coverage_check(
-    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, slots_of: SlotsOf
+    asset: dg.AssetsDefinition, partitions_def: dg.PartitionsDefinition, slots_of: SlotsOf, frames: type = pd.DataFrame
 ) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name="minute_coverage", partitions_def=partitions_def)
     def ohlcv_1m_minute_coverage(
         context: dg.AssetCheckExecutionContext, config: MinuteCoverageConfig, ohlcv_1m: pd.DataFrame
     ) -> dg.AssetCheckResult:
         """Each day of the run has a candle in at least ``min_coverage`` of its 1440 minutes
         (default 90%). Warns (does not block): quiet minutes are possible on illiquid markets."""
         slots = slots_of(context)
-        coverage = minute_coverage(ohlcv_1m, slots)
-        below = {
-            str(slot): round(share, 4)
-            for slot, share in partitions_below_coverage(ohlcv_1m, slots, config.min_coverage).items()
-        }
+        coverage = dict.fromkeys(sorted(set(slots)), 0.0)
+        # Distinct minutes per instrument-day counted in Arrow, chunk by chunk: asking every
+        # chunk about every slot of the run was chunks x slots (248 x 62,000 for 31 days).
+        for chunk in (ohlcv_1m if isinstance(ohlcv_1m, MarketDataChunks) else [ohlcv_1m]):
+            for (exchange, coin, day), minutes in instrument_day_counts(chunk, gaps=True)[1].items():
+                slot = PartitionSlot(exchange, coin, day)
+                if slot in coverage:
+                    coverage[slot] = max(coverage[slot], minutes / MINUTES_PER_DAY)
+        below = {str(slot): round(share, 4) for slot, share in coverage.items() if share < config.min_coverage}
         return dg.AssetCheckResult(
             passed=not below,
             severity=dg.AssetCheckSeverity.WARN,
@@ -213,7 +169,10 @@ def _minute_coverage_check(
             ),
         )
 
-    return ohlcv_1m_minute_coverage
+    signature = inspect.signature(ohlcv_1m_minute_coverage)
+    ohlcv_1m_minute_coverage.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(annotation=frames) if p.name == "ohlcv_1m" else p for p in signature.parameters.values()])
+    return dg.asset_check(asset=asset, name="minute_coverage", partitions_def=partitions_def)(ohlcv_1m_minute_coverage)
 
 
 def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
@@ -230,14 +189,15 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
         7
     """
     on = (assets.partitions_def, assets.slots)
+    frames: type = MarketDataChunks if assets.chunked else pd.DataFrame
     return MarketDataChecks(
         trades_are_valid=_rules_check(
-            assets.trades, *on, name="valid_rows", data_type=DataType.TRADES, blocking=True,
+            assets.trades, *on, name="valid_rows", data_type=DataType.TRADES, blocking=True, frames=frames,
             description="Positive prices and amounts, sides buy/sell, unique trade ids, rows inside "
             "the run's partitions. Blocks the candles of the run when it fails.",
         ),
         trades_every_partition_has_rows=_every_partition_check(
-            assets.trades, *on, blocking=True,
+            assets.trades, *on, blocking=True, frames=frames,
             description="Every instrument-day of the run has at least one trade (an empty day "
             "usually means the source failed silently).",
         ),
@@ -247,19 +207,22 @@ def build_market_data_checks(assets: MarketDataAssets) -> MarketDataChecks:
             "snapshots, rows inside the run's partitions.",
         ),
         ohlcv_1m_invariants=_rules_check(
-            assets.ohlcv_1m, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True,
+            assets.ohlcv_1m, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True, frames=frames,
             interval="1min",
             description="low <= open/close <= high, volume >= 0, one candle per minute on minute "
             "boundaries, rows inside the run's partitions. Blocks the daily candles of the run when it fails.",
         ),
-        ohlcv_1m_minute_coverage=_minute_coverage_check(assets.ohlcv_1m, *on),
+        ohlcv_1m_minute_coverage=_minute_coverage_check(assets.ohlcv_1m, *on, frames),
         ohlcv_1d_invariants=_rules_check(
-            assets.ohlcv_1d, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True,
+            assets.ohlcv_1d, *on, name="ohlcv_invariants", data_type=DataType.OHLCV, blocking=True, frames=frames,
             interval="1D",
             description="low <= open/close <= high, volume >= 0, one candle per day at midnight UTC, "
             "rows inside the run's partitions.",
         ),
         ohlcv_1d_every_partition_has_rows=_every_partition_check(
-            assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle."
+            assets.ohlcv_1d, *on, description="Every instrument-day of the run has its daily candle.", frames=frames,
+        ),
+        trades_instruments_stored=(
+            instruments_stored_check(assets.trades, assets.partitions_def) if assets.chunked else None
         ),
     )

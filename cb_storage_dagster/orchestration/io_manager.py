@@ -14,6 +14,11 @@ Asset metadata it reads:
     overrides it for one run (the intraday and order-book snapshot schedules set it).
 Input metadata (``dg.AssetIn(metadata=...)``):
     ``as_of_version``: read the upstream Delta table at that version (reproduce a past run).
+
+Chunks (the ``exchange`` profile): an output of :class:`MarketDataChunks` is streamed into
+its table in one commit, chunk by chunk, leaving its failed instrument-days out of the scope;
+an input annotated ``MarketDataChunks`` is read lazily in blocks of ``chunk_instruments``
+instruments x one day. Memory then follows the chunk size, not the run's size.
 """
 
 from __future__ import annotations
@@ -25,15 +30,18 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import PrivateAttr
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType
-from cb_storage_dagster.orchestration.failures import storage_failures
+from cb_storage_dagster.domain.scope import WriteScope
+from cb_storage_dagster.orchestration.failures import permanent_failures
 from cb_storage_dagster.orchestration.output_metadata import (
     merge_metadata,
     output_metadata,
     publish_partition_row_counts,
 )
 from cb_storage_dagster.orchestration.resources import StorageBackendResource
-from cb_storage_dagster.orchestration.run_scope import run_scope
+from cb_storage_dagster.orchestration.run_scope import context_tags, repair_instruments, run_scope
+from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.storage.manager import StorageManagerImpl
 
 
@@ -67,6 +75,8 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
     delta_layout: str = "instrument"
     """Delta layout of tables created from now on: ``instrument`` or ``exchange`` (thousands of
     instruments per exchange; see docs/LAYOUT.md). Existing tables keep theirs."""
+    chunk_instruments: int | None = None
+    """Instruments per chunk of a chunked input (None: ``CB_STORAGE_CHUNK_INSTRUMENTS``)."""
 
     _manager: StorageManagerImpl | None = PrivateAttr(default=None)
 
@@ -82,8 +92,12 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
 
     # -- outputs -------------------------------------------------------------------------
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        with storage_failures(*_run_of(context)):  # bad data fails once, never retried
-            self._store_output(context, obj)
+        try:
+            with permanent_failures(*_run_of(context)):  # bad data fails once, never retried
+                self._store_output(context, obj)
+        finally:
+            if isinstance(obj, MarketDataChunks):
+                obj.close()  # its temporary file: downstream steps read the table, not it
 
     def _store_output(self, context: dg.OutputContext, obj: Any) -> None:
         if obj is None:
@@ -101,12 +115,18 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             context.add_output_metadata(merge_metadata(result, partitioned=context.has_asset_partitions))
             return
         context.add_output_metadata(output_metadata(result, partitioned=context.has_asset_partitions))
+        chunks = obj if isinstance(obj, MarketDataChunks) else None
         if context.has_asset_partitions:
-            publish_partition_row_counts(context, result)
+            if repair_instruments(context_tags(context)) is not None:
+                # A repair run replaces a few instruments of each partition: its counts are
+                # not the partitions' row counts, so none are published.
+                context.add_output_metadata({"repaired_rows": result.row_count})
+                return
+            publish_partition_row_counts(context, result, failed=chunks.excluded if chunks else frozenset())
 
     # -- inputs --------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
-        with storage_failures(*_run_of(context)):
+        with permanent_failures(*_run_of(context)):
             return self._load(context)
 
     def _load(self, context: dg.InputContext) -> Any:
@@ -119,6 +139,13 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
         scope = run_scope(context) if context.has_asset_partitions else None
         input_metadata = context.definition_metadata or {}
         version = input_metadata.get("as_of_version")
+        if _wants_chunks(context):
+            size = self.chunk_instruments or PipelineSettings.load().chunk_instruments
+            context.log.info(f"Streaming {table!r} in chunks of {size} instruments x one day.")
+            return self.manager.read_chunks(
+                data_type, scope if scope is not None else WriteScope.everything(), table=table,
+                chunk_instruments=size, as_of_version=int(version) if version is not None else None,
+            )
         data = self.manager.read_partitions(
             data_type, scope, table=table,
             as_of_version=int(version) if version is not None else None,
@@ -179,6 +206,10 @@ def _data_type(metadata: Mapping[str, Any], asset_key: dg.AssetKey) -> DataType:
         f"Cannot tell the data type of asset {asset_key.to_user_string()!r}: add "
         "metadata={'data_type': 'ohlcv' | 'trades' | 'order_book'} to the asset."
     )
+
+
+def _wants_chunks(context: dg.InputContext) -> bool:
+    return getattr(context.dagster_type, "typing_type", None) is MarketDataChunks
 
 
 def _wants_arrow(context: dg.InputContext) -> bool:

@@ -168,8 +168,6 @@ def slots_of_keys(
     return sorted(slots)
 
 
-
-
 def decode_multi_key(key: str | dg.MultiPartitionKey) -> PartitionSlot:
     """Turn ``2024-01-02|binance:BTC`` (or a MultiPartitionKey) into a PartitionSlot."""
     date_key, instrument_key = _date_and_second_key(key, INSTRUMENT_DIMENSION, "<date>|<exchange>:<coin>")

@@ -8,6 +8,11 @@ turns the writer's ``exchange/coin/date`` row counts back into one figure per pa
   the exchange-day;
 * daily keys: every instrument of the day; instrument keys: every day of the instrument;
 * no partitions: the whole table.
+
+A *repair run* of the ``exchange`` profile carries the run tag :data:`INSTRUMENTS_TAG`
+(``cb_storage/instruments=binance:XRP,binance:DOGE``): its exchange-days then stand for those
+instruments only, so the run fetches, replaces and re-builds exactly them and leaves every
+other instrument of the day as it is stored.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from cb_storage_dagster.domain.keys import decode_instrument, parse_date
+from cb_storage_dagster.domain.keys import PartitionSlot, decode_instrument, parse_date
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.orchestration.partitions import (
     DATE_DIMENSION,
@@ -28,7 +33,40 @@ from cb_storage_dagster.orchestration.partitions import (
     is_exchange_day_key,
 )
 
-__all__ = ["day_of", "rows_by_partition_key", "run_scope"]
+__all__ = ["INSTRUMENTS_TAG", "day_of", "repair_instruments", "repair_tags", "rows_by_partition_key", "run_scope"]
+
+INSTRUMENTS_TAG = "cb_storage/instruments"
+"""Run tag of a repair run: the ``<exchange>:<coin>`` keys (comma-separated) it re-runs."""
+
+
+def repair_tags(instruments: Sequence[str]) -> dict[str, str]:
+    """The tag of a run that re-runs only ``instruments`` of its exchange-days.
+
+    >>> repair_tags(["binance:XRP", "binance:DOGE"])
+    {'cb_storage/instruments': 'binance:DOGE,binance:XRP'}
+    """
+    pairs = sorted({decode_instrument(key.strip()) for key in instruments})
+    return {INSTRUMENTS_TAG: ",".join(f"{e}:{c}" for e, c in pairs)}
+
+
+def repair_instruments(tags: Mapping[str, str]) -> frozenset[tuple[str, str]] | None:
+    """The instruments a repair run re-runs, or ``None`` for a normal run.
+
+    Raises:
+        InvalidKeyError: the tag holds something that is not ``<exchange>:<coin>``.
+    """
+    value = tags.get(INSTRUMENTS_TAG)
+    if value is None or not value.strip():
+        return None
+    return frozenset(decode_instrument(key.strip()) for key in value.split(",") if key.strip())
+
+
+def context_tags(context: dg.OutputContext | dg.InputContext) -> Mapping[str, str]:
+    """The run's tags (none for a context built by hand)."""
+    try:
+        return context.step_context.run_tags
+    except dg.DagsterInvariantViolationError:
+        return {}
 
 
 def run_scope(context: dg.OutputContext | dg.InputContext) -> WriteScope:
@@ -40,7 +78,14 @@ def run_scope(context: dg.OutputContext | dg.InputContext) -> WriteScope:
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
         names = {d.name for d in partitions_def.partitions_defs}
         if names == {DATE_DIMENSION, EXCHANGE_DIMENSION}:  # the exchange profile
-            return WriteScope.of_exchange_days(decode_exchange_day_key(key) for key in keys)
+            exchange_days = [decode_exchange_day_key(key) for key in keys]
+            repaired = repair_instruments(context_tags(context))
+            if repaired is not None:
+                return WriteScope.of_slots(
+                    PartitionSlot(e, c, day) for exchange, day in exchange_days for e, c in sorted(repaired)
+                    if e == exchange
+                )
+            return WriteScope.of_exchange_days(exchange_days)
         if names != {DATE_DIMENSION, INSTRUMENT_DIMENSION}:
             raise dg.Failure(
                 f"MarketDataIOManager needs multi-partitions named {DATE_DIMENSION!r} and "

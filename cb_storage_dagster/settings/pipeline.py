@@ -33,6 +33,10 @@ class PipelineSettings(CbStorageSettings):
     schedule_batch_size: int = 50
     """Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
     pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+    chunk_instruments: int = 250
+    """Instruments per chunk of the exchange profile (``CB_STORAGE_CHUNK_INSTRUMENTS``): its runs
+    fetch, transform, check and write market data in blocks of this many instruments x one
+    day, so a run's memory follows this number, not instruments x days (README, docs/SCALE.md)."""
 
     @field_validator("partitioning", mode="before")
     @classmethod
@@ -54,6 +58,17 @@ class PipelineSettings(CbStorageSettings):
             size = 0
         if size < 1:
             raise _invalid("must be a positive integer (instruments per daily run).")
+        return size
+
+    @field_validator("chunk_instruments", mode="before")
+    @classmethod
+    def _chunk(cls, value: Any) -> int:
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1:
+            raise _invalid("must be a positive integer (instruments per chunk of a run).")
         return size
 
     _blank = field_validator("*", mode="before")(_blank_is_unset)  # defined last: runs first

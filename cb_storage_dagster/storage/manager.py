@@ -1,7 +1,7 @@
 """StorageManagerImpl: keys, schemas and formats over one backend. No Dagster here.
 
 The manager owns the order of a write (normalize, check the rows against the scope, one
-commit) and of a read (one pruned scan, sorted, projected); argument checks live in
+commit, in :mod:`.writing`) and of a read (one pruned scan, sorted, projected); argument checks live in
 :mod:`.arguments` and :mod:`.times`, the format of each table in :mod:`.catalog`, the
 read's scan and the shape of its result in :mod:`.reading`.
 """
@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, MarketDataKey, MarketDataKeyLike, validate_name
 from cb_storage_dagster.domain.results import WriteResult
-from cb_storage_dagster.domain.schemas import DATE_COLUMN, check_natural_keys, normalize
-from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
-from cb_storage_dagster.storage.arguments import WriteMode, parse_format, parse_write_mode, table_name
+from cb_storage_dagster.domain.schemas import DATE_COLUMN, normalize
+from cb_storage_dagster.domain.scope import WriteScope
+from cb_storage_dagster.storage.arguments import WriteMode, parse_format, table_name
 from cb_storage_dagster.storage.catalog import TableFormats
+from cb_storage_dagster.storage.chunked import read_chunks
 from cb_storage_dagster.storage.delta.table_format import DeltaFormat
 from cb_storage_dagster.storage.files import JsonFormat, ParquetFormat
 from cb_storage_dagster.storage.format import ReadRequest
@@ -29,6 +31,7 @@ from cb_storage_dagster.storage.layout import DEFAULT_LAYOUT, Layout, parse_layo
 from cb_storage_dagster.storage.reading import read_table
 from cb_storage_dagster.storage.sql import instrument_range_predicate, time_range_expression
 from cb_storage_dagster.storage.times import days_in_range, time_range
+from cb_storage_dagster.storage.writing import write_chunked, write_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -135,12 +138,13 @@ class StorageManagerImpl(IStorageManager):
         else:
             days = pc.unique(normalized.column(DATE_COLUMN)).to_pylist()
             scope = WriteScope.of_slots([key.partition(d) for d in days])
-        return self._write(key.data_type, normalized, scope, format_hint, table, mode, layout)
+        return write_table(self._tables, self.table_name(key.data_type, table), key.data_type, normalized, scope,
+                           format_hint, mode, layout)
 
     def write_partitions(
         self,
         data_type: DataType | str,
-        data: pd.DataFrame | pa.Table,
+        data: pd.DataFrame | pa.Table | MarketDataChunks,
         scope: WriteScope,
         *,
         format: str | None = None,
@@ -154,47 +158,19 @@ class StorageManagerImpl(IStorageManager):
         This is the entry point of the Dagster IO manager: one commit for a whole range
         (e.g. ``WriteScope.of_exchange_days`` for every instrument of an exchange-day).
         ``layout`` as in :meth:`save_entry`.
+
+        :class:`MarketDataChunks` are checked chunk by chunk as they stream into one Delta
+        commit (:mod:`.chunked`; memory holds one chunk, whatever the run's size), and their
+        failed instrument-days are left out of ``scope``: their stored rows stay. A merge,
+        or a Parquet/JSON table, gathers the chunks into one table first.
         """
         data_type = DataType.parse(data_type)
+        name = self.table_name(data_type, table)
+        if isinstance(data, MarketDataChunks):
+            return write_chunked(self._tables, name, data_type, data, scope, format, mode, layout)
         exchange, coin = scope.sole_instrument or (None, None)  # fills missing exchange/coin columns
         normalized = normalize(data, data_type, exchange=exchange, coin=coin)
-        return self._write(data_type, normalized, scope, format, table, mode, layout)
-
-    def _write(
-        self,
-        data_type: DataType,
-        normalized: pa.Table,
-        scope: WriteScope,
-        format_hint: str | None,
-        table: str | None,
-        mode: str | None = "replace",
-        layout: Layout | None = None,
-    ) -> WriteResult:
-        write_mode = parse_write_mode(mode)
-        name = self.table_name(data_type, table)
-        layout = parse_layout(layout)
-        store = self._tables.for_write(name, format_hint)
-        merge = write_mode == "merge"
-        key_columns = check_natural_keys(normalized, data_type) if merge else ()
-        if scope.is_empty or (merge and normalized.num_rows == 0):
-            if merge and not isinstance(store, DeltaFormat):
-                store.merge(name, data_type, normalized, scope, key_columns)  # refuses
-            # Nothing to replace, or nothing to upsert: no commit.
-            return WriteResult(
-                uri=self.backend.get_uri_for_identifier(name), format=store.name, table=name,
-                version=self.table_version(data_type, table=table) if merge else None,
-                row_count=0, schema=normalized.schema, mode=write_mode,
-                rows_inserted=0 if merge else None, rows_updated=0 if merge else None,
-            )
-        check_rows_in_scope(normalized, scope)
-        if merge:
-            result = store.merge(name, data_type, normalized, scope, key_columns)
-        elif isinstance(store, DeltaFormat):
-            result = store.write(name, data_type, normalized, scope, layout=layout)
-        else:
-            result = store.write(name, data_type, normalized, scope)
-        self._tables.remember(name, store.name)
-        return result
+        return write_table(self._tables, name, data_type, normalized, scope, format, mode, layout)
 
     def table_version(
         self, data_type: DataType | str, *, table: str | None = None, refresh: bool = True
@@ -233,6 +209,20 @@ class StorageManagerImpl(IStorageManager):
         return store.write(name, key.data_type, kept.filter(~time_range_expression(start, end)), scope)
 
     # -- reads -------------------------------------------------------------------------
+    def read_chunks(
+        self,
+        data_type: DataType | str,
+        scope: WriteScope,
+        *,
+        table: str | None = None,
+        chunk_instruments: int,
+        as_of_version: int | None = None,
+    ) -> MarketDataChunks:
+        """``scope`` as :class:`MarketDataChunks` of at most ``chunk_instruments`` instruments
+        x one day, read lazily one block at a time at one table version (:mod:`.chunked`)."""
+        return read_chunks(self, DataType.parse(data_type), scope, table=table,
+                           chunk_instruments=chunk_instruments, as_of_version=as_of_version)
+
     def read_partitions(
         self,
         data_type: DataType | str,

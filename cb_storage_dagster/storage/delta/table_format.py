@@ -10,6 +10,7 @@ see :mod:`..layout`), chosen when a table is created and kept for its life.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -155,6 +156,13 @@ class DeltaFormat(FormatStore):
         """Replace exactly ``scope`` with ``data`` in one commit; a new table is created in
         ``layout`` (default: ``default_layout``)."""
         return delta_write.write(self.tables, table, data_type, data, scope, layout)
+
+    def write_stream(
+        self, table: str, data_type: DataType, chunks: Callable[[], Iterator[pa.Table]], scope: WriteScope,
+        *, layout: Layout | None = None,
+    ) -> WriteResult:
+        """Replace exactly ``scope`` with streamed chunks in one commit (see :func:`.write.write_stream`)."""
+        return delta_write.write_stream(self.tables, table, data_type, chunks, scope, layout)
 
     def merge(
         self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope, key_columns: tuple[str, ...]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from cb_storage_dagster.domain.errors import InvalidKeyError
-from cb_storage_dagster.domain.keys import validate_name
+from cb_storage_dagster.domain.keys import PartitionSlot, validate_name
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.sql.literals import date_list, sql_literal, timestamp_literal, validate_column
@@ -24,28 +24,43 @@ def delta_predicate(scope: WriteScope, alias: str | None = None) -> str | None:
 
     ``alias`` qualifies the columns (``target``: the target table of a merge).
 
-    >>> from cb_storage_dagster.domain.keys import PartitionSlot
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> delta_predicate(scope)
     "(exchange = 'binance' AND coin = 'BTC' AND month = '2024-01' AND date IN ('2024-01-02'))"
     >>> delta_predicate(WriteScope.of_exchange_days([("binance", dt.date(2024, 1, 2))]))
     "(exchange = 'binance' AND month = '2024-01' AND date IN ('2024-01-02'))"
+
+    Excluded slots (:meth:`WriteScope.excluding`) are cut out, so their stored rows stay:
+
+    >>> day = dt.date(2024, 1, 2)
+    >>> print(delta_predicate(WriteScope.of_exchange_days([("binance", day)]).excluding([PartitionSlot("binance", "XX", day)])))
+    ((exchange = 'binance' AND month = '2024-01' AND date IN ('2024-01-02'))) AND NOT ((exchange = 'binance' AND coin = 'XX' AND month = '2024-01' AND date IN ('2024-01-02')))
     """
-    if scope.whole_table:
-        return None
     if scope.is_empty:
         raise InvalidKeyError("An empty write scope has no predicate.")
     q = "" if alias is None else f"{validate_column(alias)}."
-    clauses: list[str] = []
+    included = None if scope.whole_table else _included_predicate(scope, q)
+    if not scope.excluded:
+        return included
+    excluded = _slots_predicate(scope.excluded, q)
+    return f"NOT ({excluded})" if included is None else f"({included}) AND NOT ({excluded})"
+
+
+def _slots_predicate(slots: Iterable[PartitionSlot], q: str) -> str:
+    """``(exchange AND coin AND month AND date IN ...) OR ...`` of exchange/coin/day slots."""
     grouped: dict[tuple[str, str, str], list[dt.date]] = defaultdict(list)
-    for slot in scope.slots:
+    for slot in slots:
         grouped[(slot.exchange, slot.coin, slot.month)].append(slot.date)
-    for (exchange, coin, month), days in sorted(grouped.items()):
-        clauses.append(
-            f"({q}exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
-            f"{q}coin = {sql_literal(validate_name(coin, 'coin'))} AND "
-            f"{q}{MONTH_COLUMN} = {sql_literal(month)} AND {q}{DATE_COLUMN} IN ({date_list(days)}))"
-        )
+    return " OR ".join(
+        f"({q}exchange = {sql_literal(validate_name(exchange, 'exchange'))} AND "
+        f"{q}coin = {sql_literal(validate_name(coin, 'coin'))} AND "
+        f"{q}{MONTH_COLUMN} = {sql_literal(month)} AND {q}{DATE_COLUMN} IN ({date_list(days)}))"
+        for (exchange, coin, month), days in sorted(grouped.items())
+    )
+
+
+def _included_predicate(scope: WriteScope, q: str) -> str:
+    clauses: list[str] = [_slots_predicate(scope.slots, q)] if scope.slots else []
     by_month: dict[tuple[str | None, str], list[dt.date]] = defaultdict(list)
     for day in scope.days:
         by_month[(day.exchange, day.month)].append(day.date)
@@ -113,7 +128,6 @@ def merge_predicates(
     is true when any value column differs, so that re-merging identical rows updates nothing
     and commits nothing (``None`` when there are no value columns).
 
-    >>> from cb_storage_dagster.domain.keys import PartitionSlot
     >>> scope = WriteScope.of_slots([PartitionSlot("binance", "BTC", dt.date(2024, 1, 2))])
     >>> match, changed = merge_predicates(["exchange", "coin", "timestamp"], ["close"], scope)
     >>> match
