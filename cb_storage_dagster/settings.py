@@ -6,7 +6,7 @@ model                    variables
 :class:`StorageConfig`   the storage backend: ``BACKEND_TYPE``, ``DEFAULT_FORMAT``, ``LOCAL_ROOT_PATH``,
                          ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``
 :class:`PipelineSettings`  the Dagster pipeline: ``PARTITIONING``, ``INSTRUMENTS``,
-                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``
+                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``FRESHNESS_DEADLINE``
 :class:`SourceSettings`  the market-data source: ``SOURCE``, ``CCXT_*``
 =======================  ==========================================================================
 
@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self, TypedDict, get_args, get_type_hints
@@ -289,6 +290,9 @@ class PipelineSettings(CbStorageSettings):
     schedule_batch_size: int = 50
     """Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
     pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+    freshness_deadline: dt.time = dt.time(6, 0)
+    """UTC time of day (``HH:MM``) by which yesterday's data is expected: the daily assets'
+    freshness policy fails when they were not materialized since midnight UTC by then."""
 
     @field_validator("partitioning", mode="before")
     @classmethod
@@ -300,6 +304,21 @@ class PipelineSettings(CbStorageSettings):
                 "'exchange' (date x exchange)."
             )
         return text
+
+    @field_validator("freshness_deadline", mode="before")
+    @classmethod
+    def _time_of_day(cls, value: Any) -> Any:
+        if isinstance(value, dt.time):
+            text = value.strftime("%H:%M")
+        else:
+            text = str(value)
+        try:
+            deadline = dt.datetime.strptime(text, "%H:%M").time()
+        except ValueError:
+            deadline = None
+        if deadline is None or deadline < dt.time(0, 1):
+            raise _invalid("must be a UTC time of day HH:MM from 00:01 to 23:59, e.g. '06:00'.")
+        return deadline
 
     @field_validator("schedule_batch_size", mode="before")
     @classmethod

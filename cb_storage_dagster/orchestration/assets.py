@@ -27,6 +27,7 @@ import pandas as pd
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
 from cb_storage_dagster.orchestration.failures import storage_failures
+from cb_storage_dagster.orchestration.freshness import with_daily_freshness
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.sources.base import MarketDataSource
@@ -251,6 +252,7 @@ def build_market_data_assets(
         """
         return resample_ohlcv(ohlcv_1m, "1D")
 
+    trades, ohlcv_1m, ohlcv_1d = (with_daily_freshness(a) for a in (trades, ohlcv_1m, ohlcv_1d))
     return MarketDataAssets(trades, order_book, ohlcv_1m, ohlcv_1d, partitions_def, coins)
 
 
