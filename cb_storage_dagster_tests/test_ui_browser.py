@@ -148,6 +148,8 @@ def test_first_look_in_the_ui(dev, tmp_path):
         page.get_by_text(f"{DAY}|{INSTRUMENTS[0]}", exact=True).first.wait_for()
         page.get_by_text("rows_per_partition", exact=True).wait_for()
         shown = page.locator("body").inner_text()
+        # The picture shows the partition's own row count (the README's point of it).
+        page.get_by_text("dagster/row_count", exact=True).first.scroll_into_view_if_needed()
         screens.shoot(page, "materialization-metadata")
 
         # ... and it is what the Delta table holds.
