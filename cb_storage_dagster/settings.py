@@ -305,6 +305,37 @@ class PipelineSettings(CbStorageSettings):
             )
         return text
 
+    def instrument_keys(self) -> list[str]:
+        """The instrument universe: the keys of ``instruments_file`` if set, else of
+        ``instruments``, validated and de-duplicated in their order.
+
+        The file holds ``<exchange>:<coin>`` keys separated by commas or newlines, ``#``
+        starting a comment. An invalid key raises ``InvalidKeyError`` naming it; a file that
+        cannot be read or lists nothing raises :class:`ConfigurationError` naming the variable.
+
+        >>> PipelineSettings.load({"CB_STORAGE_INSTRUMENTS": "kraken:SOL, binance:BTC"}).instrument_keys()
+        ['kraken:SOL', 'binance:BTC']
+        """
+        from cb_storage_dagster.domain.keys import parse_instruments
+
+        if self.instruments_file is None:
+            return parse_instruments(self.instruments)
+        variable, path = self.variable("instruments_file"), self.instruments_file
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ConfigurationError(
+                f"{variable} points at {str(path)!r}, which cannot be read "
+                f"({error.strerror}): fix the path or unset the variable."
+            ) from None
+        keys = parse_instruments(",".join(line.split("#", 1)[0] for line in text.splitlines()))
+        if not keys:
+            raise ConfigurationError(
+                f"{variable} file {str(path)!r} lists no instrument: add "
+                "'<exchange>:<coin>' lines, or unset the variable."
+            )
+        return keys
+
     @field_validator("freshness_deadline", mode="before")
     @classmethod
     def _time_of_day(cls, value: Any) -> Any:
