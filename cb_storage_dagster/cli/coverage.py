@@ -29,7 +29,7 @@ from cb_storage_dagster.cli.options import (
     universe,
 )
 from cb_storage_dagster.domain.errors import ConfigurationError
-from cb_storage_dagster.storage.coverage import CoverageReport, ExchangeDayCoverage, measure_coverage
+from cb_storage_dagster.storage.coverage import CoverageReport, measure_coverage
 
 NAME = "coverage"
 HELP = "Instruments complete / partial / missing per exchange and day (exit 1 on gaps)."
@@ -66,7 +66,7 @@ def execute(args: argparse.Namespace) -> int:
     report = measure_coverage(manager, table, expected, start, end, per_day=args.per_day)
     print(render_table(
         ["exchange", "date", "complete", "partial", "missing", "not complete"],
-        [[d.exchange, d.date.isoformat(), len(d.complete), len(d.partial), len(d.missing), _gaps(d, report)]
+        [[d.exchange, d.date.isoformat(), len(d.complete), len(d.partial), len(d.missing), d.describe_gaps(report.per_day, _NAMED)]
          for d in report.days],
     ))
     if args.grid:
@@ -92,12 +92,3 @@ def grid_text(report: CoverageReport) -> str:
     for (exchange, coin), states in grid.items():
         lines.append(f"{f'{exchange}:{coin}':{width}}  " + "".join(_SYMBOLS[states[d]] for d in report.dates))
     return "\n".join(lines)
-
-
-def _gaps(day: ExchangeDayCoverage, report: CoverageReport) -> str:
-    described = [
-        f"{item.coin} (partial {item.intervals}/{report.per_day})" if item.state == "partial" else f"{item.coin} (missing)"
-        for item in day.instruments if item.state != "complete"
-    ]
-    more = len(described) - _NAMED
-    return ", ".join(described[:_NAMED]) + (f", +{more} more" if more > 0 else "")

@@ -17,6 +17,7 @@ import dagster as dg
 import pandas as pd
 
 from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.orchestration.coverage_metadata import run_coverage_metadata
 
 __all__ = ["METADATA_TABLE_ROWS", "per_instrument_metadata"]
 
@@ -60,8 +61,10 @@ def _rows_table(frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bo
 def per_instrument_metadata(
     frame: pd.DataFrame, slots: Sequence[PartitionSlot], *, gaps: bool = False
 ) -> dict[str, object]:
-    """The output metadata of a run's frame: its instrument-days, those without rows, and a
-    table of rows (and, with ``gaps``, minutes without a candle) per instrument-day."""
+    """The output metadata of a run's frame: its instrument-days, those without rows, a
+    table of rows (and, with ``gaps``, minutes without a candle) per instrument-day, and the
+    ``coverage`` Markdown (complete / partial / missing instruments per exchange-day; with
+    ``gaps`` a complete day has all 1440 one-minute candles)."""
     if frame.empty:
         filled: set[tuple[str, str, dt.date]] = set()
     else:
@@ -77,4 +80,5 @@ def per_instrument_metadata(
         "instrument_days_without_rows": len(empty),
         "without_rows": [str(s) for s in empty[:20]],
         "rows_per_instrument_day": _rows_table(frame, slots, gaps=gaps),
+        **run_coverage_metadata(frame, slots, per_day=_MINUTES_PER_DAY if gaps else None),
     }

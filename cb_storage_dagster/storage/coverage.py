@@ -129,6 +129,15 @@ class ExchangeDayCoverage:
     def missing(self) -> list[str]:
         return self.coins("missing")
 
+    def describe_gaps(self, per_day: int | None, limit: int) -> str:
+        """The instruments not complete, at most ``limit`` named: ``'ETH (partial 700/1440), SOL (missing)'``."""
+        named = [
+            f"{i.coin} (partial {i.intervals}/{per_day})" if i.state == "partial" else f"{i.coin} (missing)"
+            for i in self.instruments if i.state != "complete"
+        ]
+        more = len(named) - limit
+        return ", ".join(named[:limit]) + (f", +{more} more" if more > 0 else "")
+
 
 @dataclass(frozen=True)
 class CoverageReport:
@@ -225,9 +234,12 @@ def coverage_report(
     return CoverageReport(table, per_day, tuple(report))
 
 
-def coverage_of_rows(rows: pa.Table | Any, slots: Sequence[PartitionSlot], *, table: str) -> CoverageReport:
-    """The coverage of the instrument-days ``slots`` in a frame a run just produced."""
-    per_day = expected_per_day(table)
+def coverage_of_rows(
+    rows: pa.Table | Any, slots: Sequence[PartitionSlot], *, table: str = "", per_day: int | None = None
+) -> CoverageReport:
+    """The coverage of the instrument-days ``slots`` in a frame a run just produced;
+    ``per_day`` defaults to :func:`expected_per_day` of ``table``."""
+    per_day = expected_per_day(table) if per_day is None else per_day
     counts = count_intervals(rows, per_day)
     report = coverage_report(
         counts, {(s.exchange, s.coin) for s in slots}, {s.date for s in slots}, table=table, per_day=per_day
