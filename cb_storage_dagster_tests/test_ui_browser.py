@@ -168,6 +168,14 @@ def test_first_look_in_the_ui(dev, tmp_path):
         assert row_count is not None, shown
         assert int(row_count.group(1).replace(",", "")) == MINUTES_PER_DAY, row_count.group(0)
 
+        # The freshness policy (yesterday's data by CB_STORAGE_FRESHNESS_DEADLINE, 06:00 UTC by
+        # default) on the asset's overview, beside its checks.
+        page.goto(f"{base}/assets/ohlcv_1m?view=overview", wait_until="networkidle")
+        page.get_by_text("Freshness policy", exact=True).first.wait_for()
+        expect(page.get_by_text("Deadline:", exact=False).first).to_be_visible()
+        page.get_by_text("Freshness policy", exact=True).first.scroll_into_view_if_needed()
+        screens.shoot(page, "freshness")
+
         # The asset checks ran with the materialization and passed.
         page.goto(f"{base}/assets/ohlcv_1m?view=checks", wait_until="networkidle")
         # Each check's detail shows its own metadata (a key only that check records) and result.

@@ -3,12 +3,12 @@ weekly Dagster job does), with a progress bar on stderr and a summary per table 
 
 Example::
 
-    $ cb-storage maintain --root data --table ohlcv_1m
-    [######--------------] 1/3 ohlcv_1m: compact
+    $ cb-storage maintain --root data
+    [######--------------] 1/3 ohlcv_1m: compact          (on stderr)
     [#############-------] 2/3 ohlcv_1m: checkpoint
     [####################] 3/3 ohlcv_1m: vacuum
-    table     partitions  files before  files after  bytes before  bytes after  vacuumed  version
-    ohlcv_1m           2            60            2     4.4 MiB      4.0 MiB         0       61
+    table     partitions  files before  files after  stored before  stored after  vacuumed  version
+    ohlcv_1m           2             5            3  99.4 KiB       99.4 KiB             0        7
 """
 
 from __future__ import annotations

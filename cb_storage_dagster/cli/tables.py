@@ -4,9 +4,8 @@ bytes and last maintenance.
 Example::
 
     $ cb-storage tables --root data
-    table     format  version  files  bytes      last maintenance
-    ohlcv_1d  delta         3      3  9.8 KiB    never
-    ohlcv_1m  delta         3      3  150.2 KiB  2024-01-07 03:00 UTC
+    table     format  version  files  bytes     last maintenance
+    ohlcv_1m  delta         7      3  54.1 KiB  2026-12-05 05:23 UTC
 """
 
 from __future__ import annotations
