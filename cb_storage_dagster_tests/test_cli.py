@@ -284,3 +284,32 @@ def test_a_read_exits_0_every_time(root, tmp_path):
         done = cli("read", "--root", str(root), "--instruments", "binance:BTC,binance:ETH,coinbase:BTC",
                    "--start", "2024-01-01T00:00Z", "--end", "2024-01-03T00:00Z", "--out", str(tmp_path / f"{attempt}.parquet"))
         assert done.returncode == 0, (attempt, done.stderr)
+
+
+def test_the_storage_of_the_environment_on_azurite(azurite, tmp_path):
+    """No --root: the CB_STORAGE_* environment (here Azurite, with its account key) is the storage;
+    the key never shows in the output."""
+    from cb_storage_dagster.storage.manager import StorageManagerImpl
+    from cb_storage_dagster_tests.support.azurite import new_container_backend
+
+    backend = new_container_backend(azurite)
+    manager = StorageManagerImpl(backend)
+    manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}, candles("2024-01-02", 1440), table="ohlcv_1m")
+    env = {
+        "CB_STORAGE_BACKEND_TYPE": "azure", "CB_STORAGE_AZURE_CONTAINER_NAME": backend.container_name,
+        "CB_STORAGE_AZURE_ACCOUNT_NAME": azurite.account_name, "CB_STORAGE_AZURE_ACCOUNT_KEY": azurite.account_key,
+        "CB_STORAGE_AZURE_ENDPOINT": azurite.blob_endpoint,
+    }
+    listed = cli("tables", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["version"] == manager.table_version("ohlcv", table="ohlcv_1m")
+    covered = cli("coverage", "--start", "2024-01-02", "--end", "2024-01-02", "--instruments", "binance:BTC,binance:ETH", env=env)
+    assert covered.returncode == 1, covered.stderr
+    assert "ETH (missing)" in covered.stdout
+    out = tmp_path / "day.parquet"
+    read = cli("read", "--instruments", "binance:BTC", "--start", "2024-01-02T00:00Z", "--end", "2024-01-03T00:00Z",
+               "--out", str(out), env=env)
+    assert read.returncode == 0, read.stderr
+    assert pq.read_table(out).num_rows == 1440
+    for done in (listed, covered, read):
+        assert azurite.account_key not in done.stdout + done.stderr
