@@ -286,6 +286,7 @@ def test_a_read_exits_0_every_time(root, tmp_path):
         assert done.returncode == 0, (attempt, done.stderr)
 
 
+@pytest.mark.slow
 def test_the_storage_of_the_environment_on_azurite(azurite, tmp_path):
     """No --root: the CB_STORAGE_* environment (here Azurite, with its account key) is the storage;
     the key never shows in the output."""
