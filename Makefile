@@ -6,7 +6,7 @@ export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup run test test-fast lint bench bench-full bench-scale bench-scale-orchestration clean demo
-.PHONY: setup-deploy-tests
+.PHONY: setup-deploy-tests screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ bench-scale: setup
 ## make bench-scale-orchestration: daily tick, sensor, one exchange-day run, source/transform times and the peak RSS of 2- and 31-exchange-day runs at 2,000 instruments (about an hour on 2 cores; docs/SCALE.md)
 bench-scale-orchestration: setup
 	$(BIN)/python benchmarks/scale_orchestration.py --instruments 2000
+
+## make screenshots: run the browser test and, when it passes, refresh docs/img/*.png (needs /usr/bin/chromium)
+screenshots: setup-deploy-tests
+	CB_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q cb_storage_dagster_tests/test_ui_browser.py
 
 lint: setup
 	$(BIN)/ruff check .

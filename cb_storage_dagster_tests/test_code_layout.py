@@ -23,6 +23,7 @@ LOWER_LAYERS = {
                 "cb_storage_dagster.settings", "cb_storage_dagster.retry"),
     "storage/": ("cb_storage_dagster.sources", "cb_storage_dagster.orchestration"),
     "sources/": ("cb_storage_dagster.orchestration",),
+    "cli/": ("cb_storage_dagster.sources", "cb_storage_dagster.orchestration", "dagster"),
 }
 """What each layer may not import: imports point down only."""
 

@@ -12,7 +12,6 @@ import datetime as dt
 
 import dagster as dg
 
-from cb_storage_dagster.orchestration import ASSETS
 from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.resources import LocalStorageResource
@@ -21,12 +20,12 @@ from cb_storage_dagster_tests.test_ccxt_source import make_source
 DAY = dt.date(2024, 3, 1)
 
 
-def test_a_symbol_the_exchange_refuses_fails_the_run_with_the_no_run_retry_tag(fake, tmp_path):
+def test_a_symbol_the_exchange_refuses_fails_the_run_with_the_no_run_retry_tag(fake, tmp_path, instrument_pipeline):
     fake.unknown_symbols.add("ETHUSDT")  # listed by the markets endpoint, refused by the trades endpoint
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("instruments", ["binance:ETH"])
         result = dg.materialize(
-            [a for a in ASSETS if a.key.to_user_string() == "trades"],
+            [instrument_pipeline.assets.trades],
             partition_key=f"{DAY.isoformat()}|binance:ETH",
             resources={"market_data_io_manager": MarketDataIOManager(storage=LocalStorageResource(root_path=str(tmp_path))),
                        "market_data_source": make_source(fake)},

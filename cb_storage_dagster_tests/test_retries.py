@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from cb_storage_dagster.domain.errors import BackendUnavailableError, InvalidKeyError
+from cb_storage_dagster.orchestration import SyntheticMarketDataSource
 from cb_storage_dagster.orchestration.failures import NO_RUN_RETRY_TAG, permanent_failures
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager
 from cb_storage_dagster.orchestration.partitions import instruments_partitions

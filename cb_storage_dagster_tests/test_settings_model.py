@@ -65,6 +65,8 @@ def test_the_partitioning_values_are_the_partition_profiles():
         (StorageConfig, "CB_STORAGE_MAX_COMMIT_RETRIES", "-1"),
         (PipelineSettings, "CB_STORAGE_PARTITIONING", "coin"),
         (PipelineSettings, "CB_STORAGE_SCHEDULE_BATCH_SIZE", "0"),
+        (PipelineSettings, "CB_STORAGE_FRESHNESS_DEADLINE", "25:00"),
+        (PipelineSettings, "CB_STORAGE_FRESHNESS_DEADLINE", "00:00"),
         (SourceSettings, "CB_STORAGE_SOURCE", "kaggle"),
         (SourceSettings, "CB_STORAGE_CCXT_PAGE_LIMIT", "many"),
         (SourceSettings, "CB_STORAGE_CCXT_SYMBOLS", "kraken:BTC"),

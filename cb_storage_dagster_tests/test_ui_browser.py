@@ -5,8 +5,9 @@ driven by Playwright: the asset graph, ``ohlcv_1m``'s partitions (registered by 
 backfill launched by clicking through the UI's dialog, then the materialization's metadata and
 the asset checks as the UI shows them, compared with the Delta table itself.
 
-Screenshots go to the test's temporary folder; with ``CB_UPDATE_SCREENSHOTS=1`` they also
-replace ``docs/img/*.png`` (the README shows those).
+Screenshots go to the test's temporary folder; with ``CB_UPDATE_SCREENSHOTS=1`` (or
+``make screenshots``) they also replace ``docs/img/*.png`` (the README shows those) once the
+test has passed, so the pictures always show what the assertions checked.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.slow
 
 INSTRUMENTS = ["binance:BTC", "coinbase:ETH"]
 DAY = "2024-01-02"
+MINUTES_PER_DAY = 1440
 DOCS_IMG = REPO_ROOT / "docs" / "img"
 
 LATEST_BACKFILL = """
@@ -146,6 +148,8 @@ def test_first_look_in_the_ui(dev, tmp_path):
         page.get_by_text(f"{DAY}|{INSTRUMENTS[0]}", exact=True).first.wait_for()
         page.get_by_text("rows_per_partition", exact=True).wait_for()
         shown = page.locator("body").inner_text()
+        # The picture shows the partition's own row count (the README's point of it).
+        page.get_by_text("dagster/row_count", exact=True).first.scroll_into_view_if_needed()
         screens.shoot(page, "materialization-metadata")
 
         # ... and it is what the Delta table holds.
@@ -156,6 +160,21 @@ def test_first_look_in_the_ui(dev, tmp_path):
         assert re.search(rf"table_version\s+{table.version()}\s", shown), shown
         per_partition = json.loads(re.search(r"rows_per_partition\s+(\{.*?\})", shown, re.S).group(1))
         assert per_partition == {f"{c['exchange']}/{c['coin']}/{DAY}": c["count_all"] for c in counts}
+        # The partition's own row count (not the run's total): a day of 1-minute candles is 1,440.
+        exchange, coin = INSTRUMENTS[0].split(":")
+        stored = next(c["count_all"] for c in counts if (c["exchange"], c["coin"]) == (exchange, coin))
+        assert stored == MINUTES_PER_DAY
+        row_count = re.search(r"dagster/row_count\s+([\d,]+)", shown)
+        assert row_count is not None, shown
+        assert int(row_count.group(1).replace(",", "")) == MINUTES_PER_DAY, row_count.group(0)
+
+        # The freshness policy (yesterday's data by CB_STORAGE_FRESHNESS_DEADLINE, 06:00 UTC by
+        # default) on the asset's overview, beside its checks.
+        page.goto(f"{base}/assets/ohlcv_1m?view=overview", wait_until="networkidle")
+        page.get_by_text("Freshness policy", exact=True).first.wait_for()
+        expect(page.get_by_text("Deadline:", exact=False).first).to_be_visible()
+        page.get_by_text("Freshness policy", exact=True).first.scroll_into_view_if_needed()
+        screens.shoot(page, "freshness")
 
         # The asset checks ran with the materialization and passed.
         page.goto(f"{base}/assets/ohlcv_1m?view=checks", wait_until="networkidle")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cb_storage_dagster.domain.chunks import InstrumentFailure
 from cb_storage_dagster.domain.keys import PartitionSlot
+from cb_storage_dagster.orchestration.coverage_metadata import run_coverage_metadata
 from cb_storage_dagster.orchestration.quality import MINUTES_PER_DAY, Key, instrument_day_counts
 
 __all__ = [
@@ -32,14 +33,13 @@ METADATA_TABLE_ROWS = 2000
 of a 2,000-instrument exchange); the counts above them always cover the whole run."""
 
 
-
-
 def metadata_of_counts(
     rows: dict[Key, int], minutes: dict[Key, int], slots: Sequence[PartitionSlot], *, gaps: bool
 ) -> dict[str, object]:
     """The output metadata of a run from its :func:`~.quality.instrument_day_counts`: its
     instrument-days, those without rows, and a table of rows (and, with ``gaps``, minutes
-    without a candle) per instrument-day."""
+    without a candle) per instrument-day, and the ``coverage`` Markdown (complete / partial /
+    missing instruments per exchange-day; with ``gaps`` a complete day has all 1440 candles)."""
     columns = [
         dg.TableColumn("instrument", "string"),
         dg.TableColumn("date", "string"),
@@ -64,6 +64,7 @@ def metadata_of_counts(
         "instrument_days_without_rows": len(empty),
         "without_rows": [str(s) for s in empty[:20]],
         "rows_per_instrument_day": dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns)),
+        **run_coverage_metadata(minutes if gaps else rows, slots, per_day=MINUTES_PER_DAY if gaps else None),
     }
 
 

@@ -30,6 +30,7 @@ from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metadata
 from cb_storage_dagster.orchestration.chunked_fetch import fetch_run_in_chunks, transform_in_chunks
 from cb_storage_dagster.orchestration.failures import permanent_failures
+from cb_storage_dagster.orchestration.freshness import with_daily_freshness
 from cb_storage_dagster.orchestration.run_context import run_slots, tag_value
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.settings import PipelineSettings
@@ -260,6 +261,7 @@ def build_market_data_assets(
     ohlcv_1d = dg.asset(name="ohlcv_1d", group_name=CANDLES_GROUP, metadata={"data_type": DataType.OHLCV.value},
                         **options("ohlcv_1d"))(_annotated(ohlcv_1d, frames))
 
+    trades, ohlcv_1m, ohlcv_1d = (with_daily_freshness(a) for a in (trades, ohlcv_1m, ohlcv_1d))
     return MarketDataAssets(trades, order_book, ohlcv_1m, ohlcv_1d, partitions_def, coins)
 
 

@@ -9,12 +9,8 @@ from Dagster (no more runs for it); the data already stored is kept. A tick cost
 linear in the number of instruments (set look-ups).
 """
 
-from pathlib import Path
-
 import dagster as dg
 
-from cb_storage_dagster.domain.errors import ConfigurationError
-from cb_storage_dagster.domain.keys import parse_instruments
 from cb_storage_dagster.orchestration.partitions import INSTRUMENTS_PARTITIONS_NAME, instruments_partitions
 from cb_storage_dagster.settings import PipelineSettings
 
@@ -47,28 +43,7 @@ def configured_instruments() -> list[str]:
     ``ConfigurationError`` (a ``ValueError``), so a typo fails the sensor tick instead of
     deleting partitions.
     """
-    settings = PipelineSettings.load()
-    if settings.instruments_file is not None:
-        return _instruments_from_file(settings.instruments_file)
-    return parse_instruments(settings.instruments)
-
-
-def _instruments_from_file(path: Path) -> list[str]:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigurationError(
-            f"{INSTRUMENTS_FILE_ENV_VAR} points at {str(path)!r}, which cannot be read "
-            f"({error.strerror}): fix the path or unset the variable."
-        ) from None
-    entries = [line.split("#", 1)[0] for line in text.splitlines()]
-    keys = parse_instruments(",".join(entries))
-    if not keys:
-        raise ConfigurationError(
-            f"{INSTRUMENTS_FILE_ENV_VAR} file {str(path)!r} lists no instrument: add "
-            "'<exchange>:<coin>' lines, or unset the variable."
-        )
-    return keys
+    return PipelineSettings.load().instrument_keys()  # no Dagster needed: the CLI reads it too
 
 
 def instrument_changes(current: list[str], wanted: list[str]) -> tuple[list[str], list[str]]:

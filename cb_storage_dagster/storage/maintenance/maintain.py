@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Unpack
 
 from cb_storage_dagster.storage.maintenance.checkpoint import checkpoint_table
@@ -20,16 +21,22 @@ def maintain_table(
     target_size: int = DEFAULT_TARGET_FILE_SIZE,
     sort_by_time: bool = True,
     vacuum_dry_run: bool = False,
+    on_step: Callable[[str], None] | None = None,
     **retention: Unpack[Retention],
 ) -> MaintenanceResult:
     """Compaction, then a checkpoint (so the next opens start from the compacted state),
     then vacuum.
 
     ``retention_hours`` and ``min_retention_hours`` go to :func:`vacuum_table` (7 days
-    each unless given).
+    each unless given). ``on_step`` is called with ``"compact"``, ``"checkpoint"`` and
+    ``"vacuum"`` as each step starts (a progress display).
     """
+    step = on_step or (lambda _name: None)
+    step("compact")
     compaction = compact_table(backend, table, target_size=target_size, sort_by_time=sort_by_time)
+    step("checkpoint")
     checkpoint = checkpoint_table(backend, table)
+    step("vacuum")
     vacuum = vacuum_table(backend, table, dry_run=vacuum_dry_run, **retention)
     summary = {
         "table": table,
