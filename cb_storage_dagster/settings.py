@@ -6,7 +6,7 @@ model                    variables
 :class:`StorageConfig`   the storage backend: ``BACKEND_TYPE``, ``DEFAULT_FORMAT``, ``LOCAL_ROOT_PATH``,
                          ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``
 :class:`PipelineSettings`  the Dagster pipeline: ``PARTITIONING``, ``INSTRUMENTS``,
-                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``
+                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``BACKFILL_SINGLE_RUN``
 :class:`SourceSettings`  the market-data source: ``SOURCE``, ``CCXT_*``
 =======================  ==========================================================================
 
@@ -289,6 +289,10 @@ class PipelineSettings(CbStorageSettings):
     schedule_batch_size: int = 50
     """Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
     pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+    backfill_single_run: bool = False
+    """``True``: the assets' backfill policy is one run per range (``BackfillPolicy.single_run``),
+    which ``dg launch --partition-range`` requires; set it for that command only. ``False``
+    (``dg dev``, the UI): a backfill runs in batches of at most 31 partitions."""
 
     @field_validator("partitioning", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from cb_storage_dagster.orchestration.asset_metadata import per_instrument_metad
 from cb_storage_dagster.orchestration.failures import storage_failures
 from cb_storage_dagster.orchestration.partitions import market_data_partitions, slots_of_keys
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
+from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.sources.base import MarketDataSource
 from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
 
@@ -63,6 +64,15 @@ day, and the nightly schedule replaces it once it is over."""
 MARKET_DATA_BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 """A UI backfill writes up to a month of partitions per run: one commit per batch instead
 of one per day, while a failed run only redoes its own batch."""
+
+
+def market_data_backfill_policy() -> dg.BackfillPolicy:
+    """:data:`MARKET_DATA_BACKFILL_POLICY`, or one run per range when
+    ``CB_STORAGE_BACKFILL_SINGLE_RUN=true`` (what ``dg launch --partition-range`` requires: it
+    refuses assets whose policy is not single-run)."""
+    if PipelineSettings.load().backfill_single_run:
+        return dg.BackfillPolicy.single_run()
+    return MARKET_DATA_BACKFILL_POLICY
 
 MARKET_DATA_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -148,7 +158,7 @@ def build_market_data_assets(
             "partitions_def": partitions_def,
             "io_manager_key": IO_MANAGER_KEY,
             "kinds": KINDS,
-            "backfill_policy": MARKET_DATA_BACKFILL_POLICY,
+            "backfill_policy": market_data_backfill_policy(),
             "retry_policy": MARKET_DATA_RETRY_POLICY,
             "pool": pool_of(table),
         }
