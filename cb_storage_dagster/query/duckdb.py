@@ -5,11 +5,11 @@ Example (with ``CB_STORAGE_*`` set as for ``make run``)::
     from cb_storage_dagster.query.duckdb import connect
 
     con = connect()                      # StorageConfig.load(); or connect(config / manager / backend)
-    con.sql("""
-        SELECT time_bucket(INTERVAL 1 HOUR, timestamp) AS hour, first(open ORDER BY timestamp) AS open,
-               max(high) AS high, min(low) AS low, last(close ORDER BY timestamp) AS close, sum(volume) AS volume
-        FROM ohlcv_1m WHERE exchange = 'binance' AND coin = 'BTC' AND date = DATE '2024-01-02'
-        GROUP BY hour ORDER BY hour""").fetchall()
+    con.sql(
+        "SELECT time_bucket(INTERVAL 1 HOUR, timestamp) AS hour, first(open ORDER BY timestamp) AS open, "
+        "max(high) AS high, min(low) AS low, last(close ORDER BY timestamp) AS close, sum(volume) AS volume "
+        "FROM ohlcv_1m WHERE exchange = 'binance' AND coin = 'BTC' AND date = DATE '2024-01-02' "
+        "GROUP BY hour ORDER BY hour").fetchall()
 
 Each Delta table under the storage root (``ohlcv_1m``, ``trades``, ...) becomes a view
 ``SELECT * FROM delta_scan('<table URL>')`` with every column the table stores (``exchange``,
