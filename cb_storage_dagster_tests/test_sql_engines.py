@@ -232,3 +232,87 @@ def test_both_engines_apply_a_deletion_vector(tmp_path: Path) -> None:
     assert expected.column("close").to_pylist() == [100.5, 102.5, 104.5, 105.5]
     assert read_with_duckdb(LocalFileBackend(tmp_path), "ohlcv")["all"].equals(expected)
     assert read_with_chdb(tmp_path, "ohlcv")["all"].equals(expected)
+
+
+# -- the README's worked queries, verbatim ---------------------------------------------------------
+README_MONTH = """
+SELECT timestamp, open, high, low, close, volume
+FROM ohlcv_1m
+WHERE exchange = 'binance' AND coin = 'BTC' AND month = '2024-01'
+ORDER BY timestamp"""
+
+README_CROSS_SECTION = """
+SELECT exchange, coin, close
+FROM ohlcv_1m
+WHERE month = '2024-01' AND date = DATE '2024-01-02' AND timestamp = TIMESTAMPTZ '2024-01-02 01:00:00+00'
+ORDER BY exchange, coin"""
+
+README_HOURLY = """
+SELECT exchange, coin, time_bucket(INTERVAL 1 HOUR, timestamp) AS hour,
+       arg_min(open, timestamp) AS open, max(high) AS high, min(low) AS low,
+       arg_max(close, timestamp) AS close, sum(volume) AS volume
+FROM ohlcv_1m
+WHERE exchange = 'binance' AND coin = 'BTC' AND month = '2024-01' AND date = DATE '2024-01-02'
+GROUP BY ALL
+ORDER BY hour"""
+
+README_CHDB_HOURLY = """
+SELECT exchange, coin, toStartOfHour(timestamp) AS hour,
+       argMin(open, timestamp) AS open, max(high) AS high, min(low) AS low,
+       argMax(close, timestamp) AS close, sum(volume) AS volume
+FROM deltaLakeLocal('{path}')
+WHERE exchange = 'binance' AND coin = 'BTC' AND month = '2024-01' AND date = '2024-01-02'
+GROUP BY exchange, coin, hour
+ORDER BY hour
+SETTINGS prefer_column_name_to_alias = 1"""
+
+
+@pytest.fixture(scope="module")
+def three_hours(tmp_path_factory: pytest.TempPathFactory) -> StorageManagerImpl:
+    """3 instruments x 2 days x 3 hours of one-minute candles (with a gap), in ``ohlcv_1m``."""
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path_factory.mktemp("readme")))
+    for i, (exchange, coin) in enumerate(INSTRUMENTS):
+        for day in (dt.date(2024, 1, 2), dt.date(2024, 1, 3)):
+            frame = ohlcv(day, 180, exchange=exchange, coin=coin, price=100.0 * (i + 1)).drop(index=[70, 71])
+            manager.save_entry({"data_type": "ohlcv", "exchange": exchange, "coin": coin}, frame, table="ohlcv_1m")
+    return manager
+
+
+def test_the_readme_queries_return_what_the_storage_api_computes(three_hours: StorageManagerImpl) -> None:
+    from cb_storage_dagster.transforms import resample_ohlcv
+
+    btc = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
+    con = connect(three_hours)
+    try:
+        month = con.sql(README_MONTH).to_arrow_table().to_pandas()
+        cross = con.sql(README_CROSS_SECTION).to_arrow_table().to_pandas()
+        hourly = con.sql(README_HOURLY).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+
+    expected_month = three_hours.get_range(btc, at(2024, 1, 1), at(2024, 2, 1), table="ohlcv_1m")
+    assert len(month) == 2 * 178
+    pd.testing.assert_frame_equal(month, expected_month[list(month.columns)], check_dtype=False)
+
+    moment = pd.Timestamp("2024-01-02 01:00", tz="UTC")
+    assert cross.to_dict("records") == [
+        {"exchange": e, "coin": c, "close": 100.0 * (i + 1) + 60 + 0.5} for i, (e, c) in enumerate(INSTRUMENTS)]
+    assert all(three_hours.get_range({**btc, "exchange": e, "coin": c}, moment, moment + pd.Timedelta("1min"),
+                                     table="ohlcv_1m")["close"].tolist() == [row["close"]]
+               for (e, c), row in zip(INSTRUMENTS, cross.to_dict("records")))
+
+    day = three_hours.get_range(btc, at(2024, 1, 2), at(2024, 1, 3), table="ohlcv_1m")
+    expected_hourly = resample_ohlcv(day, "1h").rename(columns={"timestamp": "hour"})
+    columns = ["hour", "open", "high", "low", "close", "volume"]
+    assert len(hourly) == 3
+    pd.testing.assert_frame_equal(hourly[columns].reset_index(drop=True),
+                                  expected_hourly[columns].reset_index(drop=True), check_dtype=False)
+
+    import chdb
+
+    root = Path(three_hours.table_uri("ohlcv", "ohlcv_1m").removeprefix("file://")).parent
+    with contextlib.chdir(root):
+        chdb_hourly = chdb.query(README_CHDB_HOURLY.format(path=root / "ohlcv_1m"), "ArrowTable").to_pandas()
+    # ClickHouse's toStartOfHour gives a DateTime (seconds, UTC)
+    chdb_hourly["hour"] = pd.to_datetime(chdb_hourly["hour"].astype("int64"), unit="s", utc=True)
+    pd.testing.assert_frame_equal(chdb_hourly[columns], hourly[columns], check_dtype=False)
