@@ -96,3 +96,21 @@ def test_dg_dev_serves_the_product_without_the_supersession_warning(tmp_path: Pa
         log = dev.log_path.read_text(errors="replace")
     assert "Serving dagster-webserver" in log
     assert "SupersessionWarning" not in log and "superseded" not in log
+
+
+def test_backfill_single_run_setting_picks_the_assets_backfill_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from cb_storage_dagster.domain.errors import ConfigurationError
+    from cb_storage_dagster.orchestration.assets import MARKET_DATA_PARTITIONS, build_market_data_assets
+    from cb_storage_dagster.settings import PipelineSettings
+
+    def policies() -> set:
+        return {asset.backfill_policy for asset in build_market_data_assets(MARKET_DATA_PARTITIONS).all}
+
+    monkeypatch.delenv("CB_STORAGE_BACKFILL_SINGLE_RUN", raising=False)
+    assert policies() == {dg.BackfillPolicy.multi_run(max_partitions_per_run=31)}
+    monkeypatch.setenv("CB_STORAGE_BACKFILL_SINGLE_RUN", "true")
+    assert policies() == {dg.BackfillPolicy.single_run()}
+    with pytest.raises(ConfigurationError, match="CB_STORAGE_BACKFILL_SINGLE_RUN"):
+        PipelineSettings.load({"CB_STORAGE_BACKFILL_SINGLE_RUN": "sometimes"})
