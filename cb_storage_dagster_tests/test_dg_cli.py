@@ -47,16 +47,23 @@ def test_dg_check_defs_loads_the_project(dg_env: dict[str, str]) -> None:
     assert "All definitions loaded successfully." in result.stdout + result.stderr
 
 
-def test_dg_list_defs_lists_the_products_definitions(dg_env: dict[str, str]) -> None:
+def test_dg_list_defs_lists_the_products_definitions(dg_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     listed = json.loads(run_dg(dg_env, "list", "defs", "--json").stdout)
     assets = {entry["asset_key"] for entry in listed["assets"]}
     assert assets == EXPECTED_ASSETS
+    # ... which are the definitions `make run` serves, loaded here in process
+    for name in ("CB_STORAGE_BACKEND_TYPE", "CB_STORAGE_LOCAL_ROOT_PATH", "CB_STORAGE_INSTRUMENTS"):
+        monkeypatch.setenv(name, dg_env[name])
+    from cb_storage_dagster.definitions import build_definitions  # builds `defs` on import
+
+    graph = build_definitions().resolve_asset_graph()
+    assert assets == {key.to_user_string() for key in graph.get_all_asset_keys()}
     by_key = {entry["asset_key"]: entry for entry in listed["assets"]}
     assert by_key["ohlcv_1m"]["dependency_keys"] == ["trades"]
     assert by_key["ohlcv_1d"]["dependency_keys"] == ["ohlcv_1m"]
     assert {entry["name"] for entry in listed["jobs"]} >= {"market_data_job", "delta_maintenance_job"}
     assert {entry["name"] for entry in listed["schedules"]} >= {"daily_market_data_schedule", "weekly_delta_maintenance"}
-    assert {entry["name"] for entry in listed["sensors"]} == {"instruments_sensor"}
+    assert {entry["name"] for entry in listed["sensors"]} >= {"instruments_sensor"}
     assert {entry["name"] for entry in listed["resources"]} >= {"market_data_io_manager", "market_data_source"}
     # Every asset check targets one of the assets listed.
     assert listed["asset_checks"] and {entry["key"].split(":")[0] for entry in listed["asset_checks"]} <= EXPECTED_ASSETS
