@@ -13,18 +13,20 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,query,polars]"
 
 node_modules/.bin/azurite-blob: package.json
 	@command -v npm >/dev/null || { echo "npm is required for the Azurite emulator used by the Azure tests: install Node.js 20+ and npm (e.g. apt-get install nodejs npm)"; exit 1; }
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-## make run: set up, then start `dagster dev` on 127.0.0.1:3000 (local disk under ./data, synthetic market data)
+## make run: set up, then start the product with Dagster's `dg dev` on 127.0.0.1:3000 (local disk under
+## ./data, synthetic market data). `dg` reads the project from [tool.dg] in pyproject.toml; VIRTUAL_ENV
+## tells it the project's .venv is the active environment.
 run: setup
 	mkdir -p "$(DAGSTER_HOME)" "$(CB_STORAGE_LOCAL_ROOT_PATH)"
 	cp dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	VIRTUAL_ENV="$(CURDIR)/$(VENV)" $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 ## make demo: save and read a range with the storage manager (no Dagster)
 demo: setup

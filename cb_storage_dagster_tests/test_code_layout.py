@@ -24,6 +24,7 @@ LOWER_LAYERS = {
     "storage/": ("cb_storage_dagster.sources", "cb_storage_dagster.orchestration"),
     "sources/": ("cb_storage_dagster.orchestration",),
     "cli/": ("cb_storage_dagster.sources", "cb_storage_dagster.orchestration", "dagster"),
+    "query/": ("cb_storage_dagster.sources", "cb_storage_dagster.orchestration", "cb_storage_dagster.cli", "dagster"),
 }
 """What each layer may not import: imports point down only."""
 

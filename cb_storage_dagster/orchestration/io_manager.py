@@ -27,13 +27,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import PrivateAttr
 
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.orchestration.failures import permanent_failures
+from cb_storage_dagster.orchestration.frames import as_annotated, to_storable
 from cb_storage_dagster.orchestration.output_metadata import (
     merge_metadata,
     output_metadata,
@@ -108,7 +108,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
         scope = run_scope(context)
         mode = _write_mode(context, metadata)
         result = self.manager.write_partitions(
-            data_type, obj, scope, format=metadata.get("format"), table=_table_name(context.asset_key),
+            data_type, to_storable(obj), scope, format=metadata.get("format"), table=_table_name(context.asset_key),
             mode=mode,
         )
         if mode == "merge":
@@ -161,9 +161,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
             context.add_input_metadata(info)  # an observation in the UI
         else:  # Dagster attaches input observations to one partition only
             context.log.info(f"Loaded {table!r} for {len(context.asset_partition_keys)} partitions: {info}")
-        if _wants_arrow(context):
-            return data
-        return data.to_pandas()
+        return as_annotated(data, getattr(context.dagster_type, "typing_type", None))
 
 
 def _run_of(context: dg.OutputContext | dg.InputContext) -> tuple[dg.DagsterInstance | None, str | None]:
@@ -208,10 +206,6 @@ def _data_type(metadata: Mapping[str, Any], asset_key: dg.AssetKey) -> DataType:
     )
 
 
+
 def _wants_chunks(context: dg.InputContext) -> bool:
     return getattr(context.dagster_type, "typing_type", None) is MarketDataChunks
-
-
-def _wants_arrow(context: dg.InputContext) -> bool:
-    typing_type = getattr(context.dagster_type, "typing_type", None)
-    return typing_type is pa.Table

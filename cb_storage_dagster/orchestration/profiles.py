@@ -60,11 +60,15 @@ def backfill_policy_of(profile: PartitionProfile) -> dg.BackfillPolicy:
     :func:`build_pipeline`).
 
     Up to a month of partitions per run: one commit per batch instead of one per day, while a
-    failed run only redoes its own batch.
+    failed run only redoes its own batch. One run per range when
+    ``CB_STORAGE_BACKFILL_SINGLE_RUN=true`` (what ``dg launch --partition-range`` requires: it
+    refuses assets whose policy is not single-run).
 
     >>> backfill_policy_of(PartitionProfile.EXCHANGE).max_partitions_per_run
     31
     """
+    if PipelineSettings.load().backfill_single_run:
+        return dg.BackfillPolicy.single_run()
     return dg.BackfillPolicy.multi_run(max_partitions_per_run=31)
 
 

@@ -6,7 +6,8 @@ model                    variables
 :class:`StorageConfig`   the storage backend: ``BACKEND_TYPE``, ``DEFAULT_FORMAT``, ``LOCAL_ROOT_PATH``,
                          ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``
 :class:`PipelineSettings`  the Dagster pipeline: ``PARTITIONING``, ``INSTRUMENTS``,
-                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``CHUNK_INSTRUMENTS``, ``FRESHNESS_DEADLINE``
+                         ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``CHUNK_INSTRUMENTS``,
+                         ``BACKFILL_SINGLE_RUN``, ``FRESHNESS_DEADLINE``
 :class:`SourceSettings`  the market-data source: ``SOURCE``, ``CCXT_*``
 =======================  ==========================================================================
 

@@ -1,5 +1,5 @@
 """The Dagster pipeline's settings: :class:`PipelineSettings` (``PARTITIONING``, ``INSTRUMENTS``,
-``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``CHUNK_INSTRUMENTS``, ``FRESHNESS_DEADLINE``)."""
+``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``CHUNK_INSTRUMENTS``, ``BACKFILL_SINGLE_RUN``, ``FRESHNESS_DEADLINE``)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class PipelineSettings(CbStorageSettings):
     schedule_batch_size: int = 50
     """Instruments per daily range run: 5 instruments -> 1 run, 2,000 -> 40 runs. A bigger block
     pays Dagster's run start-up less often; a smaller one redoes less when a run fails."""
+    backfill_single_run: bool = False
+    """``True``: the assets' backfill policy is one run per range (``BackfillPolicy.single_run``),
+    which ``dg launch --partition-range`` requires; set it for that command only. ``False``
+    (``dg dev``, the UI): a backfill runs in batches of at most 31 partitions."""
     freshness_deadline: dt.time = dt.time(6, 0)
     """UTC time of day (``HH:MM``) by which yesterday's data is expected: the daily assets'
     freshness policy fails when they were not materialized since midnight UTC by then."""

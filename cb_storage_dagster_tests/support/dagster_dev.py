@@ -1,5 +1,5 @@
-"""Run the real product (``dagster dev``: webserver + daemon) on 127.0.0.1 for end-to-end tests,
-and talk to it through the GraphQL API the UI uses."""
+"""Run the real product (``dg dev``, as ``make run`` starts it: webserver + daemon) on 127.0.0.1 for
+end-to-end tests, and talk to it through the GraphQL API the UI uses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from typing import Any
 from .servers import ServerProcess, describe, group_members, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DAGSTER_BIN = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv")) / "bin" / "dagster"
+VENV = Path(os.environ.get("VIRTUAL_ENV", REPO_ROOT / ".venv"))
+# Dagster's `dg` CLI; it reads the project from [tool.dg] in pyproject.toml.
+DG_BIN = VENV / "bin" / "dg"
 
 LAUNCH_BACKFILL = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -65,7 +67,8 @@ def free_port() -> int:
 
 
 class DagsterDev:
-    """``dagster dev`` in its own process group with a temporary DAGSTER_HOME and storage root.
+    """``dg dev`` (as ``make run`` starts it) in its own process group with a temporary DAGSTER_HOME
+    and storage root.
 
     Example:
         >>> with DagsterDev(tmp_path, env={"CB_STORAGE_INSTRUMENTS": "binance:BTC"}) as dev:  # doctest: +SKIP
@@ -89,6 +92,8 @@ class DagsterDev:
             # Always this server's own home, even when ``env`` copies a caller's environment
             # (``make test`` exports DAGSTER_HOME for `make run`'s instance).
             "DAGSTER_HOME": str(self.home),
+            # `dg` warns when the project's .venv is not the active environment.
+            "VIRTUAL_ENV": str(VENV),
         }
         self.log_path = self.workdir / "dagster_dev.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -99,10 +104,11 @@ class DagsterDev:
         return f"http://127.0.0.1:{self.port}/graphql"
 
     def start(self, timeout: float = 120.0) -> DagsterDev:
-        """Start ``dagster dev`` and wait until its GraphQL API lists a repository."""
+        """Start ``dg dev`` from the repository root (the command ``make run`` runs) and wait until its
+        GraphQL API lists a repository."""
         self._server = ServerProcess(
-            [DAGSTER_BIN, "dev", "-h", "127.0.0.1", "-p", str(self.port), "-w", REPO_ROOT / "workspace.yaml"],
-            name=f"dagster dev on port {self.port}", log_path=self.log_path, grace=30.0, cwd=REPO_ROOT, env=self.env,
+            [DG_BIN, "dev", "-h", "127.0.0.1", "-p", str(self.port)],
+            name=f"dg dev on port {self.port}", log_path=self.log_path, grace=30.0, cwd=REPO_ROOT, env=self.env,
         )
         try:
             self._server.start(healthy=self._lists_a_repository, timeout=timeout, interval=1)
