@@ -4,7 +4,7 @@
 model                    variables
 =======================  ==========================================================================
 :class:`StorageConfig`   the storage backend: ``BACKEND_TYPE``, ``DEFAULT_FORMAT``, ``LOCAL_ROOT_PATH``,
-                         ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``
+                         ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``CHECKPOINT_INTERVAL``, ``AZURE_*``
 :class:`PipelineSettings`  the Dagster pipeline: ``PARTITIONING``, ``INSTRUMENTS``,
                          ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``
 :class:`SourceSettings`  the market-data source: ``SOURCE``, ``CCXT_*``
@@ -52,6 +52,7 @@ __all__ = [
     "AZURE_VARIABLES",
     "ENV_PREFIX",
     "SETTINGS_MODELS",
+    "DEFAULT_CHECKPOINT_INTERVAL",
     "AzureCredentials",
     "CbStorageSettings",
     "PipelineSettings",
@@ -60,6 +61,10 @@ __all__ = [
     "azure_credential_fields",
     "parse_pairs",
 ]
+
+DEFAULT_CHECKPOINT_INTERVAL = 20
+"""Commits between Delta checkpoints (``CB_STORAGE_CHECKPOINT_INTERVAL``): a new process opens
+a table from its latest checkpoint plus at most this many JSON commits."""
 
 ENV_PREFIX = "CB_STORAGE_"
 
@@ -202,6 +207,10 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
     for thousands of instruments per exchange; existing tables keep theirs. Unset: ``instrument``
     for the storage manager; the Dagster definitions pick the partition profile's layout."""
 
+    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    """Delta writers checkpoint a table at least every this many commits
+    (``CB_STORAGE_CHECKPOINT_INTERVAL``; see :data:`DEFAULT_CHECKPOINT_INTERVAL`)."""
+
     azure_container_name: str | None = None
     azure_prefix: str = ""
     azure_max_retries: int = 3
@@ -213,6 +222,8 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
         definitions load), not at the first storage call inside a run."""
         if self.max_commit_retries is not None and self.max_commit_retries < 0:
             raise ValueError(f"{ENV_PREFIX}MAX_COMMIT_RETRIES must be >= 0 (or unset for the default).")
+        if self.checkpoint_interval < 1:
+            raise ValueError(f"{ENV_PREFIX}CHECKPOINT_INTERVAL must be >= 1 (commits between checkpoints).")
         if self.backend_type == "local" and self.local_root_path is None:
             raise ValueError(
                 f"{ENV_PREFIX}LOCAL_ROOT_PATH is not set: the local backend needs a root folder, "
@@ -263,6 +274,7 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
             default_format=self.default_format,
             max_commit_retries=self.max_commit_retries,
             default_layout=self.delta_layout or "instrument",
+            checkpoint_interval=self.checkpoint_interval,
         )
 
 

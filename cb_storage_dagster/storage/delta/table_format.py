@@ -18,6 +18,7 @@ from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import RetryPolicy
+from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
 from cb_storage_dagster.storage.delta import listing
 from cb_storage_dagster.storage.delta import read as delta_read
 from cb_storage_dagster.storage.delta import write as delta_write
@@ -78,6 +79,8 @@ class DeltaFormat(FormatStore):
         max_backoff_seconds: largest backoff window.
         default_layout: the layout of tables this format creates (``"instrument"`` or
             ``"exchange"``); an existing table keeps its own.
+        checkpoint_interval: a checkpoint at least every this many commits (see
+            :class:`.tables.DeltaTables`).
 
     >>> import tempfile
     >>> from cb_storage_dagster import LocalFileBackend
@@ -98,6 +101,7 @@ class DeltaFormat(FormatStore):
         conflict_backoff_seconds: float = DEFAULT_CONFLICT_BACKOFF_SECONDS,
         max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
         default_layout: Layout = DEFAULT_LAYOUT,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         super().__init__(backend)
         policy = RetryPolicy(
@@ -109,7 +113,8 @@ class DeltaFormat(FormatStore):
             max_backoff_seconds=float(max_backoff_seconds),
         )
         self.tables = DeltaTables(
-            backend, retry_policy=policy, default_layout=parse_layout(default_layout) or DEFAULT_LAYOUT
+            backend, retry_policy=policy, default_layout=parse_layout(default_layout) or DEFAULT_LAYOUT,
+            checkpoint_interval=checkpoint_interval,
         )
         self._scans = DeltaScanPlanner()
 

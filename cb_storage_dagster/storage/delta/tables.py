@@ -10,6 +10,7 @@ writers racing to create it all succeed, and keeps the layout it was created wit
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.retry import Attempt, RetryPolicy
+from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
@@ -34,13 +36,22 @@ if TYPE_CHECKING:
 
     from cb_storage_dagster.storage.interfaces import IStorageBackend
 
+logger = logging.getLogger(__name__)
+
 WRITER_REOPEN_COMMITS = 100
 """Re-open the cached writer table after this many versions (measured: a table object that
 keeps committing went from 36 to 100 ms per commit over 250 commits)."""
-TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
-"""Checkpoint every 20 commits instead of 100: a new process opening a table of daily writes
-replays at most 20 JSON commits (the first listing went from ~50 to ~21 ms after 120 daily
-commits), for a checkpoint write every 20 commits."""
+CHECKPOINT_INTERVAL_PROPERTY = "delta.checkpointInterval"
+"""The table property delta-rs 1.6 honours after every commit (write, merge, delete): it
+writes a checkpoint when ``(version + 1) % interval == 0`` (verified by the log files)."""
+
+
+def table_configuration(checkpoint_interval: int) -> dict[str, str]:
+    """The properties a new table is created with: a checkpoint every ``checkpoint_interval``
+    commits instead of delta-rs' 100, so that a new process opening a table of daily writes
+    replays at most that many JSON commits (the first listing went from ~50 to ~21 ms after
+    120 daily commits at 20)."""
+    return {CHECKPOINT_INTERVAL_PROPERTY: str(int(checkpoint_interval))}
 
 
 class DeltaTables:
@@ -50,10 +61,22 @@ class DeltaTables:
         backend: where the tables live.
         retry_policy: how hard a commit tries (see :mod:`.commits`).
         default_layout: the layout of the tables this creates; an existing table keeps its own.
+        checkpoint_interval: a checkpoint at least every this many commits: new tables get it
+            as their ``delta.checkpointInterval`` (delta-rs then writes them); on tables whose
+            own interval is missing or larger (created by another tool, or before), the
+            writer checkpoints itself after a commit whose version is a multiple of it.
     """
 
-    def __init__(self, backend: IStorageBackend, *, retry_policy: RetryPolicy, default_layout: Layout) -> None:
+    def __init__(
+        self,
+        backend: IStorageBackend,
+        *,
+        retry_policy: RetryPolicy,
+        default_layout: Layout,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    ) -> None:
         self.backend = backend
+        self.checkpoint_interval = int(checkpoint_interval)
         self.retry_policy = retry_policy
         self.default_layout: Layout = default_layout
         self.readers: dict[str, DeltaTable] = {}
@@ -226,7 +249,7 @@ class DeltaTables:
                 name=table,
                 description=f"cb-storage-dagster {data_type.value} market data",
                 storage_options=self.backend.get_storage_options(),
-                configuration=TABLE_CONFIGURATION,
+                configuration=table_configuration(self.checkpoint_interval),
                 commit_properties=CommitProperties(max_commit_retries=0),
             )
             return None
@@ -244,7 +267,7 @@ class DeltaTables:
                 self.writers.pop(self.uri(table), None)
                 self.readers.pop(self.uri(table), None)
 
-        return commit_with_retries(
+        report = commit_with_retries(
             attempt,
             table=table,
             what=what,
@@ -252,6 +275,28 @@ class DeltaTables:
             translate=lambda exc: self.translate(exc, table, what),
             on_conflict=forget_snapshots,
         )
+        if report.version is not None:
+            self._checkpoint_if_due(table, report.version)
+        return report
+
+    def _checkpoint_if_due(self, table: str, version: int) -> None:
+        """Checkpoint ``version`` when delta-rs will not (the table's own interval is missing
+        or larger than ours) and it is a multiple of our interval. The commit has happened:
+        a failed checkpoint only leaves the next open a longer log, so it is logged, not raised."""
+        if version <= 0 or version % self.checkpoint_interval:
+            return
+        delta_table = self.writers.get(self.uri(table))
+        if delta_table is None or delta_table.version() != version:
+            return  # moved on meanwhile: a later commit's checkpoint covers it
+        own = delta_table.metadata().configuration.get(CHECKPOINT_INTERVAL_PROPERTY)
+        if own is not None and own.isdigit() and 0 < int(own) <= self.checkpoint_interval:
+            return
+        try:
+            delta_table.create_checkpoint()
+        except Exception as exc:  # the write succeeded; see the docstring
+            error = self.translate(exc, table, "checkpoint")
+            logger.warning("Checkpoint of %r at version %d failed (%s): %s", table, version,
+                           type(error).__name__, error)
 
 
-__all__ = ["TABLE_CONFIGURATION", "WRITER_REOPEN_COMMITS", "DeltaTables"]
+__all__ = ["CHECKPOINT_INTERVAL_PROPERTY", "WRITER_REOPEN_COMMITS", "DeltaTables", "table_configuration"]
