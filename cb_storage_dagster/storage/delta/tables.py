@@ -27,6 +27,7 @@ from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.retry import Attempt, RetryPolicy
 from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
+from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
@@ -77,6 +78,7 @@ class DeltaTables:
     ) -> None:
         self.backend = backend
         self.checkpoint_interval = int(checkpoint_interval)
+        self.coin_registry = CoinRegistry(backend)
         self.retry_policy = retry_policy
         self.default_layout: Layout = default_layout
         self.readers: dict[str, DeltaTable] = {}

@@ -66,6 +66,12 @@ def write(
     with tables.write_lock(table):
         tables.ensure_table(table, data_type, data.schema, parse_layout(layout))
         report = tables.commit(commit_write, table, "write")
+        writer = tables.writers.get(tables.uri(table))
+        if (report.version is not None and writer is not None and writer.version() == report.version
+                and layout_of(writer.metadata().partition_columns) == "exchange"):
+            # The coins of the files just written, so that listings need not read them.
+            all_files = pa.table(writer.get_add_actions(flatten=False)).select(["path", "size_bytes"])
+            tables.coin_registry.register_commit(table, report.version, data, all_files)
     return WriteResult.of_batch(data, uri=tables.uri(table), format=FORMAT, table=table, version=report.version,
                                 rows_per_partition=rows_per_partition(data, scope))
 
