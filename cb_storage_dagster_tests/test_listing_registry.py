@@ -140,3 +140,66 @@ class TestTheCoinRegistry:
         assert backend.exists(REGISTRY)
         assert fresh(manager).list_coins("binance", "ohlcv") == COINS[:2]
         assert len(manager.get_many("ohlcv", "binance", at(2024, 1, 30), at(2024, 1, 31))) == 2 * 4
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+class TestTheStampedInstrumentList:
+    """``list_coins`` in a new process from one LIST of the log and the stamped list, without
+    opening the table, and only when the stamp is the latest commit."""
+
+    @pytest.fixture
+    def opens(self, monkeypatch) -> list[str]:
+        from cb_storage_dagster.storage.delta.tables import DeltaTables
+
+        calls: list[str] = []
+        original = DeltaTables.open
+
+        def counting(self, table, *, refresh=True):
+            calls.append(table)
+            return original(self, table, refresh=refresh)
+
+        monkeypatch.setattr(DeltaTables, "open", counting)
+        return calls
+
+    def test_writers_keep_it_current_so_a_new_process_opens_nothing(self, backend, layout, opens):
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        for day in DAYS:
+            write_day(manager, day, COINS)
+        write_day(manager, DAYS[0], ["BTC", "XRP"], exchange="kraken")
+        write_day(manager, DAYS[1], COINS)  # a replace of the same instruments
+        opens.clear()
+        reader = fresh(manager)
+        assert reader.list_coins("binance", "ohlcv") == COINS
+        assert reader.list_exchanges("ohlcv") == ["binance", "kraken"]
+        assert opens == []
+
+    def test_a_replace_that_drops_an_instrument_and_a_foreign_commit(self, backend, layout, opens):
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        write_day(manager, DAYS[0], ["BTC"])  # ADA, ETH and SOL leave with their only day
+        opens.clear()
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC"]
+        assert opens == []  # the writer could not follow incrementally, so it stamped the full list
+        foreign = normalize(ohlcv(DAYS[1], n=3, coin="XRP"), "ohlcv")
+        write_deltalake(manager.table_uri("ohlcv"), foreign, mode="append", storage_options=backend.get_storage_options())
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC", "XRP"]
+        assert opens == ["ohlcv"]  # a stamp older than the latest commit is not used
+        opens.clear()
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC", "XRP"]
+        assert opens == []  # that listing stamped the new version
+
+    def test_a_stamp_of_another_table_at_the_same_version_is_not_trusted(self, backend, layout):
+        from cb_storage_dagster.storage.delta.instrument_snapshot import SNAPSHOT_OBJECT
+
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        manager.list_coins("binance", "ohlcv")
+        old = backend.load_bytes(f"ohlcv/{SNAPSHOT_OBJECT}")
+        for item in backend.list_items("ohlcv"):
+            backend.delete(item)
+        again = StorageManagerImpl(backend, default_layout=layout)
+        write_day(again, DAYS[0], ["DOGE"])  # the same versions, other commits
+        backend.save_bytes(f"ohlcv/{SNAPSHOT_OBJECT}", old)
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["DOGE"]
+        backend.save_bytes(f"ohlcv/{SNAPSHOT_OBJECT}", b"garbage")
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["DOGE"]

@@ -115,6 +115,32 @@ class CoinRegistry:
             logger.warning("Coin registry of %r not updated after version %d (%s).", table, version,
                            type(error).__name__)
 
+    def coins_of(self, table: str, removes: list[dict]) -> set[tuple[str, str]] | None:
+        """The ``(exchange, coin)`` pairs the files of ``removes`` (``remove`` actions of a
+        commit) held, or ``None`` if one of them is not registered."""
+        facts = self.load(table)
+        known = dict.fromkeys(facts.column("path").to_pylist()) if facts.num_rows else {}
+        pairs: set[tuple[str, str]] = set()
+        for remove in removes:
+            exchange = (remove.get("partitionValues") or {}).get("exchange")
+            if exchange is None or remove.get("path") not in known:
+                return None
+            mine = facts.filter(pc.equal(facts.column("path"), remove["path"]))
+            pairs.update((exchange, c) for c in mine.column("coin").to_pylist())
+        return pairs
+
+    def instruments_of(self, table: str, actions: pa.Table) -> set[tuple[str, str]] | None:
+        """The ``(exchange, coin)`` pairs of the files of ``actions`` (flattened add actions
+        of a version), or ``None`` if one of them is not registered."""
+        facts = self.load(table)
+        wanted = _key(actions.column("path"), actions.column("size_bytes"))
+        facts = facts.filter(pc.is_in(_key(facts.column("path"), facts.column("size")), value_set=wanted))
+        if pc.count_distinct(facts.column("path")).as_py() != actions.num_rows:
+            return None
+        exchange_of = dict(zip(actions.column("path").to_pylist(), actions.column("partition.exchange").to_pylist()))
+        unique = facts.select(["path", "coin"]).group_by(["path", "coin"], use_threads=False).aggregate([])
+        return {(exchange_of[p], c) for p, c in zip(unique.column("path").to_pylist(), unique.column("coin").to_pylist())}
+
     # -- internals ------------------------------------------------------------------------
     def _exact_files(self, table: str, version: int, data: pa.Table) -> pa.Table | None:
         raw = self.backend.load_bytes(f"{table}/_delta_log/{version:020d}.json")

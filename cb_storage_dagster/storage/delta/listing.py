@@ -31,22 +31,34 @@ T = TypeVar("T")
 
 
 def instruments(tables: DeltaTables, scans: DeltaScanPlanner, table: str) -> list[tuple[str, str]]:
-    """``(exchange, coin)`` pairs: from the log's partition values (cached per version)
-    on the fast path, else a ``SELECT DISTINCT`` through DataFusion."""
+    """``(exchange, coin)`` pairs: the stamped list of the latest version
+    (:mod:`.instrument_snapshot`: no table open) when there is one; else from the log's
+    partition values (instrument layout) or the coin registry (exchange layout) on the fast
+    path, or a ``SELECT DISTINCT`` through DataFusion, and then stamped for the next listing."""
+    stamped = tables.instrument_snapshots.lookup(table)
+    if stamped is not None:
+        return stamped
 
     def pairs_of(delta_table: DeltaTable) -> list[tuple[str, str]]:
         if fast_path_refusal(delta_table) is not None:
-            return read_sql.instruments(delta_table, table)
-        if layout_of(delta_table.metadata().partition_columns) == "exchange":
-            return _exchange_layout_instruments(tables, scans, delta_table, table)
-        actions = scans.snapshot(delta_table).actions
-        if actions.num_rows == 0:
-            return []
-        pairs = actions.select(["partition.exchange", "partition.coin"])
-        unique = pairs.group_by(pairs.column_names).aggregate([])
-        return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+            pairs = read_sql.instruments(delta_table, table)
+        elif layout_of(delta_table.metadata().partition_columns) == "exchange":
+            pairs = _exchange_layout_instruments(tables, scans, delta_table, table)
+        else:
+            pairs = _instrument_layout_instruments(scans, delta_table)
+        tables.instrument_snapshots.save(table, delta_table.version(), pairs)
+        return pairs
 
     return _listing(tables, table, pairs_of) or []
+
+
+def _instrument_layout_instruments(scans: DeltaScanPlanner, delta_table: DeltaTable) -> list[tuple[str, str]]:
+    actions = scans.snapshot(delta_table).actions
+    if actions.num_rows == 0:
+        return []
+    pairs = actions.select(["partition.exchange", "partition.coin"])
+    unique = pairs.group_by(pairs.column_names).aggregate([])
+    return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
 
 
 def list_dates(tables: DeltaTables, scans: DeltaScanPlanner, table: str, exchange: str, coin: str) -> list[dt.date]:

@@ -30,6 +30,7 @@ from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
 from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
+from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ class DeltaTables:
         self.backend = backend
         self.checkpoint_interval = int(checkpoint_interval)
         self.coin_registry = CoinRegistry(backend)
+        self.instrument_snapshots = InstrumentSnapshots(backend)
         self.retry_policy = retry_policy
         self.default_layout: Layout = default_layout
         self.readers: dict[str, DeltaTable] = {}

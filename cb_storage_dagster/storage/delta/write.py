@@ -66,12 +66,8 @@ def write(
     with tables.write_lock(table):
         tables.ensure_table(table, data_type, data.schema, parse_layout(layout))
         report = tables.commit(commit_write, table, "write")
-        writer = tables.writers.get(tables.uri(table))
-        if (report.version is not None and writer is not None and writer.version() == report.version
-                and layout_of(writer.metadata().partition_columns) == "exchange"):
-            # The coins of the files just written, so that listings need not read them.
-            all_files = pa.table(writer.get_add_actions(flatten=False)).select(["path", "size_bytes"])
-            tables.coin_registry.register_commit(table, report.version, data, all_files)
+        if report.version is not None:
+            _keep_listings_current(tables, table, report.version, data)
     return WriteResult.of_batch(data, uri=tables.uri(table), format=FORMAT, table=table, version=report.version,
                                 rows_per_partition=rows_per_partition(data, scope))
 
@@ -136,6 +132,42 @@ def delete(tables: DeltaTables, table: str, predicate: str) -> WriteResult:
     with tables.write_lock(table):
         report = tables.commit(commit_delete, table, "delete")
     return WriteResult(uri=tables.uri(table), format=FORMAT, table=table, version=report.version, row_count=0)
+
+
+def _keep_listings_current(tables: DeltaTables, table: str, version: int, data: pa.Table) -> None:
+    """After a replace: advance the stamped instrument list (:mod:`.instrument_snapshot`) and,
+    in the exchange layout, register the coins of the files just written
+    (:mod:`.coin_registry`), so that listings read neither the log's files nor data."""
+    writer = tables.writers.get(tables.uri(table))
+    if writer is None or writer.version() != version:
+        return  # reopened meanwhile (a conflict): the next listing recomputes
+    exchange_layout = layout_of(writer.metadata().partition_columns) == "exchange"
+    pairs = data.select(["exchange", "coin"]).group_by(["exchange", "coin"], use_threads=False).aggregate([])
+    written = set(zip(pairs.column("exchange").to_pylist(), pairs.column("coin").to_pylist()))
+
+    def removed_pairs(removes: list[dict]) -> set[tuple[str, str]] | None:
+        if exchange_layout:
+            return tables.coin_registry.coins_of(table, removes)
+        values = [r.get("partitionValues") or {} for r in removes]
+        if any("exchange" not in v or "coin" not in v for v in values):
+            return None
+        return {(v["exchange"], v["coin"]) for v in values}
+
+    advanced = tables.instrument_snapshots.advance(table, version, written, removed_pairs)
+    actions = pa.table(writer.get_add_actions(flatten=True))
+    if exchange_layout:
+        all_files = actions.select(["path", "size_bytes"])
+        tables.coin_registry.register_commit(table, version, data, all_files)
+    if advanced:
+        return
+    if exchange_layout:  # the whole list from the registered facts, if every file is known
+        pairs = tables.coin_registry.instruments_of(table, actions)
+    else:
+        unique = actions.select(["partition.exchange", "partition.coin"]).group_by(
+            ["partition.exchange", "partition.coin"], use_threads=False).aggregate([])
+        pairs = set(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+    if pairs is not None:
+        tables.instrument_snapshots.save(table, version, pairs)
 
 
 def _scope_text(scope: WriteScope) -> str:
