@@ -9,9 +9,10 @@ measures, each in a fresh Python process (imports excluded, reported apart), med
   table as written (checkpoints every ``CB_STORAGE_CHECKPOINT_INTERVAL`` commits) against
   the same table with its checkpoints removed (a table that only weekly maintenance
   checkpoints, i.e. delta-rs' default interval of 100 before it is reached);
-* **list_coins** of the exchange (new manager): with the coin registry (exchange layout) and
-  checkpoints, against the previous code path of the same run (the registry disabled, so
-  every data file's ``coin`` column is read; checkpoints removed).
+* **list_coins** of the exchange (new manager): from the stamped instrument list (one LIST of
+  the log, one small object), against the previous code path of the same run (stamp and coin
+  registry disabled, checkpoints removed: the table is opened and, in the exchange layout,
+  every data file's ``coin`` column read).
 
 Ratios are after / before, measured in the same run. Targets of issue 18 (at 2,000 coins,
 idle machine): open + read <= 100 ms, list_coins <= 50 ms.
@@ -65,10 +66,17 @@ class NoRegistry(CoinRegistry):  # the previous code path: every file's coins re
     def _save(self, table, facts, all_files):
         pass
 
+class NoStamp:  # the previous code path: the table is opened for every listing
+    def lookup(self, table):
+        return None
+    def save(self, table, version, pairs):
+        pass
+
 start = time.perf_counter()
 manager = StorageManagerImpl(LocalFileBackend(root))
 if not registry:
     manager.delta.tables.coin_registry = NoRegistry(manager.backend)
+    manager.delta.tables.instrument_snapshots = NoStamp()
 utc = dt.timezone.utc
 if mode == "read":
     rows = len(manager.get_range({"data_type": "ohlcv", "exchange": "binance", "coin": coin},
