@@ -103,22 +103,30 @@ class CoinRegistry:
             known = pa.concat_tables([known, added])
         return known
 
-    def register_commit(self, table: str, version: int, data: pa.Table, all_files: pa.Table) -> None:
-        """After a replace committed as ``version``: record the files of that commit that hold
-        exactly ``data``'s rows of their partition. Best effort: a failure leaves the files
-        unknown (the next listing reads them), never a wrong entry."""
+    def register_commit(
+        self, table: str, version: int, days: pa.Table, all_files: pa.Table, facts: pa.Table | None = None
+    ) -> pa.Table | None:
+        """After a replace committed as ``version`` whose rows are summarized by ``days``
+        (:func:`instrument_days`): record the files of that commit that hold exactly its rows
+        of their partition, on top of ``facts`` (default: the stored ones). Returns the facts
+        saved. Best effort: a failure leaves the files unknown (the next listing reads them),
+        never a wrong entry."""
         try:
-            added = self._exact_files(table, version, data)
+            added = self._exact_files(table, version, days)
             if added is not None and added.num_rows:
-                self._save(table, pa.concat_tables([self.load(table), added]), all_files)
+                return self._save(table, pa.concat_tables([self.load(table) if facts is None else facts, added]),
+                                  all_files)
         except StorageError as error:
             logger.warning("Coin registry of %r not updated after version %d (%s).", table, version,
                            type(error).__name__)
+        return None
 
-    def coins_of(self, table: str, removes: list[dict]) -> set[tuple[str, str]] | None:
+    def coins_of(
+        self, table: str, removes: list[dict], facts: pa.Table | None = None
+    ) -> set[tuple[str, str]] | None:
         """The ``(exchange, coin)`` pairs the files of ``removes`` (``remove`` actions of a
         commit) held, or ``None`` if one of them is not registered."""
-        facts = self.load(table)
+        facts = self.load(table) if facts is None else facts
         known = dict.fromkeys(facts.column("path").to_pylist()) if facts.num_rows else {}
         pairs: set[tuple[str, str]] = set()
         for remove in removes:
@@ -129,10 +137,12 @@ class CoinRegistry:
             pairs.update((exchange, c) for c in mine.column("coin").to_pylist())
         return pairs
 
-    def instruments_of(self, table: str, actions: pa.Table) -> set[tuple[str, str]] | None:
+    def instruments_of(
+        self, table: str, actions: pa.Table, facts: pa.Table | None = None
+    ) -> set[tuple[str, str]] | None:
         """The ``(exchange, coin)`` pairs of the files of ``actions`` (flattened add actions
         of a version), or ``None`` if one of them is not registered."""
-        facts = self.load(table)
+        facts = self.load(table) if facts is None else facts
         wanted = _key(actions.column("path"), actions.column("size_bytes"))
         facts = facts.filter(pc.is_in(_key(facts.column("path"), facts.column("size")), value_set=wanted))
         if pc.count_distinct(facts.column("path")).as_py() != actions.num_rows:
@@ -142,7 +152,7 @@ class CoinRegistry:
         return {(exchange_of[p], c) for p, c in zip(unique.column("path").to_pylist(), unique.column("coin").to_pylist())}
 
     # -- internals ------------------------------------------------------------------------
-    def _exact_files(self, table: str, version: int, data: pa.Table) -> pa.Table | None:
+    def _exact_files(self, table: str, version: int, days: pa.Table) -> pa.Table | None:
         raw = self.backend.load_bytes(f"{table}/_delta_log/{version:020d}.json")
         adds: dict[tuple[str, str], list[dict]] = {}
         for line in raw.decode().splitlines():
@@ -153,7 +163,7 @@ class CoinRegistry:
                 adds.setdefault((values.get("exchange"), values.get(MONTH_COLUMN)), []).append(add)
         if not adds:
             return None
-        groups = data.group_by(["exchange", MONTH_COLUMN], use_threads=False).aggregate([([], "count_all")])
+        groups = days.group_by(["exchange", MONTH_COLUMN], use_threads=False).aggregate([("rows", "sum")])
         counts = {(e, m): n for e, m, n in zip(*(groups.column(c).to_pylist() for c in groups.column_names))}
         out = []
         for (exchange, month), files in adds.items():
@@ -162,13 +172,13 @@ class CoinRegistry:
             stats = json.loads(files[0].get("stats") or "{}")
             if stats.get("numRecords") != counts[(exchange, month)]:
                 continue  # the file also holds rows the commit kept from a rewritten file
-            mine = data.filter(pc.and_(pc.equal(data.column("exchange"), exchange),
-                                       pc.equal(data.column(MONTH_COLUMN), month)))
+            mine = days.filter(pc.and_(pc.equal(days.column("exchange"), exchange),
+                                       pc.equal(days.column(MONTH_COLUMN), month)))
             pairs = mine.select(["coin", DATE_COLUMN]).group_by(["coin", DATE_COLUMN], use_threads=False).aggregate([])
             out.append(_facts(files[0]["path"], int(files[0]["size"]), pairs))
         return pa.concat_tables(out) if out else None
 
-    def _save(self, table: str, facts: pa.Table, all_files: pa.Table) -> None:
+    def _save(self, table: str, facts: pa.Table, all_files: pa.Table) -> pa.Table:
         live = _key(all_files.column("path"), all_files.column("size_bytes"))
         facts = facts.filter(pc.is_in(_key(facts.column("path"), facts.column("size")), value_set=live))
         facts = facts.group_by(SCHEMA.names, use_threads=False).aggregate([]).select(SCHEMA.names).cast(SCHEMA)
@@ -176,6 +186,38 @@ class CoinRegistry:
         pq.write_table(facts.sort_by([("path", "ascending"), ("coin", "ascending")]), sink,
                        use_dictionary=True, compression="zstd")
         self.backend.save_bytes(f"{table}/{REGISTRY_OBJECT}", sink.getvalue())
+        return facts
+
+
+def instrument_days(data: pa.Table) -> pa.Table:
+    """``(exchange, month, coin, date, rows)`` of normalized ``data``, one row per run of equal
+    values: what a commit wrote, in a few thousand rows instead of millions. Writers sort by
+    exchange, coin and time, so each instrument-day is one run (comparing neighbours is ~10x
+    cheaper than a hash group-by of an exchange-day); unsorted data only gives more runs.
+
+    >>> import datetime as dt
+    >>> day = dt.date(2024, 1, 2)
+    >>> rows = pa.table({"exchange": ["b", "b", "b"], "month": ["2024-01"] * 3, "coin": ["A", "A", "B"],
+    ...                  "date": pa.array([day] * 3, pa.date32())})
+    >>> instrument_days(rows).column("rows").to_pylist()
+    [2, 1]
+    """
+    columns = ["exchange", MONTH_COLUMN, "coin", DATE_COLUMN]
+    n = data.num_rows
+    if n == 0:
+        return pa.table({**{c: data.column(c) for c in columns}, "rows": pa.array([], pa.int64())})
+    change = None
+    for name in ("exchange", "coin", DATE_COLUMN):
+        column = data.column(name)
+        differs = pc.fill_null(pc.not_equal(column.slice(1), column.slice(0, n - 1)), True)
+        change = differs if change is None else pc.or_(change, differs)
+    after = pc.indices_nonzero(change)
+    if isinstance(after, pa.ChunkedArray):
+        after = after.combine_chunks()
+    starts = pa.concat_arrays([pa.array([0], pa.int64()), pc.add(after.cast(pa.int64()), 1)])
+    counts = pc.subtract(pa.concat_arrays([starts.slice(1), pa.array([n], pa.int64())]), starts)
+    runs = data.select(columns).take(starts)
+    return runs.append_column("rows", counts)
 
 
 def _facts(path: str, size: int, pairs: pa.Table) -> pa.Table:
@@ -186,4 +228,4 @@ def _facts(path: str, size: int, pairs: pa.Table) -> pa.Table:
     }, schema=SCHEMA)
 
 
-__all__ = ["REGISTRY_OBJECT", "CoinRegistry"]
+__all__ = ["REGISTRY_OBJECT", "CoinRegistry", "instrument_days"]

@@ -15,6 +15,7 @@ from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import Attempt
+from cb_storage_dagster.storage.delta.coin_registry import instrument_days
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import rows_per_partition
@@ -142,26 +143,29 @@ def _keep_listings_current(tables: DeltaTables, table: str, version: int, data: 
     if writer is None or writer.version() != version:
         return  # reopened meanwhile (a conflict): the next listing recomputes
     exchange_layout = layout_of(writer.metadata().partition_columns) == "exchange"
-    pairs = data.select(["exchange", "coin"]).group_by(["exchange", "coin"], use_threads=False).aggregate([])
-    written = set(zip(pairs.column("exchange").to_pylist(), pairs.column("coin").to_pylist()))
+    days = instrument_days(data)
+    written = set(zip(days.column("exchange").to_pylist(), days.column("coin").to_pylist()))
+    facts = tables.coin_registry.load(table) if exchange_layout else None
 
     def removed_pairs(removes: list[dict]) -> set[tuple[str, str]] | None:
         if exchange_layout:
-            return tables.coin_registry.coins_of(table, removes)
+            return tables.coin_registry.coins_of(table, removes, facts)
         values = [r.get("partitionValues") or {} for r in removes]
         if any("exchange" not in v or "coin" not in v for v in values):
             return None
         return {(v["exchange"], v["coin"]) for v in values}
 
     advanced = tables.instrument_snapshots.advance(table, version, written, removed_pairs)
+    if advanced and not exchange_layout:
+        return
     actions = pa.table(writer.get_add_actions(flatten=True))
     if exchange_layout:
-        all_files = actions.select(["path", "size_bytes"])
-        tables.coin_registry.register_commit(table, version, data, all_files)
+        facts = tables.coin_registry.register_commit(
+            table, version, days, actions.select(["path", "size_bytes"]), facts) or facts
     if advanced:
         return
     if exchange_layout:  # the whole list from the registered facts, if every file is known
-        pairs = tables.coin_registry.instruments_of(table, actions)
+        pairs = tables.coin_registry.instruments_of(table, actions, facts)
     else:
         unique = actions.select(["partition.exchange", "partition.coin"]).group_by(
             ["partition.exchange", "partition.coin"], use_threads=False).aggregate([])
