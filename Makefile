@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-scale-orchestration clean demo
+.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-cold bench-scale-orchestration clean demo
 .PHONY: setup-deploy-tests screenshots
 
 $(BIN)/python:
@@ -58,6 +58,10 @@ bench-full: setup
 ## make bench-scale: the two Delta layouts at 2,000 instruments x 30 days (not in CI; tens of minutes, ~10 GB of temporary disk)
 bench-scale: setup
 	$(BIN)/python benchmarks/bench_scale.py
+
+## make bench-cold: a new process opening a table (30-day read, list_coins), both layouts, 500 instruments x 10 days (minutes; docs/PERFORMANCE.md)
+bench-cold: setup
+	$(BIN)/python benchmarks/bench_cold_reads.py
 
 ## make bench-scale-orchestration: daily tick, sensor, one exchange-day run, source/transform times and the peak RSS of 2- and 31-exchange-day runs at 2,000 instruments (about an hour on 2 cores; docs/SCALE.md)
 bench-scale-orchestration: setup

@@ -42,6 +42,7 @@ def build_definitions() -> dg.Definitions:
             "market_data_io_manager": MarketDataIOManager(
                 storage=storage, default_format=config.default_format,
                 max_commit_retries=config.max_commit_retries, delta_layout=layout,
+                checkpoint_interval=config.checkpoint_interval,
             ),
             "market_data_source": market_data_source_from_env(),
         },

@@ -77,6 +77,8 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
     instruments per exchange; see docs/LAYOUT.md). Existing tables keep theirs."""
     chunk_instruments: int | None = None
     """Instruments per chunk of a chunked input (None: ``CB_STORAGE_CHUNK_INSTRUMENTS``)."""
+    checkpoint_interval: int | None = None
+    """Commits between Delta checkpoints (``CB_STORAGE_CHECKPOINT_INTERVAL``; None: its default, 20)."""
 
     _manager: StorageManagerImpl | None = PrivateAttr(default=None)
 
@@ -87,6 +89,7 @@ class MarketDataIOManager(dg.ConfigurableIOManager):
                 self.storage.get_backend(), default_format=self.default_format,
                 max_commit_retries=self.max_commit_retries,
                 default_layout=self.delta_layout,  # type: ignore[arg-type]
+                checkpoint_interval=self.checkpoint_interval,
             )
         return self._manager
 

@@ -4,7 +4,7 @@
 model                    variables
 =======================  ==========================================================================
 :class:`StorageConfig`   the storage backend: ``BACKEND_TYPE``, ``DEFAULT_FORMAT``, ``LOCAL_ROOT_PATH``,
-                         ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``
+                         ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``CHECKPOINT_INTERVAL``, ``AZURE_*``
 :class:`PipelineSettings`  the Dagster pipeline: ``PARTITIONING``, ``INSTRUMENTS``,
                          ``INSTRUMENTS_FILE``, ``SCHEDULE_BATCH_SIZE``, ``CHUNK_INSTRUMENTS``,
                          ``BACKFILL_SINGLE_RUN``, ``FRESHNESS_DEADLINE``
@@ -43,12 +43,13 @@ from cb_storage_dagster.settings.azure import (
 from cb_storage_dagster.settings.base import ENV_PREFIX, CbStorageSettings, parse_pairs
 from cb_storage_dagster.settings.pipeline import PipelineSettings
 from cb_storage_dagster.settings.source import SourceSettings
-from cb_storage_dagster.settings.storage import StorageConfig
+from cb_storage_dagster.settings.storage import DEFAULT_CHECKPOINT_INTERVAL, StorageConfig
 
 __all__ = [
     "AZURE_CREDENTIAL_SETTINGS",
     "AZURE_SECRET_SETTINGS",
     "AZURE_VARIABLES",
+    "DEFAULT_CHECKPOINT_INTERVAL",
     "ENV_PREFIX",
     "SETTINGS_MODELS",
     "AzureCredentials",

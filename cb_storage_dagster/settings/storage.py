@@ -1,5 +1,5 @@
 """The storage backend's settings: :class:`StorageConfig` (``BACKEND_TYPE``, ``DEFAULT_FORMAT``,
-``LOCAL_ROOT_PATH``, ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``AZURE_*``), validated when read,
+``LOCAL_ROOT_PATH``, ``MAX_COMMIT_RETRIES``, ``DELTA_LAYOUT``, ``CHECKPOINT_INTERVAL``, ``AZURE_*``), validated when read,
 and the backend and manager it builds."""
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from cb_storage_dagster.settings.base import ENV_PREFIX, CbStorageSettings
 if TYPE_CHECKING:
     from cb_storage_dagster.storage.interfaces import IStorageBackend
     from cb_storage_dagster.storage.manager import StorageManagerImpl
+
+DEFAULT_CHECKPOINT_INTERVAL = 20
+"""Commits between Delta checkpoints (``CB_STORAGE_CHECKPOINT_INTERVAL``): a new process opens
+a table from its latest checkpoint plus at most this many JSON commits."""
 
 
 class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", secret=SecretStr)):
@@ -41,6 +45,10 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
     for thousands of instruments per exchange; existing tables keep theirs. Unset: ``instrument``
     for the storage manager; the Dagster definitions pick the partition profile's layout."""
 
+    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
+    """Delta writers checkpoint a table at least every this many commits
+    (``CB_STORAGE_CHECKPOINT_INTERVAL``; see :data:`DEFAULT_CHECKPOINT_INTERVAL`)."""
+
     azure_container_name: str | None = None
     azure_prefix: str = ""
     azure_max_retries: int = 3
@@ -52,6 +60,8 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
         definitions load), not at the first storage call inside a run."""
         if self.max_commit_retries is not None and self.max_commit_retries < 0:
             raise ValueError(f"{ENV_PREFIX}MAX_COMMIT_RETRIES must be >= 0 (or unset for the default).")
+        if self.checkpoint_interval < 1:
+            raise ValueError(f"{ENV_PREFIX}CHECKPOINT_INTERVAL must be >= 1 (commits between checkpoints).")
         if self.backend_type == "local" and self.local_root_path is None:
             raise ValueError(
                 f"{ENV_PREFIX}LOCAL_ROOT_PATH is not set: the local backend needs a root folder, "
@@ -102,4 +112,5 @@ class StorageConfig(CbStorageSettings, azure_credential_fields(prefix="azure_", 
             default_format=self.default_format,
             max_commit_retries=self.max_commit_retries,
             default_layout=self.delta_layout or "instrument",
+            checkpoint_interval=self.checkpoint_interval,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
@@ -127,6 +127,36 @@ class IStorageManager(ABC):
             as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
         )
         return table_data.to_pandas()
+
+    def get_many(
+        self,
+        data_type: DataType | str,
+        selection: str | Iterable[str | tuple[str, str]],
+        start_time: dt.datetime,
+        end_time: dt.datetime,
+        *,
+        columns: Sequence[str] | None = None,
+        filters: Sequence[Filter] | None = None,
+        as_arrow: bool = False,
+        table: str | None = None,
+        format_hint: str | None = None,
+    ) -> pd.DataFrame | pa.Table:
+        """Rows of many instruments with ``start_time <= timestamp < end_time`` in one pruned
+        scan, sorted by exchange, coin and timestamp: the cross-sectional read.
+
+        ``selection`` is an exchange name (every instrument it has, e.g. ``"binance"``) or
+        instruments as ``"exchange:coin"`` keys or ``(exchange, coin)`` pairs. ``columns``,
+        ``filters`` and ``table`` as in :meth:`get_range`; ``as_arrow=True`` returns a
+        ``pyarrow.Table`` instead of a DataFrame. Naive times raise :class:`TimeRangeError`,
+        bad names and filters :class:`InvalidKeyError`; instruments without data give no rows.
+        See :mod:`cb_storage_dagster.storage.cross_section`.
+        """
+        from cb_storage_dagster.storage.cross_section import get_many
+
+        return get_many(
+            self, data_type, selection, start_time, end_time, columns=columns, filters=filters,
+            as_arrow=as_arrow, table=table, format_hint=format_hint,
+        )
 
     @abstractmethod
     def read_partitions(self, data_type: DataType | str, scope: WriteScope | None, **options: Any) -> pa.Table:

@@ -72,12 +72,15 @@ class StorageManagerImpl(IStorageManager):
         default_format: str = "delta",
         max_commit_retries: int | None = None,
         default_layout: Layout = DEFAULT_LAYOUT,
+        checkpoint_interval: int | None = None,
     ) -> None:
         self.backend = backend
         self.default_format = parse_format(default_format) or "delta"
         delta_options: dict[str, Any] = {"default_layout": parse_layout(default_layout) or DEFAULT_LAYOUT}
         if max_commit_retries is not None:
             delta_options["max_commit_retries"] = max_commit_retries
+        if checkpoint_interval is not None:  # commits between Delta checkpoints (settings/storage.py)
+            delta_options["checkpoint_interval"] = checkpoint_interval
         self._tables = TableFormats(backend, {
             "delta": DeltaFormat(backend, **delta_options),
             "parquet": ParquetFormat(backend),

@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.errors import NotFoundError, StorageError
@@ -30,22 +31,34 @@ T = TypeVar("T")
 
 
 def instruments(tables: DeltaTables, scans: DeltaScanPlanner, table: str) -> list[tuple[str, str]]:
-    """``(exchange, coin)`` pairs: from the log's partition values (cached per version)
-    on the fast path, else a ``SELECT DISTINCT`` through DataFusion."""
+    """``(exchange, coin)`` pairs: the stamped list of the latest version
+    (:mod:`.instrument_snapshot`: no table open) when there is one; else from the log's
+    partition values (instrument layout) or the coin registry (exchange layout) on the fast
+    path, or a ``SELECT DISTINCT`` through DataFusion, and then stamped for the next listing."""
+    stamped = tables.instrument_snapshots.lookup(table)
+    if stamped is not None:
+        return stamped
 
     def pairs_of(delta_table: DeltaTable) -> list[tuple[str, str]]:
         if fast_path_refusal(delta_table) is not None:
-            return read_sql.instruments(delta_table, table)
-        if layout_of(delta_table.metadata().partition_columns) == "exchange":
-            return _exchange_layout_instruments(tables, scans, delta_table)
-        actions = scans.snapshot(delta_table).actions
-        if actions.num_rows == 0:
-            return []
-        pairs = actions.select(["partition.exchange", "partition.coin"])
-        unique = pairs.group_by(pairs.column_names).aggregate([])
-        return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
+            pairs = read_sql.instruments(delta_table, table)
+        elif layout_of(delta_table.metadata().partition_columns) == "exchange":
+            pairs = _exchange_layout_instruments(tables, scans, delta_table, table)
+        else:
+            pairs = _instrument_layout_instruments(scans, delta_table)
+        tables.instrument_snapshots.save(table, delta_table.version(), pairs)
+        return pairs
 
     return _listing(tables, table, pairs_of) or []
+
+
+def _instrument_layout_instruments(scans: DeltaScanPlanner, delta_table: DeltaTable) -> list[tuple[str, str]]:
+    actions = scans.snapshot(delta_table).actions
+    if actions.num_rows == 0:
+        return []
+    pairs = actions.select(["partition.exchange", "partition.coin"])
+    unique = pairs.group_by(pairs.column_names).aggregate([])
+    return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
 
 
 def list_dates(tables: DeltaTables, scans: DeltaScanPlanner, table: str, exchange: str, coin: str) -> list[dt.date]:
@@ -57,7 +70,7 @@ def list_dates(tables: DeltaTables, scans: DeltaScanPlanner, table: str, exchang
         if fast_path_refusal(delta_table) is not None:
             return read_sql.list_dates(delta_table, table, exchange, coin)
         if layout_of(delta_table.metadata().partition_columns) == "exchange":
-            return _exchange_layout_dates(tables, scans, delta_table, exchange, coin)
+            return _exchange_layout_dates(tables, scans, delta_table, table, exchange, coin)
         actions = scans.snapshot(delta_table).actions
         if actions.num_rows == 0:
             return []
@@ -93,33 +106,49 @@ def _listing(tables: DeltaTables, table: str, action: Callable[[DeltaTable], T])
         raise tables.translate(exc, table, "listing") from None
 
 
+def _coin_facts(
+    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable, table: str, files: pa.Table
+) -> pa.Table:
+    """``(path, size, coin, date)`` of ``files``: from the table's coin registry, the files it
+    does not know read once (``coin`` and ``date`` columns only) and registered."""
+    options = tables.backend.get_storage_options()
+
+    def read_files(missing: pa.Table) -> list[pa.Table]:
+        return [scans.coin_days_of_files(delta_table, missing.slice(i, 1), options) for i in range(missing.num_rows)]
+
+    return tables.coin_registry.coin_days(table, files, scans.snapshot(delta_table).actions, read_files)
+
+
 def _exchange_layout_instruments(
-    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable
+    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable, table: str
 ) -> list[tuple[str, str]]:
-    """Exchange layout: coins are data, so each file's distinct coins are read once (the
-    ``coin`` column only, as a dictionary) and cached per file. Fast-path tables only."""
+    """Exchange layout: coins are data; each file's coins come from the coin registry
+    (:mod:`.coin_registry`), files it does not know are read once. Fast-path tables only."""
     actions = scans.snapshot(delta_table).actions
-    out: set[tuple[str, str]] = set()
-    for exchange in pc.unique(actions.column("partition.exchange")).to_pylist():
-        mine = actions.filter(pc.equal(actions.column("partition.exchange"), exchange))
-        pairs = scans.coin_days_of_files(delta_table, mine, tables.backend.get_storage_options())
-        out.update((exchange, c) for c in pc.unique(pairs.column("coin")).to_pylist())
-    return sorted(out)
+    if actions.num_rows == 0:
+        return []
+    facts = _coin_facts(tables, scans, delta_table, table, actions)
+    exchange_of = actions.select(["path", "partition.exchange"]).group_by(["path", "partition.exchange"]).aggregate([])
+    pairs = facts.select(["path", "coin"]).join(exchange_of, "path").select(["partition.exchange", "coin"])
+    unique = pairs.group_by(pairs.column_names, use_threads=False).aggregate([])
+    return sorted(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
 
 
 def _exchange_layout_dates(
-    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable, exchange: str, coin: str
+    tables: DeltaTables, scans: DeltaScanPlanner, delta_table: DeltaTable, table: str, exchange: str, coin: str
 ) -> list[dt.date]:
     """Exchange layout: the files whose coin statistics admit ``coin``, resolved to the
-    days they hold for it (a file's coin range may skip coins: never inferred). Fast-path
-    tables only."""
+    days they hold for it through the coin registry (a file's coin range may skip coins:
+    never inferred). Fast-path tables only."""
     actions = scans.snapshot(delta_table).actions
     if actions.num_rows == 0:
         return []
     mine = actions.filter(pc.and_(pc.equal(actions.column("partition.exchange"), exchange),
                                   coin_mask(actions, coin)))
-    pairs = scans.coin_days_of_files(delta_table, mine, tables.backend.get_storage_options())
-    days = pairs.filter(pc.equal(pairs.column("coin"), coin)).column(DATE_COLUMN)
+    if mine.num_rows == 0:
+        return []
+    facts = _coin_facts(tables, scans, delta_table, table, mine)
+    days = facts.filter(pc.equal(facts.column("coin"), coin)).column(DATE_COLUMN)
     return sorted(pc.unique(days).to_pylist())
 
 

@@ -19,6 +19,7 @@ from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import RetryPolicy
+from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
 from cb_storage_dagster.storage.delta import listing
 from cb_storage_dagster.storage.delta import read as delta_read
 from cb_storage_dagster.storage.delta import write as delta_write
@@ -31,6 +32,7 @@ from cb_storage_dagster.storage.delta.commits import (
     DEFAULT_MAX_CONFLICT_ATTEMPTS,
 )
 from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
+from cb_storage_dagster.storage.delta.stream_write import write_stream
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import FormatStore, ReadRequest
 from cb_storage_dagster.storage.layout import DEFAULT_LAYOUT, Layout, parse_layout
@@ -79,6 +81,8 @@ class DeltaFormat(FormatStore):
         max_backoff_seconds: largest backoff window.
         default_layout: the layout of tables this format creates (``"instrument"`` or
             ``"exchange"``); an existing table keeps its own.
+        checkpoint_interval: a checkpoint at least every this many commits (see
+            :class:`.tables.DeltaTables`).
 
     >>> import tempfile
     >>> from cb_storage_dagster import LocalFileBackend
@@ -99,6 +103,7 @@ class DeltaFormat(FormatStore):
         conflict_backoff_seconds: float = DEFAULT_CONFLICT_BACKOFF_SECONDS,
         max_backoff_seconds: float = DEFAULT_MAX_BACKOFF_SECONDS,
         default_layout: Layout = DEFAULT_LAYOUT,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
     ) -> None:
         super().__init__(backend)
         policy = RetryPolicy(
@@ -110,7 +115,8 @@ class DeltaFormat(FormatStore):
             max_backoff_seconds=float(max_backoff_seconds),
         )
         self.tables = DeltaTables(
-            backend, retry_policy=policy, default_layout=parse_layout(default_layout) or DEFAULT_LAYOUT
+            backend, retry_policy=policy, default_layout=parse_layout(default_layout) or DEFAULT_LAYOUT,
+            checkpoint_interval=checkpoint_interval,
         )
         self._scans = DeltaScanPlanner()
 
@@ -161,8 +167,8 @@ class DeltaFormat(FormatStore):
         self, table: str, data_type: DataType, chunks: Callable[[], Iterator[pa.Table]], scope: WriteScope,
         *, layout: Layout | None = None,
     ) -> WriteResult:
-        """Replace exactly ``scope`` with streamed chunks in one commit (see :func:`.write.write_stream`)."""
-        return delta_write.write_stream(self.tables, table, data_type, chunks, scope, layout)
+        """Replace exactly ``scope`` with streamed chunks in one commit (see :func:`.stream_write.write_stream`)."""
+        return write_stream(self.tables, table, data_type, chunks, scope, layout)
 
     def merge(
         self, table: str, data_type: DataType, data: pa.Table, scope: WriteScope, key_columns: tuple[str, ...]

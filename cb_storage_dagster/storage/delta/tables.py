@@ -10,6 +10,7 @@ writers racing to create it all succeed, and keeps the layout it was created wit
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,8 +26,12 @@ from cb_storage_dagster.domain.errors import (
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.retry import Attempt, RetryPolicy
+from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
+from cb_storage_dagster.storage.delta.checkpoints import checkpoint_if_due, table_configuration
+from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
+from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
 
 if TYPE_CHECKING:
@@ -34,15 +39,11 @@ if TYPE_CHECKING:
 
     from cb_storage_dagster.storage.interfaces import IStorageBackend
 
+logger = logging.getLogger(__name__)
+
 WRITER_REOPEN_COMMITS = 100
 """Re-open the cached writer table after this many versions (measured: a table object that
 keeps committing went from 36 to 100 ms per commit over 250 commits)."""
-TABLE_CONFIGURATION = {"delta.checkpointInterval": "20"}
-"""Checkpoint every 20 commits instead of 100: a new process opening a table of daily writes
-replays at most 20 JSON commits (the first listing went from ~50 to ~21 ms after 120 daily
-commits), for a checkpoint write every 20 commits."""
-
-
 class DeltaTables:
     """The Delta tables under ``backend``: opened, cached, created and committed to.
 
@@ -50,10 +51,24 @@ class DeltaTables:
         backend: where the tables live.
         retry_policy: how hard a commit tries (see :mod:`.commits`).
         default_layout: the layout of the tables this creates; an existing table keeps its own.
+        checkpoint_interval: a checkpoint at least every this many commits: new tables get it
+            as their ``delta.checkpointInterval`` (delta-rs then writes them); on tables whose
+            own interval is missing or larger (created by another tool, or before), the
+            writer checkpoints itself after a commit whose version is a multiple of it.
     """
 
-    def __init__(self, backend: IStorageBackend, *, retry_policy: RetryPolicy, default_layout: Layout) -> None:
+    def __init__(
+        self,
+        backend: IStorageBackend,
+        *,
+        retry_policy: RetryPolicy,
+        default_layout: Layout,
+        checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
+    ) -> None:
         self.backend = backend
+        self.checkpoint_interval = int(checkpoint_interval)
+        self.coin_registry = CoinRegistry(backend)
+        self.instrument_snapshots = InstrumentSnapshots(backend)
         self.retry_policy = retry_policy
         self.default_layout: Layout = default_layout
         self.readers: dict[str, DeltaTable] = {}
@@ -226,7 +241,7 @@ class DeltaTables:
                 name=table,
                 description=f"cb-storage-dagster {data_type.value} market data",
                 storage_options=self.backend.get_storage_options(),
-                configuration=TABLE_CONFIGURATION,
+                configuration=table_configuration(self.checkpoint_interval),
                 commit_properties=CommitProperties(max_commit_retries=0),
             )
             return None
@@ -244,7 +259,7 @@ class DeltaTables:
                 self.writers.pop(self.uri(table), None)
                 self.readers.pop(self.uri(table), None)
 
-        return commit_with_retries(
+        report = commit_with_retries(
             attempt,
             table=table,
             what=what,
@@ -252,6 +267,9 @@ class DeltaTables:
             translate=lambda exc: self.translate(exc, table, what),
             on_conflict=forget_snapshots,
         )
+        if report.version is not None:
+            checkpoint_if_due(self, table, report.version)
+        return report
 
 
-__all__ = ["TABLE_CONFIGURATION", "WRITER_REOPEN_COMMITS", "DeltaTables"]
+__all__ = ["WRITER_REOPEN_COMMITS", "DeltaTables"]

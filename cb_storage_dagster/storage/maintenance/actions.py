@@ -47,7 +47,8 @@ def table_file_stats(delta_table: DeltaTable) -> FileStats:
 
 def storage_files(delta_table: DeltaTable, storage_options: Mapping[str, str]) -> dict[str, int]:
     """Every data file under the table root, referenced or not, with its size (lists the
-    storage: fine for weekly maintenance, never done on a read path)."""
+    storage: fine for weekly maintenance, never done on a read path). Folders starting with
+    ``_`` or ``.`` (``_delta_log``, the coin registry) hold no data files, as for vacuum."""
     import pyarrow.fs as pa_fs
     from deltalake.fs import DeltaStorageHandler
 
@@ -57,7 +58,7 @@ def storage_files(delta_table: DeltaTable, storage_options: Mapping[str, str]) -
         i.path.lstrip("/"): int(i.size or 0)
         for i in infos
         if i.type == pa_fs.FileType.File and i.path.endswith(".parquet")
-        and not i.path.lstrip("/").startswith("_delta_log")
+        and not any(folder.startswith(("_", ".")) for folder in i.path.lstrip("/").split("/")[:-1])
     }
 
 

@@ -12,6 +12,7 @@ Import them from here.
 
 from cb_storage_dagster.storage.sql.literals import quote_identifier, sql_literal, validate_column
 from cb_storage_dagster.storage.sql.reads import (
+    coin_filter,
     coins_expression,
     filters_expression,
     filters_sql,
@@ -33,6 +34,7 @@ from cb_storage_dagster.storage.sql.writes import (
 __all__ = [
     "MERGE_SOURCE",
     "MERGE_TARGET",
+    "coin_filter",
     "coins_expression",
     "delta_predicate",
     "filters_expression",

@@ -185,3 +185,12 @@ def coins_expression(coins: Collection[str | None]) -> ds.Expression | None:
     if None in coins:
         expr = ds.field("coin").is_null() if expr is None else expr | ds.field("coin").is_null()
     return expr
+
+
+def coin_filter(coins: Iterable[str]) -> tuple[str, str, list[str]]:
+    """Rows of any of ``coins`` (validated names) as a ``(column, op, value)`` read filter.
+
+    >>> coin_filter(["ETH", "BTC", "ETH"])
+    ('coin', 'in', ['BTC', 'ETH'])
+    """
+    return ("coin", "in", sorted({validate_name(c, "coin") for c in coins}))
