@@ -109,11 +109,11 @@ def test_backfill_single_run_setting_picks_the_assets_backfill_policy(monkeypatc
     import dagster as dg
 
     from cb_storage_dagster.domain.errors import ConfigurationError
-    from cb_storage_dagster.orchestration.assets import MARKET_DATA_PARTITIONS, build_market_data_assets
+    from cb_storage_dagster.orchestration import build_pipeline
     from cb_storage_dagster.settings import PipelineSettings
 
     def policies() -> set:
-        return {asset.backfill_policy for asset in build_market_data_assets(MARKET_DATA_PARTITIONS).all}
+        return {asset.backfill_policy for asset in build_pipeline("instrument").assets.all}
 
     monkeypatch.delenv("CB_STORAGE_BACKFILL_SINGLE_RUN", raising=False)
     assert policies() == {dg.BackfillPolicy.multi_run(max_partitions_per_run=31)}
