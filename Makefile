@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-scale-orchestration clean demo
+.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-scale-orchestration bench-peer bench-latency clean demo
 .PHONY: setup-deploy-tests
 
 $(BIN)/python:
@@ -60,6 +60,15 @@ bench-scale: setup
 ## make bench-scale-orchestration: daily tick, sensor and one exchange-day run at 2,000 instruments (several minutes; docs/SCALE.md)
 bench-scale-orchestration: setup
 	$(BIN)/python benchmarks/scale_orchestration.py --instruments 2000
+
+## make bench-peer: the product (both layouts) against ArcticDB 6.28.2 (own venv benchmarks/.venv-arcticdb) at 2,000 x 30
+## (not in CI; about an hour on 2 cores; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
+bench-peer: setup
+	$(BIN)/python benchmarks/peer_bench.py
+
+## make bench-latency: reads through Azurite behind a 10 ms-each-way TCP proxy on 127.0.0.1, as multiples of the round trip
+bench-latency: setup node_modules/.bin/azurite-blob
+	$(BIN)/python benchmarks/bench_latency.py
 
 lint: setup
 	$(BIN)/ruff check .
