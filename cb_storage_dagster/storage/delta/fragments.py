@@ -27,12 +27,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 FRAGMENT_CACHE_ENTRIES = 1024
 """Data files whose parsed footer is kept (a footer is a few KB for a file of one instrument,
@@ -61,6 +64,13 @@ def _fetch_pool() -> ThreadPoolExecutor:
                 pa.set_io_thread_count(MAX_CONCURRENT_FETCHES)
             _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_FETCHES, thread_name_prefix="delta-fetch")
         return _pool
+
+
+def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` of each item, in order, run on the fetch pool (one item: inline)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    return list(_fetch_pool().map(function, items))
 
 
 class FragmentCache:
@@ -136,11 +146,7 @@ class FragmentCache:
                 fragment.ensure_complete_metadata()  # the footer: one request, then cached
             return fragment.to_table(schema=schema, filter=row_filter, columns=columns, use_threads=False)
 
-        if len(fragments) == 1:
-            parts = [read_one((fragments[0], fresh[0]))]
-        else:
-            parts = list(_fetch_pool().map(read_one, zip(fragments, fresh)))
-        return pa.concat_tables(parts)
+        return pa.concat_tables(map_concurrently(read_one, list(zip(fragments, fresh))))
 
 
-__all__ = ["FRAGMENT_CACHE_ENTRIES", "MAX_CONCURRENT_FETCHES", "FileKey", "FragmentCache"]
+__all__ = ["FRAGMENT_CACHE_ENTRIES", "MAX_CONCURRENT_FETCHES", "FileKey", "FragmentCache", "map_concurrently"]

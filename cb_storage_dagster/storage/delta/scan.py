@@ -39,7 +39,7 @@ import pyarrow.dataset as ds
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.cache import BoundedCache
-from cb_storage_dagster.storage.delta.fragments import FragmentCache
+from cb_storage_dagster.storage.delta.fragments import FragmentCache, map_concurrently
 from cb_storage_dagster.storage.delta.locations import local_root
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
 from cb_storage_dagster.storage.delta.sorting import INSTRUMENT_COLUMNS
@@ -282,11 +282,14 @@ class DeltaScanPlanner:
             files_in_table=actions.num_rows,
         )
         filesystem, full_paths = _filesystem(delta_table.table_uri, plan, storage_options)
-        for position, path in zip(missing, full_paths):
-            value = compute(file_format.make_fragment(path, filesystem=filesystem))
+        fragments = [file_format.make_fragment(path, filesystem=filesystem) for path in full_paths]
+        if local_root(delta_table.table_uri) is None:  # object store: fetch the files concurrently
+            values = map_concurrently(compute, fragments)
+        else:
+            values = [compute(fragment) for fragment in fragments]
+        for position, value in zip(missing, values):
             self._file_facts.put((fact, raw_paths[position]), value)
-            found.append(value)
-        return found
+        return found + values
 
 
 # -- filesystems --------------------------------------------------------------------------
