@@ -2,6 +2,8 @@
 
 * :func:`local_root`: the folder of a table on local disk (``None`` for an object store),
   so local reads use pyarrow's native filesystem;
+* :func:`filesystem_for`: a pyarrow filesystem for a table's data files (pyarrow's native
+  one on disk, delta-rs' object-store handler with the log's file sizes elsewhere);
 * :class:`CommitProbe`: whether the commit after a loaded version exists, with one
   existence check (a ``stat`` on disk, one ``HEAD`` on an object store, through delta-rs'
   object store and the backend's credentials). A reader that finds no next commit knows its
@@ -30,6 +32,25 @@ def local_root(table_uri: str) -> str | None:
         return None
     root = url2pathname(parts.path) if parts.scheme else table_uri
     return root.rstrip("/")
+
+
+def filesystem_for(
+    table_uri: str, paths: list[str], sizes: list[int], storage_options: dict[str, str]
+) -> tuple[Any, list[str]]:
+    """A pyarrow filesystem and the paths of the given data files on it.
+
+    Local tables use pyarrow's native filesystem (no Python in the read loop); other
+    stores use delta-rs' object-store handler with the sizes from the log (no HEAD calls).
+    """
+    import pyarrow.fs as pa_fs
+
+    root = local_root(table_uri)
+    if root is not None:
+        return pa_fs.LocalFileSystem(), [f"{root}/{p}" for p in paths]
+    from deltalake.fs import DeltaStorageHandler
+
+    handler = DeltaStorageHandler(table_uri, storage_options or None, dict(zip(paths, sizes)))
+    return pa_fs.PyFileSystem(handler), list(paths)
 
 
 def commit_file(version: int) -> str:
@@ -69,4 +90,4 @@ class CommitProbe:
             return handler
 
 
-__all__ = ["CommitProbe", "commit_file", "local_root"]
+__all__ = ["CommitProbe", "commit_file", "filesystem_for", "local_root"]

@@ -40,7 +40,7 @@ from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.fragments import FragmentCache, map_concurrently
-from cb_storage_dagster.storage.delta.locations import local_root
+from cb_storage_dagster.storage.delta.locations import filesystem_for, local_root
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
 from cb_storage_dagster.storage.delta.sorting import INSTRUMENT_COLUMNS
 from cb_storage_dagster.storage.layout import LAYOUTS, partition_columns
@@ -293,25 +293,9 @@ class DeltaScanPlanner:
 
 
 # -- filesystems --------------------------------------------------------------------------
-def _filesystem(
-    table_uri: str, plan: ScanPlan, storage_options: dict[str, str]
-) -> tuple[Any, list[str]]:
-    """A pyarrow filesystem and the paths of the planned files on it.
-
-    Local tables use pyarrow's native filesystem (no Python in the read loop); other
-    stores use delta-rs' object-store handler with the sizes from the log (no HEAD calls).
-    """
-    import pyarrow.fs as pa_fs
-
-    root = local_root(table_uri)
-    if root is not None:
-        return pa_fs.LocalFileSystem(), [f"{root}/{p}" for p in plan.paths]
-    from deltalake.fs import DeltaStorageHandler
-
-    handler = DeltaStorageHandler(
-        table_uri, storage_options or None, dict(zip(plan.paths, plan.sizes))
-    )
-    return pa_fs.PyFileSystem(handler), list(plan.paths)
+def _filesystem(table_uri: str, plan: ScanPlan, storage_options: dict[str, str]) -> tuple[Any, list[str]]:
+    """A pyarrow filesystem and the paths of the planned files on it (:func:`.locations.filesystem_for`)."""
+    return filesystem_for(table_uri, plan.paths, plan.sizes, storage_options)
 
 
 __all__ = [
