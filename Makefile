@@ -62,7 +62,7 @@ bench-scale-orchestration: setup
 	$(BIN)/python benchmarks/scale_orchestration.py --instruments 2000
 
 ## make bench-peer: the product (both layouts) against ArcticDB 6.28.2 (own venv benchmarks/.venv-arcticdb) at 2,000 x 30
-## (not in CI; about an hour on 2 cores; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
+## (not in CI; not run at full size yet: 500 x 20 took ~5 min, full size is ~6x the rows; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
 bench-peer: setup
 	$(BIN)/python benchmarks/peer_bench.py
 
