@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export CB_STORAGE_LOCAL_ROOT_PATH ?= $(CURDIR)/data
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-cold bench-scale-orchestration clean demo
+.PHONY: setup run test test-fast lint bench bench-full bench-scale bench-cold bench-scale-orchestration bench-peer bench-latency clean demo
 .PHONY: setup-deploy-tests screenshots
 
 $(BIN)/python:
@@ -70,6 +70,15 @@ bench-scale-orchestration: setup
 ## make screenshots: run the browser test and, when it passes, refresh docs/img/*.png (needs /usr/bin/chromium)
 screenshots: setup-deploy-tests
 	CB_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q cb_storage_dagster_tests/test_ui_browser.py
+
+## make bench-peer: the product (both layouts) against ArcticDB 6.28.2 (own venv benchmarks/.venv-arcticdb) at 2,000 x 30
+## (not in CI; not run at full size yet: 500 x 20 took ~5 min, full size is ~6x the rows; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
+bench-peer: setup
+	$(BIN)/python benchmarks/peer_bench.py
+
+## make bench-latency: reads through Azurite behind a 10 ms-each-way TCP proxy on 127.0.0.1, as multiples of the round trip
+bench-latency: setup node_modules/.bin/azurite-blob
+	$(BIN)/python benchmarks/bench_latency.py
 
 lint: setup
 	$(BIN)/ruff check .

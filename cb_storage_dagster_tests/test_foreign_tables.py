@@ -25,7 +25,7 @@ from cb_storage_dagster.storage import (
     UnsupportedTableFeatureError,
 )
 from cb_storage_dagster.storage import maintenance as mt
-from cb_storage_dagster.storage.delta.scan import fast_path_refusal
+from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster_tests.support.data import at, ohlcv
 from cb_storage_dagster_tests.support.foreign_tables import (
     delete_rows_with_deletion_vector,

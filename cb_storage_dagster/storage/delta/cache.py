@@ -31,6 +31,9 @@ class BoundedCache(Generic[K, V]):
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def get(self, key: K) -> V | None:
         """The value of ``key``, or ``None`` if it is not (or no longer) cached."""
         with self._lock:

@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 from cb_storage_dagster.domain.errors import NotFoundError, StorageError
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
 from cb_storage_dagster.storage.delta import read_sql
+from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.pruning import coin_mask
-from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, fast_path_refusal
+from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.layout import layout_of
 

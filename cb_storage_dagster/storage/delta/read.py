@@ -1,7 +1,7 @@
 """Delta reads: the fast path for tables it implements, DataFusion for every other table.
 
 :func:`read` opens the requested version and asks the allow-list
-(:func:`.scan.fast_path_refusal`). Tables it accepts are pruned from the log and read
+(:func:`.fast_path.fast_path_refusal`). Tables it accepts are pruned from the log and read
 directly as Parquet (:class:`.scan.DeltaScanPlanner`); every other table is read by delta-rs'
 DataFusion engine (:mod:`.read_sql`) with the same scope, filters, projection and version.
 Errors leave as the project's own.
@@ -18,8 +18,9 @@ import pyarrow.dataset as ds
 from cb_storage_dagster.domain.errors import NotFoundError, SchemaMismatchError, StorageError
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.storage.delta import read_sql
+from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.pruning import scope_range_expression
-from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, fast_path_refusal
+from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import ReadRequest
 

@@ -1,7 +1,7 @@
 """Reading and listing any Delta table through delta-rs' DataFusion engine.
 
 The reader for every table the fast path refuses (see
-:func:`~cb_storage_dagster.storage.delta.scan.fast_path_refusal`): deletion
+:func:`~cb_storage_dagster.storage.delta.fast_path.fast_path_refusal`): deletion
 vectors, column mapping, another partitioning (e.g. ``exchange / date`` with no coin
 partition), a reader feature the fast path does not implement. DataFusion applies the
 deletion vectors, maps column names and prunes partitions and files itself; this module

@@ -11,13 +11,15 @@ a time range) most of that work is overhead. :class:`DeltaScanPlanner` does the 
    overlap the requested days (vectorized, no per-file Python work);
 3. order them by instrument and first timestamp, so the result comes out sorted;
 4. read them with pyarrow's native filesystem (local disk) or delta-rs' object-store
-   handler (Azure), as one dataset whose fragments are guaranteed to hold their partition
-   values and their ``timestamp``/``date`` ranges: a filter that a whole file satisfies is
-   then not evaluated row by row, and a file that cannot match is skipped.
+   handler (Azure), as fragments guaranteed to hold their partition values and their
+   ``timestamp``/``date`` ranges: a filter that a whole file satisfies is then not evaluated
+   row by row, and a file that cannot match is skipped. The fragments, with their parsed
+   footers, are cached per file and object-store files are fetched concurrently
+   (:mod:`.fragments`); plans are cached per table version and scope.
 
 This path runs only for what it implements, named in one allow-list
-(:func:`fast_path_refusal`): the product's layout and column types, reader protocol 1-3
-without column mapping, and no reader feature outside :data:`FAST_PATH_READER_FEATURES`.
+(:func:`.fast_path.fast_path_refusal`): the product's layout and column types, reader protocol 1-3
+without column mapping, and no reader feature outside :data:`.fast_path.FAST_PATH_READER_FEATURES`.
 Every other table (deletion vectors, column mapping, another partitioning, a feature added
 by a newer engine) is read by delta-rs' DataFusion reader instead (``delta_sql``).
 """
@@ -28,19 +30,19 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
+from cb_storage_dagster.domain.schemas import DATE_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.cache import BoundedCache
+from cb_storage_dagster.storage.delta.fragments import FragmentCache, map_concurrently
+from cb_storage_dagster.storage.delta.locations import filesystem_for, local_root
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
 from cb_storage_dagster.storage.delta.sorting import INSTRUMENT_COLUMNS
-from cb_storage_dagster.storage.layout import LAYOUTS, partition_columns
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -51,28 +53,8 @@ SNAPSHOT_CACHE_ENTRIES = 16
 """Table versions whose add actions are kept (a few tables, each at its latest versions)."""
 FILE_CACHE_ENTRIES = 8192
 """Per-file facts kept (what ``date``, or which ``(coin, date)`` pairs, a data file holds)."""
-
-FAST_PATH_READER_VERSIONS = frozenset({1, 2, 3})
-"""Reader protocol versions the fast path reads (2 and 3 only with the checks below)."""
-FAST_PATH_READER_FEATURES = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
-"""Reader features that change nothing in how a data file is read: a column type pyarrow
-reads natively, a checkpoint format and a vacuum rule that delta-rs' log replay handles
-(it refuses the table itself if it cannot). Anything else (``deletionVectors``: rows hidden
-by a vector the add actions do not show; ``columnMapping``: physical column names;
-``typeWidening``; ``variantType``; features of newer engines) goes to DataFusion."""
-FAST_PATH_LAYOUTS = tuple(frozenset(partition_columns(layout)) for layout in LAYOUTS)  # type: ignore[arg-type]
-"""Partition column sets the planner prunes: the ``instrument`` layout (partition values
-exchange/coin/month, ``date`` min/max statistics) and the ``exchange`` layout (exchange/month
-partitions, ``coin`` and ``date`` pruned by their min/max statistics)."""
-FAST_PATH_COLUMN_TYPES: dict[str, tuple[pa.DataType, ...]] = {
-    "exchange": (pa.string(), pa.large_string()),
-    "coin": (pa.string(), pa.large_string()),
-    MONTH_COLUMN: (pa.string(), pa.large_string()),
-    DATE_COLUMN: (pa.date32(),),
-    "timestamp": (pa.timestamp("us", tz="UTC"),),
-}
-"""The columns the planner compares with typed values, and the types it compares them as."""
-
+PLAN_CACHE_ENTRIES = 256
+"""Plans kept: (table version, scope) -> files to read (a warm repeated read plans nothing)."""
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -81,53 +63,21 @@ class Snapshot:
     actions: pa.Table
     schema: pa.Schema
     partition_columns: tuple[str, ...]
+    key: tuple[str, str, int] = ("", "", -1)
 
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """The files a read touches, in output order, with their partition values."""
+    """The files a read touches, in output order, with their add actions."""
 
     paths: list[str]
     sizes: list[int]
-    guarantees: list[ds.Expression]
+    actions: pa.Table
     files_in_table: int
 
     @property
     def file_count(self) -> int:
         return len(self.paths)
-
-
-def fast_path_refusal(delta_table: DeltaTable) -> str | None:
-    """Why the fast path must not read ``delta_table``'s loaded version, or ``None`` if it
-    implements everything the version needs (the one allow-list; see the module docstring).
-
-    >>> import tempfile
-    >>> from deltalake import DeltaTable, write_deltalake
-    >>> path = tempfile.mkdtemp()
-    >>> write_deltalake(path, pa.table({"exchange": ["binance"], "coin": ["BTC"]}), partition_by=["exchange"])
-    >>> fast_path_refusal(DeltaTable(path))
-    'partitioned by exchange'
-    """
-    protocol = delta_table.protocol()
-    if protocol.min_reader_version not in FAST_PATH_READER_VERSIONS:
-        return f"reader protocol version {protocol.min_reader_version}"
-    unknown = sorted(set(protocol.reader_features or ()) - FAST_PATH_READER_FEATURES)
-    if unknown:
-        return "reader features not implemented: " + ", ".join(unknown)
-    metadata = delta_table.metadata()
-    mode = metadata.configuration.get("delta.columnMapping.mode") or "none"
-    if protocol.min_reader_version >= 2 and mode != "none":
-        return f"column mapping ({mode})"
-    partitions = frozenset(metadata.partition_columns)
-    if partitions not in FAST_PATH_LAYOUTS:
-        return "partitioned by " + (", ".join(metadata.partition_columns) or "nothing")
-    schema = pa.schema(delta_table.schema().to_arrow())
-    for name, types in FAST_PATH_COLUMN_TYPES.items():
-        if name not in schema.names:
-            return f"no {name!r} column"
-        if schema.field(name).type not in types:
-            return f"column {name!r} is {schema.field(name).type}"
-    return None
 
 
 class DeltaScanPlanner:
@@ -139,6 +89,8 @@ class DeltaScanPlanner:
             max_entries=SNAPSHOT_CACHE_ENTRIES
         )
         self._file_facts: BoundedCache[tuple[str, str], Any] = BoundedCache(max_entries=FILE_CACHE_ENTRIES)
+        self._plans: BoundedCache[tuple[Any, ...], ScanPlan] = BoundedCache(max_entries=PLAN_CACHE_ENTRIES)
+        self._fragments = FragmentCache()
 
     # -- snapshot index -------------------------------------------------------------------
     def snapshot(self, delta_table: DeltaTable) -> Snapshot:
@@ -149,14 +101,19 @@ class DeltaScanPlanner:
             return cached
         actions = pa.table(delta_table.get_add_actions(flatten=True))
         schema = pa.schema(delta_table.schema().to_arrow())
-        snapshot = Snapshot(actions, schema, tuple(delta_table.metadata().partition_columns))
+        snapshot = Snapshot(actions, schema, tuple(delta_table.metadata().partition_columns), key)
         if delta_table.version() == key[2]:  # else refreshed meanwhile by another thread: do not cache
             self._snapshots.put(key, snapshot)
         return snapshot
 
     # -- planning -------------------------------------------------------------------------
     def plan(self, snapshot: Snapshot, scope: WriteScope | None) -> ScanPlan:
-        """Files that may hold rows of ``scope``, ordered by instrument and first timestamp."""
+        """Files that may hold rows of ``scope``, ordered by instrument and first timestamp
+        (cached per table version and scope)."""
+        cache_key = (snapshot.key, scope)
+        cached = self._plans.get(cache_key) if snapshot.key[2] >= 0 else None
+        if cached is not None:
+            return cached
         actions = snapshot.actions
         total = actions.num_rows
         if total:
@@ -170,12 +127,15 @@ class DeltaScanPlanner:
         if "partition.coin" not in actions.column_names and "min.coin" in actions.column_names:
             order.append(("min.coin", "ascending"))  # exchange layout: a coin split over files
         actions = actions.sort_by(order)
-        return ScanPlan(
+        plan = ScanPlan(
             paths=[unquote(p) for p in actions.column("path").to_pylist()],
             sizes=actions.column("size_bytes").to_pylist(),
-            guarantees=file_guarantees(actions, snapshot.schema, snapshot.partition_columns),
+            actions=actions,
             files_in_table=total,
         )
+        if snapshot.key[2] >= 0:
+            self._plans.put(cache_key, plan)
+        return plan
 
     # -- reading --------------------------------------------------------------------------
     def read(
@@ -194,16 +154,20 @@ class DeltaScanPlanner:
             if row_filter is not None:
                 table = table.filter(row_filter)
             return table.select(columns) if columns is not None else table
-        filesystem, paths = _filesystem(delta_table.table_uri, plan, storage_options)
-        file_format = ds.ParquetFileFormat(
-            default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True)
+        uri = delta_table.table_uri
+
+        def make(positions: list[int]) -> tuple[Any, list[str], list[ds.Expression]]:
+            # Files seen for the first time: their filesystem, paths and guarantees.
+            sub = plan.actions.take(positions)
+            part = ScanPlan([plan.paths[i] for i in positions], [plan.sizes[i] for i in positions], sub,
+                            plan.files_in_table)
+            filesystem, paths = _filesystem(uri, part, storage_options)
+            return filesystem, paths, file_guarantees(sub, snapshot.schema, snapshot.partition_columns)
+
+        return self._fragments.read(
+            [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)], make, schema=snapshot.schema,
+            row_filter=row_filter, columns=columns, remote=local_root(uri) is None,
         )
-        fragments = [
-            file_format.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
-            for path, guarantee in zip(paths, plan.guarantees)
-        ]
-        dataset = ds.FileSystemDataset(fragments, snapshot.schema, file_format, filesystem)
-        return dataset.to_table(filter=row_filter, columns=columns)
 
     # -- what files hold (listings) -------------------------------------------------------
     def dates_of_files(
@@ -258,42 +222,24 @@ class DeltaScanPlanner:
         plan = ScanPlan(
             paths=[unquote(p) for p in sub.column("path").to_pylist()],
             sizes=sub.column("size_bytes").to_pylist(),
-            guarantees=[ds.scalar(True)] * sub.num_rows,
+            actions=sub,
             files_in_table=actions.num_rows,
         )
         filesystem, full_paths = _filesystem(delta_table.table_uri, plan, storage_options)
-        for position, path in zip(missing, full_paths):
-            value = compute(file_format.make_fragment(path, filesystem=filesystem))
+        fragments = [file_format.make_fragment(path, filesystem=filesystem) for path in full_paths]
+        if local_root(delta_table.table_uri) is None:  # object store: fetch the files concurrently
+            values = map_concurrently(compute, fragments)
+        else:
+            values = [compute(fragment) for fragment in fragments]
+        for position, value in zip(missing, values):
             self._file_facts.put((fact, raw_paths[position]), value)
-            found.append(value)
-        return found
+        return found + values
 
 
 # -- filesystems --------------------------------------------------------------------------
-def _filesystem(
-    table_uri: str, plan: ScanPlan, storage_options: dict[str, str]
-) -> tuple[Any, list[str]]:
-    """A pyarrow filesystem and the paths of the planned files on it.
-
-    Local tables use pyarrow's native filesystem (no Python in the read loop); other
-    stores use delta-rs' object-store handler with the sizes from the log (no HEAD calls).
-    """
-    import pyarrow.fs as pa_fs
-
-    parts = urlsplit(table_uri)
-    if parts.scheme in ("", "file"):
-        root = url2pathname(parts.path) if parts.scheme else table_uri
-        root = root.rstrip("/")
-        return pa_fs.LocalFileSystem(), [f"{root}/{p}" for p in plan.paths]
-    from deltalake.fs import DeltaStorageHandler
-
-    handler = DeltaStorageHandler(
-        table_uri, storage_options or None, dict(zip(plan.paths, plan.sizes))
-    )
-    return pa_fs.PyFileSystem(handler), list(plan.paths)
+def _filesystem(table_uri: str, plan: ScanPlan, storage_options: dict[str, str]) -> tuple[Any, list[str]]:
+    """A pyarrow filesystem and the paths of the planned files on it (:func:`.locations.filesystem_for`)."""
+    return filesystem_for(table_uri, plan.paths, plan.sizes, storage_options)
 
 
-__all__ = [
-    "FAST_PATH_COLUMN_TYPES", "FAST_PATH_LAYOUTS", "FAST_PATH_READER_FEATURES", "FAST_PATH_READER_VERSIONS",
-    "DeltaScanPlanner", "ScanPlan", "Snapshot", "fast_path_refusal",
-]
+__all__ = ["DeltaScanPlanner", "ScanPlan", "Snapshot"]

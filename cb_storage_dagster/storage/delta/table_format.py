@@ -183,7 +183,7 @@ class DeltaFormat(FormatStore):
     # -- reads ----------------------------------------------------------------------------
     def read(self, table: str, request: ReadRequest) -> pa.Table:
         """Rows of ``request``. Tables the fast path implements
-        (:func:`~.scan.fast_path_refusal`) are pruned from the log and read directly as
+        (:func:`~.fast_path.fast_path_refusal`) are pruned from the log and read directly as
         Parquet; every other table is read by delta-rs' DataFusion engine with the same
         scope, filters, projection and version."""
         return delta_read.read(self.tables, self._scans, table, request)

@@ -1,7 +1,8 @@
 """The open Delta tables of one backend: caches, opening, creation and the layout check.
 
 Readers share one cached :class:`DeltaTable` per URI, brought up to date before each use
-(saving the ~13 ms open on every call). Writers use their own cached table per URI, under a
+(saving the ~13 ms open on every call) when its next commit file exists (one existence check
+instead of a log listing when nothing changed). Writers use their own cached table per URI, under a
 per-table lock, reopened from the latest checkpoint every :data:`WRITER_REOPEN_COMMITS`
 versions. A table is created before its first write with ``mode="ignore"``, so first
 writers racing to create it all succeed, and keeps the layout it was created with.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -32,6 +34,7 @@ from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
 from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
+from cb_storage_dagster.storage.delta.locations import CommitProbe
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
 
 if TYPE_CHECKING:
@@ -44,6 +47,10 @@ logger = logging.getLogger(__name__)
 WRITER_REOPEN_COMMITS = 100
 """Re-open the cached writer table after this many versions (measured: a table object that
 keeps committing went from 36 to 100 ms per commit over 250 commits)."""
+READER_FULL_REFRESH_SECONDS = 600.0
+"""A reader's cached table is refreshed by listing the log at least this often, even when
+its next commit file is absent: that file may be gone (log cleanup after a checkpoint) only
+if the cached version is older than the log retention (days), so this bounds that case."""
 class DeltaTables:
     """The Delta tables under ``backend``: opened, cached, created and committed to.
 
@@ -76,6 +83,8 @@ class DeltaTables:
         self._writer_opened_at: dict[str, int] = {}
         self._write_locks: dict[str, threading.Lock] = {}
         self._lock = threading.RLock()
+        self._probe = CommitProbe()
+        self._refreshed_at: dict[str, float] = {}
 
     # -- paths and errors -------------------------------------------------------------
     def uri(self, table: str) -> str:
@@ -114,14 +123,27 @@ class DeltaTables:
                         )
                     cached = DeltaTable(uri, storage_options=self.backend.get_storage_options())
                     self.readers[uri] = cached
-                elif refresh:
+                    self._refreshed_at[uri] = time.monotonic()
+                elif refresh and self._moved_on(uri, cached):
                     cached.update_incremental()
+                    self._refreshed_at[uri] = time.monotonic()
             except StorageError:
                 raise
             except Exception as exc:  # delta-rs raises plain exceptions for corrupt logs
                 self.readers.pop(uri, None)
                 raise self._open_error(exc, table) from None
             return cached
+
+    def _moved_on(self, uri: str, cached: DeltaTable) -> bool:
+        """Whether ``cached`` may be behind: its next commit exists (one existence check;
+        see :class:`.locations.CommitProbe`), the check failed, or the last full refresh is
+        older than :data:`READER_FULL_REFRESH_SECONDS`."""
+        if time.monotonic() - self._refreshed_at.get(uri, 0.0) > READER_FULL_REFRESH_SECONDS:
+            return True
+        try:
+            return self._probe.exists(cached.table_uri, cached.version() + 1, self.backend.get_storage_options())
+        except Exception:  # noqa: BLE001 - update_incremental then reports the failure as ours
+            return True
 
     def open_version(
         self, table: str, version: int | None, timestamp: dt.datetime | None

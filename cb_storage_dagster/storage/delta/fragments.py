@@ -1,0 +1,152 @@
+"""Reading a scan's data files: cached Parquet footers, only the needed row groups, and
+object-store fetches run concurrently.
+
+Delta data files never change once written, so what a read learns about a file is kept:
+:class:`FragmentCache` holds, per file (keyed by table URI, path and size), a pyarrow
+Parquet fragment whose footer (row-group index and statistics) is already parsed, together
+with the file's guarantee (its partition values and value ranges from the log). A warm read
+then neither re-reads nor re-parses a footer, and pyarrow skips the row groups whose
+statistics cannot match the filter without touching them.
+
+Local files are read as one pyarrow dataset of the cached fragments (pyarrow's own threads).
+Files on an object store are each fetched by a thread of a bounded pool
+(:data:`MAX_CONCURRENT_FETCHES`): a file's needed column chunks are coalesced into one
+ranged request (``pre_buffer``), and a file seen for the first time costs one more request
+for its footer, so a read costs about two round trips however many files it touches instead
+of two per file one after another. Both use the filesystem the scan planner gives
+(:func:`.scan._filesystem`: pyarrow's local filesystem, or delta-rs' object-store handler
+with the backend's credentials).
+
+>>> cache = FragmentCache()
+>>> cache.cached_files
+0
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from cb_storage_dagster.storage.delta.cache import BoundedCache
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+FRAGMENT_CACHE_ENTRIES = 1024
+"""Data files whose parsed footer is kept (a footer is a few KB for a file of one instrument,
+up to a few hundred KB for an exchange-day file of thousands of instruments)."""
+MAX_CONCURRENT_FETCHES = 32
+"""Data files of one read fetched at once from an object store."""
+
+FileKey = tuple[str, str, int]
+"""(table URI, path in the table, size in bytes): a data file, which never changes."""
+
+_FORMAT = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    """The process-wide pool of fetch threads (created on first use).
+
+    pyarrow issues the coalesced ranged reads of ``pre_buffer`` on its IO thread pool (8
+    threads by default), which would cap a read at 8 files per round trip: it is raised to
+    :data:`MAX_CONCURRENT_FETCHES` (never lowered)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            if pa.io_thread_count() < MAX_CONCURRENT_FETCHES:
+                pa.set_io_thread_count(MAX_CONCURRENT_FETCHES)
+            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_FETCHES, thread_name_prefix="delta-fetch")
+        return _pool
+
+
+def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` of each item, in order, run on the fetch pool (one item: inline)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    return list(_fetch_pool().map(function, items))
+
+
+class FragmentCache:
+    """Parquet fragments of data files with their footers parsed, bounded (least recently
+    used first out). Thread-safe."""
+
+    def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
+        self._fragments: BoundedCache[FileKey, ds.ParquetFileFragment] = BoundedCache(max_entries=max_entries)
+
+    @property
+    def cached_files(self) -> int:
+        return len(self._fragments)
+
+    def fragments(
+        self,
+        keys: Sequence[FileKey],
+        make: Callable[[list[int]], tuple[Any, list[str], list[ds.Expression]]],
+    ) -> tuple[list[ds.ParquetFileFragment], list[bool]]:
+        """The fragment of each of ``keys`` and, per fragment, whether it is new (its footer
+        not read yet). ``make(positions)`` gives, for the files at ``positions`` of ``keys``
+        missing from the cache, a filesystem, their paths on it and their guarantees."""
+        found = [self._fragments.get(key) for key in keys]
+        missing = [i for i, fragment in enumerate(found) if fragment is None]
+        fresh = [False] * len(keys)
+        if missing:
+            filesystem, paths, guarantees = make(missing)
+            for position, path, guarantee in zip(missing, paths, guarantees):
+                found[position] = _FORMAT.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
+                fresh[position] = True
+        return found, fresh  # type: ignore[return-value]
+
+    def remember(self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool]) -> None:
+        """Keep the new fragments, whose footers a read has just parsed."""
+        for key, fragment, new in zip(keys, fragments, fresh):
+            if new:
+                self._fragments.put(key, fragment)
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(
+        self,
+        keys: Sequence[FileKey],
+        make: Callable[[list[int]], tuple[Any, list[str], list[ds.Expression]]],
+        *,
+        schema: pa.Schema,
+        row_filter: ds.Expression | None,
+        columns: list[str] | None,
+        remote: bool,
+    ) -> pa.Table:
+        """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected."""
+        fragments, fresh = self.fragments(keys, make)
+        if remote:
+            table = self._read_concurrently(fragments, fresh, schema, row_filter, columns)
+        else:
+            for fragment, new in zip(fragments, fresh):
+                if new:
+                    fragment.ensure_complete_metadata()
+            dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
+            table = dataset.to_table(filter=row_filter, columns=columns)
+        self.remember(keys, fragments, fresh)
+        return table
+
+    @staticmethod
+    def _read_concurrently(
+        fragments: list[ds.ParquetFileFragment],
+        fresh: list[bool],
+        schema: pa.Schema,
+        row_filter: ds.Expression | None,
+        columns: list[str] | None,
+    ) -> pa.Table:
+        def read_one(item: tuple[ds.ParquetFileFragment, bool]) -> pa.Table:
+            fragment, new = item
+            if new:
+                fragment.ensure_complete_metadata()  # the footer: one request, then cached
+            return fragment.to_table(schema=schema, filter=row_filter, columns=columns, use_threads=False)
+
+        return pa.concat_tables(map_concurrently(read_one, list(zip(fragments, fresh))))
+
+
+__all__ = ["FRAGMENT_CACHE_ENTRIES", "MAX_CONCURRENT_FETCHES", "FileKey", "FragmentCache", "map_concurrently"]
