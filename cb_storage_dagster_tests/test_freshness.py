@@ -10,9 +10,7 @@ import pytest
 
 from cb_storage_dagster.domain.errors import ConfigurationError
 from cb_storage_dagster.orchestration import build_pipeline
-from cb_storage_dagster.orchestration.assets import build_market_data_assets
 from cb_storage_dagster.orchestration.freshness import DAILY_ASSETS, daily_freshness_policy
-from cb_storage_dagster.orchestration.partitions import market_data_partitions
 
 DEADLINE_VAR = "CB_STORAGE_FRESHNESS_DEADLINE"
 
@@ -40,7 +38,7 @@ def test_the_daily_assets_expect_yesterday_by_the_default_deadline(profile, monk
 
 def test_the_deadline_is_configurable(monkeypatch):
     monkeypatch.setenv(DEADLINE_VAR, "07:45")
-    built = build_market_data_assets(market_data_partitions())
+    built = build_pipeline("instrument").assets
     policy = policies(built)["ohlcv_1d"]
     assert policy.deadline_cron == "45 7 * * *"
     assert policy.lower_bound_delta == dt.timedelta(hours=7, minutes=45)  # any run since midnight UTC
@@ -58,4 +56,4 @@ def test_the_policy_is_part_of_the_definitions(monkeypatch, tmp_path):
 def test_a_bad_deadline_names_the_variable(monkeypatch):
     monkeypatch.setenv(DEADLINE_VAR, "6pm")
     with pytest.raises(ConfigurationError, match=DEADLINE_VAR):
-        build_market_data_assets(market_data_partitions())
+        build_pipeline("instrument")
