@@ -314,3 +314,14 @@ def test_the_storage_of_the_environment_on_azurite(azurite, tmp_path):
     assert pq.read_table(out).num_rows == 1440
     for done in (listed, covered, read):
         assert azurite.account_key not in done.stdout + done.stderr
+
+
+def test_the_installed_console_script_is_the_same_command(root):
+    """``pip install`` puts ``cb-storage`` next to the interpreter ([project.scripts])."""
+    script = Path(sys.executable).with_name("cb-storage")
+    assert script.exists(), f"{script} is missing: install the package (make setup) to get the console script"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CB_STORAGE_")}
+    done = subprocess.run([str(script), "tables", "--root", str(root), "--json"],
+                          capture_output=True, text=True, env=environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert {json.loads(line)["table"] for line in done.stdout.splitlines()} >= {"ohlcv_1m"}
