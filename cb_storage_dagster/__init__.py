@@ -6,7 +6,11 @@ The storage core (:mod:`cb_storage_dagster.domain`, :mod:`cb_storage_dagster.sto
 :mod:`cb_storage_dagster.orchestration`, and the definitions in :mod:`cb_storage_dagster.definitions`. The public names are re-exported here.
 """
 
-from cb_storage_dagster import storage as _storage
+from cb_storage_dagster.storage.delta.backpressure import configure_delta_allocator
+
+configure_delta_allocator()  # before delta-rs loads: its allocator reads the setting once
+
+from cb_storage_dagster import storage as _storage  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = list(_storage.__all__)

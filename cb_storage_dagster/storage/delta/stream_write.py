@@ -1,6 +1,7 @@
 """A Delta replace streamed chunk by chunk into ONE commit (:func:`write_stream`): memory holds
-a chunk and delta-rs' write buffers, not the run; a chunk that fails its checks aborts the
-write before the commit."""
+a few chunks and delta-rs' write buffers, not the run (the producer waits for delta-rs'
+encoder, :mod:`.backpressure`); a chunk that fails its checks aborts the write before the
+commit."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cb_storage_dagster.domain.results import WriteResult
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.retry import Attempt
+from cb_storage_dagster.storage.delta.backpressure import WriterBackpressure
 from cb_storage_dagster.storage.delta.coin_registry import instrument_days
 from cb_storage_dagster.storage.delta.listing_upkeep import keep_listings_current
 from cb_storage_dagster.storage.delta.sorting import sort_rows
@@ -60,8 +62,10 @@ def write_stream(
     def batches(source: Iterator[pa.Table], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         counts.clear()
         days.clear()
+        pacer = WriterBackpressure()  # delta-rs queues what it pulls: wait for its encoder
         try:
             for chunk in source:
+                pacer.before_chunk()
                 chunk = sort_rows(chunk, SORT_KEYS, single_instrument=False)
                 if chunk.schema != schema:
                     chunk = chunk.select(schema.names).cast(schema)
