@@ -1,13 +1,14 @@
 """Backpressure for a streamed Delta write: the producer of chunks waits for delta-rs' encoder.
 
 delta-rs 1.6 pulls the batches of a streamed write (``write_deltalake`` of a
-``RecordBatchReader``) into DataFusion's repartition channels ahead of its Parquet encoder.
-Every row of one exchange-month goes to one channel, and a channel never blocks its producer
-while a sibling channel is empty, so nothing slows a producer that is faster than the
-encoder: chunks read back from a spool (:mod:`cb_storage_dagster.storage.spool`) are. The
-run's data then waits in memory for the encoder, measured at ~60% of the bytes streamed
-(200 instruments x 32 exchange-days of trades: +0.7 GB; 2,000 x 31: several GB). The same
-write with a producer slower than the encoder stays flat.
+``RecordBatchReader``) ahead of its Parquet encoder into a queue that never blocks the
+producer (most likely DataFusion's repartition channels: every row of one exchange-month goes
+to one channel, and a channel does not block while a sibling is empty). Nothing then slows a
+producer that is faster than the encoder, and chunks read back from a spool
+(:mod:`cb_storage_dagster.storage.spool`) are: the run's data waits in memory, measured at
+~60% of the bytes streamed (200 instruments x 32 exchange-days of trades: +0.7 GB). The same
+write fed by a producer slower than the encoder stays flat, and so does delta-rs with a slow
+generator of the same size.
 
 :class:`WriterBackpressure` paces the producer by what the process holds: before each
 chunk, while the resident set is more than a budget above what it was when the write began,
