@@ -11,7 +11,6 @@ import urllib.error
 
 import pandas as pd
 import pytest
-from dagster_graphql import DagsterGraphQLClient
 from deltalake import DeltaTable
 
 from cb_storage_dagster.transforms import canonical_columns
@@ -90,10 +89,8 @@ def test_a_run_failing_on_a_refused_symbol_is_not_relaunched_by_the_run_retry(cc
     tag; a refused symbol is permanent, so the daemon must decide not to retry it (issue 17)."""
     fake, dev = ccxt_dev
     fake.unknown_symbols.add(REFUSED[1])
-    client = DagsterGraphQLClient("127.0.0.1", port_number=dev.port)
-    run_id = client.submit_job_execution(
-        "market_data_job", asset_selection=[["trades"]], tags={"dagster/partition": f"{DAY}|{REFUSED[0]}"})
-    wait_until(lambda: client.get_run_status(run_id).value == "FAILURE", 180, f"run {run_id} to fail", interval=2)
+    run_id = dev.launch_run("market_data_job", ["trades"], {"dagster/partition": f"{DAY}|{REFUSED[0]}"})
+    wait_until(lambda: dev.run_status(run_id) == "FAILURE", 180, f"run {run_id} to fail", interval=2)
     # The daemon's run-retry loop reads the failure, then says why it does not re-launch it.
     wait_until(lambda: any(NOT_RETRIED in m for m in dev.engine_messages(run_id)), 120,
                "the daemon's run-retry decision", interval=2)

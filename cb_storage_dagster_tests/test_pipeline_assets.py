@@ -83,7 +83,8 @@ def stand_in(instrument_pipeline):
     def make(asset_key: str, frame: pd.DataFrame) -> dg.AssetsDefinition:
         """A partitioned asset that returns ``frame`` under ``asset_key`` (to feed checks bad data)."""
 
-        @dg.asset(name=asset_key, partitions_def=instrument_pipeline.assets.partitions_def)
+        @dg.asset(name=asset_key, partitions_def=instrument_pipeline.assets.partitions_def,
+                  backfill_policy=instrument_pipeline.assets.ohlcv_1m.backfill_policy)  # like the real one
         def _stand_in() -> pd.DataFrame:
             return frame
 

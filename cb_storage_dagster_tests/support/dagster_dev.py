@@ -30,6 +30,24 @@ mutation Launch($params: LaunchBackfillParams!) {
   }
 }"""
 
+LAUNCH_RUN = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { stepKey }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on UnauthorizedError { message }
+  }
+}"""
+
+RUN_STATUS = """
+query Status($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } }
+}"""
+
 BACKFILL_STATUS = """
 query Status($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
@@ -178,6 +196,20 @@ class DagsterDev:
         if result["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"Backfill was not launched: {result}")
         return result["backfillId"]
+
+    def launch_run(self, job: str, assets: list[str], tags: dict[str, str]) -> str:
+        """Launch ``job`` for ``assets`` with run ``tags``, as the launchpad does; the run id."""
+        selector = {**self.repository_selector(), "jobName": job, "assetSelection": [{"path": [a]} for a in assets]}
+        params = {"selector": selector, "runConfigData": {},
+                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]}}
+        result = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"The run was not launched: {result}")
+        return result["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        """``QUEUED``, ``STARTED``, ``SUCCESS``, ``FAILURE``, ..."""
+        return self.graphql(RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
 
     def engine_messages(self, run_id: str) -> list[str]:
         """The engine events of a run (e.g. which executor ran its steps)."""
