@@ -36,10 +36,13 @@ import time
 import warnings
 from pathlib import Path
 
-import dagster as dg
-from deltalake import DeltaTable
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# The package first, as the Dagster code location loads it: it configures delta-rs' allocator
+# before delta-rs loads (storage/delta/backpressure.py).
+import cb_storage_dagster  # noqa: E402, F401, I001
+import dagster as dg  # noqa: E402
+from deltalake import DeltaTable  # noqa: E402
 
 from cb_storage_dagster.orchestration import SyntheticMarketDataSource, build_pipeline  # noqa: E402
 from cb_storage_dagster.orchestration.io_manager import MarketDataIOManager  # noqa: E402

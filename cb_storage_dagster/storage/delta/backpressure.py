@@ -55,8 +55,10 @@ the producer waits (a few chunks of 250 instruments x one day of trades, plus de
 row-group and file buffers)."""
 POLL_SECONDS = 0.02
 """How often a waiting producer looks at the resident set again."""
-STALL_SECONDS = 5.0
-"""How long a producer waits for a drop before it takes the current level as its baseline."""
+STALL_SECONDS = 12.0
+"""How long a producer waits for a drop before it takes the current level as its baseline:
+longer than jemalloc's default decay (10 s), so that a drained queue shows even where
+:data:`DELTA_ALLOCATOR_CONF` could not be set."""
 
 DELTA_ALLOCATOR_VARIABLE = "_RJEM_MALLOC_CONF"
 """The variable delta-rs' bundled jemalloc reads its configuration from (its symbols carry the
