@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import Field
 
 from cb_storage_dagster.domain.keys import parse_date, validate_name
+from cb_storage_dagster.sources.arrow_strings import numbered_strings, repeated_strings
 from cb_storage_dagster.sources.base import ORDER_BOOK_COLUMNS, TRADE_COLUMNS, MarketDataSource
 from cb_storage_dagster.sources.synthetic_prices import (
     _MICROS_PER_DAY,
@@ -125,29 +125,20 @@ class SyntheticMarketDataSource(MarketDataSource):
         names = [coin for _, coin, _ in checked]
         micros, price, amount, is_buy = (array.reshape(-1) for array in self._trade_arrays(exchange, names, day))
         n = self.trades_per_day
-        coin_codes = pa.array(np.repeat(np.arange(len(names), dtype=np.int32), n))
-        coin_column = pa.DictionaryArray.from_arrays(coin_codes, pa.array(names, pa.string())).cast(pa.string())
-        prefixes = pa.DictionaryArray.from_arrays(
-            coin_codes, pa.array([f"{exchange}-{coin}-{day:%Y%m%d}-" for coin in names], pa.string())
-        ).cast(pa.string())
-        numbers = pc.utf8_lpad(pa.array(np.tile(np.arange(1, n + 1), len(names))).cast(pa.string()), 6, "0")
+        # Strings from bytes (arrow_strings.py), in pandas' Arrow-backed layout: no row is a Python object.
         table = pa.table({
-            "exchange": pa.DictionaryArray.from_arrays(
-                pa.array(np.zeros(len(micros), dtype=np.int32)), pa.array([exchange], pa.string())
-            ).cast(pa.string()),
-            "coin": coin_column,
+            "exchange": repeated_strings([exchange], len(micros)),
+            "coin": repeated_strings(names, n),
             "timestamp": pa.array(np.datetime64(day.isoformat(), "us") + micros.astype("timedelta64[us]"),
                                   pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
-            "trade_id": pc.binary_join_element_wise(prefixes, numbers, ""),
+            "trade_id": numbered_strings([f"{exchange}-{coin}-{day:%Y%m%d}-" for coin in names], n, width=6),
             "price": pa.array(price, pa.float64()),
             "amount": pa.array(amount, pa.float64()),
             "side": pa.DictionaryArray.from_arrays(
-                pa.array(np.where(is_buy, 0, 1).astype(np.int32)), pa.array(["buy", "sell"])
-            ).cast(pa.string()),
+                pa.array(np.where(is_buy, 0, 1).astype(np.int32)), pa.array(["buy", "sell"], pa.large_string())
+            ).cast(pa.large_string()),
         })
-        return table.to_pandas()[TRADE_COLUMNS].astype(
-            {"exchange": "str", "coin": "str", "trade_id": "str", "side": "str"}
-        )
+        return table.select(TRADE_COLUMNS).to_pandas()
 
     def _trade_arrays(
         self, exchange: str, coins: Sequence[str], day: dt.date
