@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 
 from cb_storage_dagster.domain.errors import ConfigurationError
 from cb_storage_dagster.settings.base import CbStorageSettings, _blank_is_unset, _invalid
@@ -104,26 +104,16 @@ class PipelineSettings(CbStorageSettings):
             raise _invalid("must be a UTC time of day HH:MM from 00:01 to 23:59, e.g. '06:00'.")
         return deadline
 
-    @field_validator("schedule_batch_size", mode="before")
+    @field_validator("schedule_batch_size", "chunk_instruments", mode="before")
     @classmethod
-    def _positive(cls, value: Any) -> int:
+    def _positive(cls, value: Any, info: ValidationInfo) -> int:
         try:
             size = int(value)
         except (TypeError, ValueError):
             size = 0
         if size < 1:
-            raise _invalid("must be a positive integer (instruments per daily run).")
-        return size
-
-    @field_validator("chunk_instruments", mode="before")
-    @classmethod
-    def _chunk(cls, value: Any) -> int:
-        try:
-            size = int(value)
-        except (TypeError, ValueError):
-            size = 0
-        if size < 1:
-            raise _invalid("must be a positive integer (instruments per chunk of a run).")
+            what = "instruments per daily run" if info.field_name == "schedule_batch_size" else "instruments per chunk of a run"
+            raise _invalid(f"must be a positive integer ({what}).")
         return size
 
     _blank = field_validator("*", mode="before")(_blank_is_unset)  # defined last: runs first

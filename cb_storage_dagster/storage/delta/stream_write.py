@@ -22,9 +22,9 @@ from cb_storage_dagster.storage.delta.coin_registry import instrument_days
 from cb_storage_dagster.storage.delta.listing_upkeep import keep_listings_current
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.tables import DeltaTables
-from cb_storage_dagster.storage.delta.write import FORMAT, SORT_KEYS, describe_scope
+from cb_storage_dagster.storage.delta.write import FORMAT, SORT_KEYS, describe_scope, replace_rows
 from cb_storage_dagster.storage.format import rows_per_partition
-from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, Layout, parse_layout
+from cb_storage_dagster.storage.layout import Layout, parse_layout
 from cb_storage_dagster.storage.sql import delta_predicate
 
 __all__ = ["write_stream"]
@@ -47,7 +47,6 @@ def write_stream(
     them), and the error is raised as it was. Memory holds one chunk and delta-rs' write
     buffers, not the run.
     """
-    from deltalake import CommitProperties, WriterProperties, write_deltalake
 
     first_pass = chunks()
     first = next(first_pass, None)
@@ -83,26 +82,13 @@ def write_stream(
         write_schema = schema if schema is not None else delta_table.schema().to_arrow()
         write_schema = pa.schema(write_schema)
         source = _produced_in_thread(pending.pop() if pending else chunks())
-        columns = list(delta_table.metadata().partition_columns)
         # Small row groups in both layouts: a streamed run arrives day block by day block, so
         # each row group holds one day of a few coins (a later block read skips the others by
         # statistics), and delta-rs buffers a row group, not a whole partition's run, in memory.
-        extra: dict[str, object] = {
-            "writer_properties": WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)}
         raised.clear()
         try:
-            write_deltalake(
-                delta_table,
-                pa.RecordBatchReader.from_batches(write_schema, batches(source, write_schema)),
-                mode="overwrite",
-                predicate=predicate,
-                schema_mode="merge",
-                partition_by=columns,
-                commit_properties=CommitProperties(
-                    max_commit_retries=attempt.rebase_retries, custom_metadata={"cb_storage.scope": scope_text}
-                ),
-                **extra,
-            )
+            reader = pa.RecordBatchReader.from_batches(write_schema, batches(source, write_schema))
+            replace_rows(delta_table, reader, predicate, attempt, scope_text, small_row_groups=True)
         except Exception:
             if raised:  # a chunk's own error (bad rows): nothing was committed
                 raise raised[0] from None

@@ -9,6 +9,8 @@ fresh snapshot. Each commit records the scope it wrote in its commit metadata.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from cb_storage_dagster.domain.keys import DataType
@@ -24,6 +26,9 @@ from cb_storage_dagster.storage.format import rows_per_partition
 from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, Layout, layout_of, parse_layout
 from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, delta_predicate, merge_predicates
 
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
 FORMAT = "delta"
 """The format name results carry."""
 SORT_KEYS = ["exchange", "coin", "timestamp"]
@@ -36,7 +41,6 @@ def write(
 ) -> WriteResult:
     """Replace exactly ``scope`` with ``data`` in one commit; a new table is created in
     ``layout`` (``None``: the tables' default layout)."""
-    from deltalake import CommitProperties, WriterProperties, write_deltalake
 
     # Sources usually deliver rows in this order already: sort_rows checks first, which is
     # far cheaper than a three-key sort of an exchange-day (2.9 M rows at 2,000 instruments).
@@ -47,23 +51,10 @@ def write(
     def commit_write(attempt: Attempt) -> int | None:
         delta_table = tables.open_for_write(table)
         attempt.started_from(delta_table.version())
-        columns = list(delta_table.metadata().partition_columns)
-        extra: dict[str, object] = {}
-        if layout_of(columns) == "exchange":
-            # Small row groups: their coin statistics let a one-instrument read skip the rest.
-            extra["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
-        write_deltalake(
-            delta_table,
-            data,
-            mode="overwrite",
-            predicate=predicate,
-            schema_mode="merge",
-            partition_by=columns,
-            commit_properties=CommitProperties(
-                max_commit_retries=attempt.rebase_retries, custom_metadata={"cb_storage.scope": scope_text}
-            ),
-            **extra,
-        )
+        # Small row groups in the exchange layout: their coin statistics let a one-instrument
+        # read skip the rest.
+        small_groups = layout_of(delta_table.metadata().partition_columns) == "exchange"
+        replace_rows(delta_table, data, predicate, attempt, scope_text, small_row_groups=small_groups)
         return delta_table.version()
 
     with tables.write_lock(table):
@@ -137,8 +128,33 @@ def delete(tables: DeltaTables, table: str, predicate: str) -> WriteResult:
     return WriteResult(uri=tables.uri(table), format=FORMAT, table=table, version=report.version, row_count=0)
 
 
+def replace_rows(
+    delta_table: DeltaTable, data: object, predicate: str | None, attempt: Attempt, scope_text: str,
+    *, small_row_groups: bool,
+) -> None:
+    """One delta-rs overwrite of the rows ``predicate`` selects with ``data`` (a table or a
+    ``RecordBatchReader``), partitioned as the table is, its scope in the commit metadata."""
+    from deltalake import CommitProperties, WriterProperties, write_deltalake
+
+    extra: dict[str, object] = {}
+    if small_row_groups:
+        extra["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
+    write_deltalake(
+        delta_table,
+        data,
+        mode="overwrite",
+        predicate=predicate,
+        schema_mode="merge",
+        partition_by=list(delta_table.metadata().partition_columns),
+        commit_properties=CommitProperties(
+            max_commit_retries=attempt.rebase_retries, custom_metadata={"cb_storage.scope": scope_text}
+        ),
+        **extra,
+    )
+
+
 def describe_scope(scope: WriteScope) -> str:
     return ",".join(scope.describe())[:_SCOPE_METADATA_CHARS]
 
 
-__all__ = ["FORMAT", "SORT_KEYS", "delete", "merge", "describe_scope", "write"]
+__all__ = ["FORMAT", "SORT_KEYS", "delete", "describe_scope", "merge", "replace_rows", "write"]
