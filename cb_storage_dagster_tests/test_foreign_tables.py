@@ -262,3 +262,27 @@ def test_an_unpartitioned_table_reads_and_lists(tmp_path):
     assert len(one_day(manager)) == 3
     assert manager.list_coins("binance", "ohlcv") == ["BTC", "ETH"]
     assert manager.list_dates("binance", "BTC", "ohlcv") == [DAY, DAY + dt.timedelta(days=3)]
+
+
+def test_data_files_stored_as_string_view_read_like_the_others(tmp_path):
+    """delta-rs' own merge (here a foreign writer's) stores the string data columns of the
+    files it writes as ``string_view`` (exchange layout: ``coin``); next to plain files,
+    filtered reads, projections, listings and cross-sections see its rows in the table's types."""
+    import pyarrow.parquet as pq
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout="exchange")
+    manager.save_entry(BTC, ohlcv(DAY, n=3))
+    later = DAY + dt.timedelta(days=1)
+    source = pa.concat_tables([canonical(ohlcv(later, n=2, coin=coin)) for coin in ("ETH", "SOL")])
+    (open_table(manager).merge(source, "t.coin = s.coin AND t.timestamp = s.timestamp", source_alias="s",
+                               target_alias="t").when_not_matched_insert_all().execute())
+    stored = [pq.read_schema(path).field("coin").type for path in table_path(manager).rglob("*.parquet")]
+    assert pa.string_view() in stored and pa.string() in stored
+
+    got = one_day(manager, ETH, later)
+    assert list(got["close"]) == list(ohlcv(later, n=2, coin="ETH")["close"])
+    assert got["coin"].dtype == one_day(manager)["coin"].dtype
+    assert list(one_day(manager, ETH, later, columns=["timestamp", "close"]).columns) == ["timestamp", "close"]
+    assert manager.list_coins("binance", "ohlcv") == ["BTC", "ETH", "SOL"]
+    both = manager.get_many("ohlcv", "binance", at(2024, 1, 2), at(2024, 1, 4))
+    assert list(both["coin"]) == ["BTC"] * 3 + ["ETH"] * 2 + ["SOL"] * 2

@@ -8,6 +8,11 @@ with the file's guarantee (its partition values and value ranges from the log). 
 then neither re-reads nor re-parses a footer, and pyarrow skips the row groups whose
 statistics cannot match the filter without touching them.
 
+A file whose stored Arrow schema uses view types (``string_view``: what delta-rs' merge and
+some foreign writers such as Polars write) cannot be filtered by pyarrow's dataset scan
+against the table's ``string`` schema (pyarrow 26: "no kernel matching (string,
+string_view)"); such a file is read whole, cast to the table's schema, then filtered.
+
 Local files are read as one pyarrow dataset of the cached fragments (pyarrow's own threads).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`MAX_CONCURRENT_FETCHES`): a file's needed column chunks are coalesced into one
@@ -127,8 +132,11 @@ class FragmentCache:
             for fragment, new in zip(fragments, fresh):
                 if new:
                     fragment.ensure_complete_metadata()
-            dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
-            table = dataset.to_table(filter=row_filter, columns=columns)
+            if any(_has_view_types(fragment) for fragment in fragments):
+                table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
+            else:
+                dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
+                table = dataset.to_table(filter=row_filter, columns=columns)
         self.remember(keys, fragments, fresh)
         return table
 
@@ -144,9 +152,31 @@ class FragmentCache:
             fragment, new = item
             if new:
                 fragment.ensure_complete_metadata()  # the footer: one request, then cached
-            return fragment.to_table(schema=schema, filter=row_filter, columns=columns, use_threads=False)
+            return _read_fragment(fragment, schema, row_filter, columns)
 
         return pa.concat_tables(map_concurrently(read_one, list(zip(fragments, fresh))))
+
+
+def _has_view_types(fragment: ds.ParquetFileFragment) -> bool:
+    """Whether the file's stored Arrow schema has a view-typed column (footer already read)."""
+    return any(pa.types.is_string_view(field.type) or pa.types.is_binary_view(field.type)
+               for field in fragment.physical_schema)
+
+
+def _read_fragment(
+    fragment: ds.ParquetFileFragment, schema: pa.Schema, row_filter: ds.Expression | None, columns: list[str] | None
+) -> pa.Table:
+    """One file's rows matching ``row_filter``, projected, in ``schema``'s types (a file with
+    view-typed columns is read, cast, then filtered: see the module docstring)."""
+    if not _has_view_types(fragment):
+        return fragment.to_table(schema=schema, filter=row_filter, columns=columns, use_threads=False)
+    physical = fragment.physical_schema
+    as_stored = pa.schema([physical.field(f.name).with_nullable(f.nullable) if f.name in physical.names else f
+                           for f in schema])  # partition columns come from the file's guarantee
+    rows = fragment.to_table(schema=as_stored, use_threads=False).cast(schema)
+    if row_filter is not None:
+        rows = rows.filter(row_filter)
+    return rows.select(columns) if columns is not None else rows
 
 
 __all__ = ["FRAGMENT_CACHE_ENTRIES", "MAX_CONCURRENT_FETCHES", "FileKey", "FragmentCache", "map_concurrently"]
