@@ -32,6 +32,7 @@ from cb_storage_dagster.domain.schemas import CANONICAL_SCHEMAS
 
 __all__ = [
     "OHLCV_COLUMNS",
+    "TRADE_COLUMNS_FOR_CANDLES",
     "canonical_columns",
     "canonical_dtypes",
     "empty_frame",
@@ -79,6 +80,9 @@ def _pandas_dtype(arrow_type: pa.DataType) -> str:
 OHLCV_COLUMNS = canonical_columns(DataType.OHLCV)
 """Canonical OHLCV columns, in order; ``timestamp`` is the candle's open time."""
 
+TRADE_COLUMNS_FOR_CANDLES = ["exchange", "coin", "timestamp", "price", "amount"]
+"""The trade columns :func:`trades_to_ohlcv` reads (a chunked run reads only these)."""
+
 _OHLCV_DTYPES = canonical_dtypes(DataType.OHLCV)
 _INSTRUMENT = ["exchange", "coin"]
 
@@ -103,7 +107,7 @@ def trades_to_ohlcv(trades: pd.DataFrame, interval: str = "1min") -> pd.DataFram
         >>> candles["timestamp"].dt.strftime("%H:%M").tolist(), candles["close"].tolist()
         (['00:00', '00:02'], [12.0, 11.0])
     """
-    _require_columns(trades, ["exchange", "coin", "timestamp", "price", "amount"], "trades")
+    _require_columns(trades, TRADE_COLUMNS_FOR_CANDLES, "trades")
     return _aggregate(
         trades,
         interval,

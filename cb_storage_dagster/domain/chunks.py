@@ -76,12 +76,16 @@ class MarketDataChunks:
         failures: instrument-days left out, with why; a write excludes them from its scope.
         release: frees what backs the chunks (a temporary file) once their consumer is done;
             iterating afterwards is an error. ``None``: nothing to free.
+        project: given column names, an ``open`` that reads only those columns (chunks read
+            from a table: :func:`~cb_storage_dagster.storage.chunked.read_chunks`); ``None``:
+            :meth:`select` projects each chunk after it is made.
     """
 
     open: Callable[[], Iterator[pa.Table]]
     slots: tuple[PartitionSlot, ...] = ()
     failures: tuple[InstrumentFailure, ...] = field(default=())
     release: Callable[[], None] | None = None
+    project: Callable[[tuple[str, ...]], Callable[[], Iterator[pa.Table]]] | None = None
 
     @classmethod
     def of(cls, tables: Iterable[pa.Table | pd.DataFrame], slots: Sequence[PartitionSlot] = ()) -> MarketDataChunks:
@@ -112,7 +116,29 @@ class MarketDataChunks:
                 out = transform(chunk)
                 yield out if isinstance(out, pa.Table) else pa.Table.from_pandas(out, preserve_index=False)
 
-        return replace(self, open=opened, release=None)
+        return replace(self, open=opened, release=None, project=None)
+
+    def select(self, columns: Sequence[str]) -> MarketDataChunks:
+        """These chunks with only ``columns``, in that order: chunks read from a table read only
+        those columns (a check that needs three columns of a day of trades does not decode the
+        others), other chunks are projected one at a time. A missing column raises ``KeyError``
+        when the chunks are iterated.
+
+        >>> chunks = MarketDataChunks.of([pa.table({"x": [1], "y": ["a"]})])
+        >>> chunks.select(["y"]).to_table().column_names
+        ['y']
+        """
+        wanted = tuple(columns)
+        if self.project is not None:
+            return replace(self, open=self.project(wanted), release=None, project=None)
+
+        def projected(chunk: pa.Table) -> pa.Table:
+            missing = [c for c in wanted if c not in chunk.column_names]
+            if missing:
+                raise KeyError(f"Chunks have no column(s) {missing}; they have {chunk.column_names}.")
+            return chunk.select(list(wanted))
+
+        return self.map(projected)
 
     def to_table(self) -> pa.Table:
         """All chunks in one table: for small data only, memory grows with the run."""

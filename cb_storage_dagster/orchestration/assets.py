@@ -35,7 +35,12 @@ from cb_storage_dagster.orchestration.run_context import run_slots, tag_value
 from cb_storage_dagster.orchestration.run_tags import run_window, snapshot_instant
 from cb_storage_dagster.settings import PipelineSettings
 from cb_storage_dagster.sources.base import MarketDataSource
-from cb_storage_dagster.transforms import empty_frame, resample_ohlcv, trades_to_ohlcv
+from cb_storage_dagster.transforms import (
+    TRADE_COLUMNS_FOR_CANDLES,
+    empty_frame,
+    resample_ohlcv,
+    trades_to_ohlcv,
+)
 
 __all__ = [
     "MARKET_DATA_RETRY_POLICY",
@@ -237,8 +242,9 @@ def build_market_data_assets(
         Columns: exchange, coin, timestamp (candle open, UTC), open, high, low, close, volume.
         """
         if isinstance(trades, MarketDataChunks):
-            chunks, metadata = transform_in_chunks(
-                trades, lambda frame: trades_to_ohlcv(frame, "1min"), slots_of(context), gaps=True)
+            chunks, metadata = transform_in_chunks(  # only the columns candles need are read
+                trades.select(TRADE_COLUMNS_FOR_CANDLES), lambda frame: trades_to_ohlcv(frame, "1min"),
+                slots_of(context), gaps=True)
             context.add_output_metadata(metadata)
             return chunks
         candles = trades_to_ohlcv(trades, "1min")

@@ -26,13 +26,12 @@ import pandas as pd
 from cb_storage_dagster.domain.chunks import MarketDataChunks
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot
 from cb_storage_dagster.orchestration.assets import MarketDataAssets
-from cb_storage_dagster.orchestration.check_results import every_partition_result, rules_result
+from cb_storage_dagster.orchestration.check_results import KEY_COLUMNS, every_partition_result, rules_result
 from cb_storage_dagster.orchestration.instruments_check import instruments_stored_check
 from cb_storage_dagster.orchestration.quality import (
     DEFAULT_MIN_MINUTE_COVERAGE,
     MINUTES_PER_DAY,
     instrument_day_counts,
-    violation_masks,
 )
 
 __all__ = ["MarketDataChecks", "MinuteCoverageConfig", "build_market_data_checks"]
@@ -104,7 +103,7 @@ def _rules_check(
 
     def rules_check(context: dg.AssetCheckExecutionContext, frame: pd.DataFrame) -> dg.AssetCheckResult:
         slots = slots_of(context)
-        return rules_result(frame, lambda chunk: violation_masks(chunk, data_type, slots, interval=interval))
+        return rules_result(frame, data_type, slots, interval=interval)
 
     return dg.asset_check(
         asset=asset, name=name, partitions_def=partitions_def, blocking=blocking, description=description
@@ -146,7 +145,7 @@ def _minute_coverage_check(
         coverage = dict.fromkeys(sorted(set(slots)), 0.0)
         # Distinct minutes per instrument-day counted in Arrow, chunk by chunk: asking every
         # chunk about every slot of the run was chunks x slots (248 x 62,000 for 31 days).
-        for chunk in (ohlcv_1m if isinstance(ohlcv_1m, MarketDataChunks) else [ohlcv_1m]):
+        for chunk in (ohlcv_1m.select(KEY_COLUMNS) if isinstance(ohlcv_1m, MarketDataChunks) else [ohlcv_1m]):
             for (exchange, coin, day), minutes in instrument_day_counts(chunk, gaps=True)[1].items():
                 slot = PartitionSlot(exchange, coin, day)
                 if slot in coverage:

@@ -4,7 +4,10 @@ A write of chunks checks each chunk as it streams into the commit (normalize, ro
 the scope, keys unique within the chunk, and no exchange/coin/day in two chunks, which makes
 the keys unique across the run); the first chunk that fails aborts the write before the
 commit. A read of chunks cuts the scope into blocks of ``chunk_instruments`` instruments x
-one day and reads them one at a time (each an exchange-day with one ``coin IN`` filter).
+one day and reads them one at a time (each an exchange-day with one ``coin IN`` filter and
+the block's first and last coin as a range, which lets the reader skip the row groups of an
+exchange-layout file that hold other coins: pyarrow prunes row groups by ranges, not by
+``IN``), only the columns the consumer asks for (:meth:`MarketDataChunks.select`).
 
 The manager (:class:`~cb_storage_dagster.storage.manager.StorageManagerImpl`) calls these;
 they hold no state of their own.
@@ -28,7 +31,7 @@ from cb_storage_dagster.domain.scope import WriteScope, check_rows_in_scope
 if TYPE_CHECKING:
     from cb_storage_dagster.storage.manager import StorageManagerImpl
 
-__all__ = ["checked_chunks", "read_chunks", "scope_blocks"]
+__all__ = ["block_filters", "checked_chunks", "read_chunks", "scope_blocks"]
 
 
 def checked_chunks(
@@ -103,6 +106,18 @@ def scope_blocks(
     return blocks
 
 
+def block_filters(coins: list[str] | None) -> list[tuple[str, str, object]] | None:
+    """The filters of a block's coins: ``IN`` them, and between the first and the last (the
+    range prunes row groups; see the module docstring).
+
+    >>> block_filters(["ETH", "BTC"])
+    [('coin', 'in', ['ETH', 'BTC']), ('coin', '>=', 'BTC'), ('coin', '<=', 'ETH')]
+    """
+    if coins is None:
+        return None
+    return [("coin", "in", coins), ("coin", ">=", min(coins)), ("coin", "<=", max(coins))]
+
+
 def read_chunks(
     manager: StorageManagerImpl,
     data_type: DataType,
@@ -113,19 +128,24 @@ def read_chunks(
     as_of_version: int | None = None,
 ) -> MarketDataChunks:
     """``scope`` as chunks read one block at a time (see :func:`scope_blocks`), at the table
-    version ``as_of_version`` or else the latest (each block reads the cached table)."""
+    version ``as_of_version`` or else the latest (each block reads the cached table). The
+    chunks can be narrowed to some columns before they are read (:meth:`MarketDataChunks.select`)."""
 
-    def opened() -> Iterator[pa.Table]:
-        version = as_of_version
-        coins: dict[str, list[str]] = {}
+    def reading(columns: tuple[str, ...] | None) -> Callable[[], Iterator[pa.Table]]:
+        def opened() -> Iterator[pa.Table]:
+            listed: dict[str, list[str]] = {}
 
-        def coins_of(exchange: str) -> list[str]:
-            if exchange not in coins:
-                coins[exchange] = manager.list_coins(exchange, data_type, table=table)
-            return coins[exchange]
+            def coins_of(exchange: str) -> list[str]:
+                if exchange not in listed:
+                    listed[exchange] = manager.list_coins(exchange, data_type, table=table)
+                return listed[exchange]
 
-        for block, coins in scope_blocks(scope, coins_of, chunk_instruments):
-            filters = None if coins is None else [("coin", "in", coins)]
-            yield manager.read_partitions(data_type, block, table=table, as_of_version=version, filters=filters)
+            for block, coins in scope_blocks(scope, coins_of, chunk_instruments):
+                yield manager.read_partitions(
+                    data_type, block, table=table, as_of_version=as_of_version, filters=block_filters(coins),
+                    columns=list(columns) if columns is not None else None,
+                )
 
-    return MarketDataChunks(opened)
+        return opened
+
+    return MarketDataChunks(reading(None), project=reading)

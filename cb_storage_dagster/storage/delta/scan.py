@@ -120,12 +120,16 @@ class DeltaScanPlanner:
             mask = scope_mask(actions, scope)
             if mask is not None:
                 actions = actions.filter(mask)
-        order = [(f"partition.{c}", "ascending") for c in INSTRUMENT_COLUMNS
-                 if f"partition.{c}" in actions.column_names]
-        if "min.timestamp" in actions.column_names:
+        names = actions.column_names
+        order = [(f"partition.{c}", "ascending") for c in INSTRUMENT_COLUMNS if f"partition.{c}" in names]
+        if "partition.coin" not in names and "min.coin" in names:
+            # Exchange layout: files of a day hold coins in order, and a large day is cut into
+            # several files, a coin's rows possibly over two: by day, then first coin, the
+            # files of one exchange-day read out sorted (and one coin's days in order).
+            order += [(f"min.{DATE_COLUMN}", "ascending")] if f"min.{DATE_COLUMN}" in names else []
+            order.append(("min.coin", "ascending"))
+        if "min.timestamp" in names:
             order.append(("min.timestamp", "ascending"))
-        if "partition.coin" not in actions.column_names and "min.coin" in actions.column_names:
-            order.append(("min.coin", "ascending"))  # exchange layout: a coin split over files
         actions = actions.sort_by(order)
         plan = ScanPlan(
             paths=[unquote(p) for p in actions.column("path").to_pylist()],
