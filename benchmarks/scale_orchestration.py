@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -132,18 +133,28 @@ def bench_exchange_day(instruments: int, workdir: Path, layout: str = "exchange"
     return out
 
 
-def bench_source_and_transforms(instruments: int) -> dict[str, object]:
-    """The synthetic source and both transforms for one exchange-day of ``instruments``."""
+def bench_source_and_transforms(instruments: int, rounds: int = 3) -> dict[str, object]:
+    """The synthetic source and both transforms for ``rounds`` consecutive exchange-days of
+    ``instruments`` (as a run of several days meets them): each time per round, and the median.
+    The first round of a process also pays for its first large allocations."""
     from cb_storage_dagster.transforms import resample_ohlcv, trades_to_ohlcv
 
     coins = [f"C{c:04d}" for c in range(instruments)]
     source = SyntheticMarketDataSource()
-    trades, source_s = timed(lambda: source.fetch_trades_many("binance", coins, dt.date(2024, 1, 2)))
-    candles, minute_s = timed(lambda: trades_to_ohlcv(trades, "1min"))
-    _, daily_s = timed(lambda: resample_ohlcv(candles, "1D"))
-    return {"instruments": instruments, "trades": len(trades), "candles": len(candles),
-            "synthetic_source_s": round(source_s, 2), "trades_to_ohlcv_1m_s": round(minute_s, 2),
-            "ohlcv_1m_to_1d_s": round(daily_s, 2)}
+    times: dict[str, list[float]] = {"synthetic_source_s": [], "trades_to_ohlcv_1m_s": [], "ohlcv_1m_to_1d_s": []}
+    for day in range(rounds):
+        trades, source_s = timed(lambda d=dt.date(2024, 1, 2 + day): source.fetch_trades_many("binance", coins, d))
+        candles, minute_s = timed(lambda t=trades: trades_to_ohlcv(t, "1min"))
+        _, daily_s = timed(lambda c=candles: resample_ohlcv(c, "1D"))
+        for name, seconds in zip(times, (source_s, minute_s, daily_s)):
+            times[name].append(round(seconds, 2))
+        rows = {"trades": len(trades), "candles": len(candles)}
+        del trades, candles
+    out: dict[str, object] = {"instruments": instruments, "rounds": rounds, **rows}
+    for name, values in times.items():
+        out[name] = round(statistics.median(values), 2)
+        out[name.removesuffix("_s") + "_rounds_s"] = values
+    return out
 
 
 def run_days(instruments: int, days: int, workdir: Path, chunk: int | None, layout: str) -> dict[str, object]:
@@ -238,9 +249,13 @@ def targets(results: dict[str, object]) -> list[str]:
     stated for 2,000 instruments)."""
     lines = []
     st = results.get("source_and_transforms") or {}
-    lines.append(f"trades -> ohlcv_1m, one exchange-day x {st.get('instruments')}: {st.get('trades_to_ohlcv_1m_s')} s (target <= 3 s at 2,000)")
-    lines.append(f"ohlcv_1m -> ohlcv_1d: {st.get('ohlcv_1m_to_1d_s')} s (target <= 0.5 s)")
-    lines.append(f"synthetic source per exchange-day: {st.get('synthetic_source_s')} s (target <= 3 s)")
+    each = f"median of {st.get('rounds')} exchange-days x {st.get('instruments')}"
+    lines.append(f"trades -> ohlcv_1m, {each}: {st.get('trades_to_ohlcv_1m_s')} s "
+                 f"(rounds {st.get('trades_to_ohlcv_1m_rounds_s')}; target <= 3 s at 2,000)")
+    lines.append(f"ohlcv_1m -> ohlcv_1d: {st.get('ohlcv_1m_to_1d_s')} s (rounds {st.get('ohlcv_1m_to_1d_rounds_s')}; "
+                 "target <= 0.5 s)")
+    lines.append(f"synthetic source per exchange-day: {st.get('synthetic_source_s')} s "
+                 f"(rounds {st.get('synthetic_source_rounds_s')}; target <= 3 s)")
     run = results.get("exchange_day_run")
     if isinstance(run, dict):
         lines.append(f"one exchange-day end to end: {run.get('wall_s')} s (target <= 20 s)")
