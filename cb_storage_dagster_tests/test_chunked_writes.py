@@ -72,6 +72,31 @@ def test_chunks_read_back_in_blocks_hold_the_same_rows(manager):
         .equals(stored(manager).sort_by([("date", "ascending"), ("coin", "ascending"), ("timestamp", "ascending")]))
 
 
+@pytest.mark.parametrize("layout", ["instrument", "exchange"])
+def test_chunks_read_back_come_out_in_instrument_and_time_order(tmp_path, layout):
+    manager = StorageManagerImpl(LocalFileBackend(str(tmp_path)), default_layout=layout)
+    manager.write_partitions("trades", chunks_of(2), scope())
+    keys = [("exchange", "ascending"), ("coin", "ascending"), ("timestamp", "ascending"), ("trade_id", "ascending")]
+    for chunk in manager.read_chunks("trades", scope(), chunk_instruments=3):
+        assert chunk.num_rows and chunk.equals(chunk.sort_by(keys))
+
+
+def test_selected_columns_of_chunks_read_back_are_the_same_rows_narrowed(manager):
+    manager.write_partitions("trades", chunks_of(3), scope())
+    chunks = manager.read_chunks("trades", scope(), chunk_instruments=3)
+    narrow = chunks.select(["coin", "timestamp", "price"])
+    for whole, part in zip(chunks, narrow, strict=True):
+        assert part.column_names == ["coin", "timestamp", "price"]
+        assert part.equals(whole.select(["coin", "timestamp", "price"]))
+
+
+def test_selecting_columns_of_chunks_held_in_memory_projects_each_chunk():
+    chunks = chunks_of(3).select(["price", "coin"])
+    assert [t.column_names for t in chunks] == [["price", "coin"]] * 6
+    with pytest.raises(KeyError, match="no column"):
+        list(chunks_of(3).select(["volume"]))
+
+
 def test_a_bad_chunk_in_the_middle_commits_nothing(manager):
     manager.write_partitions("trades", chunks_of(7), scope())
     before = stored(manager)
@@ -178,3 +203,20 @@ def test_an_exchange_profile_run_in_small_chunks_stores_and_reports_what_one_chu
     for table in small[2]:
         assert small[2][table].equals(big[2][table]), table
     assert small[3] == big[3] == {"trades": 1, "ohlcv_1m": 1, "ohlcv_1d": 1}  # one commit per table
+
+
+def test_the_rule_check_of_chunks_counts_what_the_check_of_one_frame_counts():
+    from cb_storage_dagster.domain.keys import DataType
+    from cb_storage_dagster.orchestration.check_results import rules_result
+
+    good, bad = day_trades(DAYS[0], COINS[:3]), day_trades(DAYS[0], COINS[3:]).to_pandas()
+    bad.loc[[2, 5], "price"] = -1.0
+    bad.loc[7, "side"] = "hold"
+    slots = [PartitionSlot("binance", c, DAYS[0]) for c in COINS]
+    frame = pa.concat_tables([good, pa.Table.from_pandas(bad, preserve_index=False)]).to_pandas()
+    in_chunks = rules_result(MarketDataChunks.of([good, bad]), DataType.TRADES, slots)
+    in_one = rules_result(frame, DataType.TRADES, slots)
+    assert not in_chunks.passed and in_chunks.metadata == in_one.metadata
+    assert in_chunks.metadata["non_positive_price"].value == 2 and in_chunks.metadata["unknown_side"].value == 1
+    assert "hold" in in_chunks.metadata["first_offending_rows"].value
+    assert rules_result(MarketDataChunks.of([good]), DataType.TRADES, slots).passed
