@@ -114,7 +114,7 @@ def write_overhead(root: Path, layout: str, coins: list[str], day: dt.date, repe
     from cb_storage_dagster.storage.delta import write as delta_write
 
     manager = StorageManagerImpl(LocalFileBackend(root))
-    upkeep = delta_write._keep_listings_current
+    upkeep = delta_write.keep_listings_current
     data = exchange_day(coins, day)
     if layout == "instrument":
         data = data.slice(0, BATCH * 1440)
@@ -125,13 +125,13 @@ def write_overhead(root: Path, layout: str, coins: list[str], day: dt.date, repe
     try:
         for i in range(repeats + 1):
             for on in (True, False) if i % 2 else (False, True):
-                delta_write._keep_listings_current = upkeep if on else (lambda *args: None)
+                delta_write.keep_listings_current = upkeep if on else (lambda *args: None)
                 started = time.perf_counter()
                 manager.write_partitions("ohlcv", data, scope)
                 if i:
                     samples[on].append((time.perf_counter() - started) * 1000)
     finally:
-        delta_write._keep_listings_current = upkeep
+        delta_write.keep_listings_current = upkeep
     return statistics.median(samples[False]), statistics.median(samples[True])
 
 
