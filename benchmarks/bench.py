@@ -514,7 +514,7 @@ def _file_counts(table_uri: str) -> dict:
 
     table = DeltaTable(table_uri)
     root = Path(table_uri.removeprefix("file://"))
-    stored = [p for p in root.rglob("*.parquet") if "_delta_log" not in p.parts]
+    stored = [p for p in root.rglob("*.parquet") if "_delta_log" not in p.parts and "_cb_registry" not in p.parts]
     return {"active_files": len(table.file_uris()), "stored_files": len(stored),
             "stored_bytes": sum(p.stat().st_size for p in stored),
             "log_files": len(list((root / "_delta_log").iterdir()))}

@@ -60,6 +60,7 @@ from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 import deltalake, pandas, pyarrow.dataset, pyarrow.parquet  # libraries every process loads once
 imported = time.perf_counter()
 root, mode, registry, coin = sys.argv[1], sys.argv[2], sys.argv[3] == "on", sys.argv[4]
+file_index = len(sys.argv) <= 5 or sys.argv[5] == "on"
 
 class NoRegistry(CoinRegistry):  # the previous code path: every file's coins read, nothing kept
     def load(self, table):
@@ -79,6 +80,8 @@ manager = StorageManagerImpl(LocalFileBackend(root))
 if not registry:
     manager.delta.tables.coin_registry = NoRegistry(manager.backend)
     manager.delta.tables.instrument_snapshots = NoStamp()
+if not file_index:  # the table opened through delta-rs (from its checkpoint), as before the file index
+    manager.delta.tables.file_indexes.current = lambda table: None
 utc = dt.timezone.utc
 if mode == "read":
     rows = len(manager.get_range({"data_type": "ohlcv", "exchange": "binance", "coin": coin},
@@ -136,18 +139,21 @@ def write_overhead(root: Path, layout: str, coins: list[str], day: dt.date, repe
 
 
 def without_checkpoints(root: Path, into: Path) -> None:
+    """A copy of the table as delta-rs' defaults leave it: no checkpoint yet, no file index."""
     shutil.copytree(root, into)
     log = into / "ohlcv" / "_delta_log"
     for path in log.iterdir():
         if ".checkpoint." in path.name or path.name == "_last_checkpoint":
             path.unlink()
+    (into / "ohlcv" / "_cb_registry" / "files.parquet").unlink(missing_ok=True)
 
 
-def cold(root: Path, mode: str, registry: bool, coin: str, repeats: int) -> dict[str, float]:
+def cold(root: Path, mode: str, registry: bool, coin: str, repeats: int, file_index: bool = True) -> dict[str, float]:
     samples = []
     for _ in range(repeats + 1):
         env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-        out = subprocess.run([sys.executable, "-c", CHILD, str(root), mode, "on" if registry else "off", coin],
+        out = subprocess.run([sys.executable, "-c", CHILD, str(root), mode, "on" if registry else "off", coin,
+                              "on" if file_index else "off"],
                              capture_output=True, text=True, check=True, env=env)
         samples.append(json.loads(out.stdout.strip().splitlines()[-1]))
     samples = samples[1:]  # the first run warms the page cache
@@ -179,11 +185,14 @@ def main() -> int:
             print(f"{layout}: {commits} commits in {time.perf_counter() - started:.0f} s, checkpoints {checkpoints}")
             read_after = cold(root, "read", True, probe, args.repeats)
             read_before = cold(bare, "read", True, probe, args.repeats)
+            read_checkpointed = cold(root, "read", True, probe, args.repeats, file_index=False)
             list_after = cold(root, "list", True, probe, args.repeats)
             list_before = cold(bare, "list", False, probe, args.repeats)
-            assert read_after["rows"] == read_before["rows"] == args.days * 1440
+            assert read_after["rows"] == read_before["rows"] == read_checkpointed["rows"] == args.days * 1440
             assert list_after["rows"] == list_before["rows"] == args.instruments
             rows.append((layout, "open + 30-day read", read_before, read_after, 100))
+            rows.append((layout, "open + 30-day read: checkpoints, no file index / file index",
+                         read_checkpointed, read_after, 100))
             rows.append((layout, "list_coins", list_before, list_after, 50))
             plain, kept = write_overhead(root, layout, coins, days[-1], args.repeats)
             rows.append((layout, "one commit (in process): without / with listing upkeep",

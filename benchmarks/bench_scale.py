@@ -111,7 +111,7 @@ def table_stats(root: Path, table: str = "ohlcv") -> dict[str, int]:
     base = root / table
     data_files, data_bytes = 0, 0
     for p in base.rglob("*.parquet"):
-        if "_delta_log" not in p.parts:
+        if "_delta_log" not in p.parts and "_cb_registry" not in p.parts:
             data_files += 1
             data_bytes += p.stat().st_size
     log_files, log_bytes = dir_stats(base / "_delta_log")
@@ -124,7 +124,7 @@ def table_stats(root: Path, table: str = "ohlcv") -> dict[str, int]:
         "active_files": active.num_rows,
         "active_bytes": int(pa.compute.sum(active.column("size_bytes")).as_py() or 0),
         "stored_files": data_files, "stored_bytes": data_bytes,
-        "partition_folders": len({p.parent for p in base.rglob("*.parquet") if "_delta_log" not in p.parts}),
+        "partition_folders": len({p.parent for p in base.rglob("*.parquet") if "_delta_log" not in p.parts and "_cb_registry" not in p.parts}),
         "log_files": log_files, "log_bytes": log_bytes,
         "checkpoint_files": cp_files, "checkpoint_bytes": cp_bytes,
     }

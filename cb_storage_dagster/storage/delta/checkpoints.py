@@ -1,6 +1,8 @@
 """How often a table is checkpointed: new tables carry the interval as a table property that
 delta-rs honours after every commit, and the writers checkpoint tables that lack it
-(:func:`checkpoint_if_due`), so that a new process opens a table from a recent checkpoint."""
+(:func:`checkpoint_if_due`), so that a new process opens a table from a recent checkpoint; at the
+same cadence they store the table's file index (:func:`index_if_due`, :mod:`.file_index`), from
+which a new process reads without opening the table through delta-rs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cb_storage_dagster.storage.delta.tables import DeltaTables
 
-__all__ = ["CHECKPOINT_INTERVAL_PROPERTY", "checkpoint_if_due", "table_configuration"]
+__all__ = ["CHECKPOINT_INTERVAL_PROPERTY", "checkpoint_if_due", "index_if_due", "table_configuration"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,3 +47,14 @@ def checkpoint_if_due(tables: DeltaTables, table: str, version: int) -> None:
         error = tables.translate(exc, table, "checkpoint")
         logger.warning("Checkpoint of %r at version %d failed (%s): %s", table, version,
                        type(error).__name__, error)
+
+
+def index_if_due(tables: DeltaTables, table: str, version: int) -> None:
+    """Store ``table``'s file index every ``checkpoint_interval`` versions, from the writer's
+    table object at ``version`` (best effort, like the checkpoint): a new process then replays
+    fewer commits than that on top of it."""
+    if version % tables.checkpoint_interval:
+        return
+    writer = tables.writers.get(tables.uri(table))
+    if writer is not None and writer.version() == version:
+        tables.file_indexes.store(table, writer)

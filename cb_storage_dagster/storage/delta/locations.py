@@ -24,6 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+READER_FULL_REFRESH_SECONDS = 600.0
+"""A reader's cached table state is refreshed by listing the log at least this often, even
+when its next commit file is absent: that file may be gone (log cleanup after a checkpoint)
+only if the cached version is older than the log retention (days), so this bounds that case."""
+
 
 def local_root(table_uri: str) -> str | None:
     """The local folder of ``table_uri`` (no trailing slash), or ``None`` for a remote store."""
@@ -90,4 +95,4 @@ class CommitProbe:
             return handler
 
 
-__all__ = ["CommitProbe", "commit_file", "filesystem_for", "local_root"]
+__all__ = ["READER_FULL_REFRESH_SECONDS", "CommitProbe", "commit_file", "filesystem_for", "local_root"]

@@ -20,7 +20,7 @@ from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.storage.delta import read_sql
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.pruning import scope_range_expression
-from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner
+from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, Snapshot
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import ReadRequest
 
@@ -32,7 +32,22 @@ logger = logging.getLogger(__name__)
 
 def read(tables: DeltaTables, scans: DeltaScanPlanner, table: str, request: ReadRequest) -> pa.Table:
     """Rows of ``request`` from ``table``; an absent table reads as no rows (unless a version
-    was asked for, which is then :class:`NotFoundError`)."""
+    was asked for, which is then :class:`NotFoundError`).
+
+    The latest version is read from the table's file index (:mod:`.file_index`) when the
+    process has not opened the table through delta-rs already and the index answers."""
+    latest = request.as_of_version is None and request.as_of_timestamp is None
+    if latest and tables.uri(table) not in tables.readers:
+        indexed = tables.file_indexes.current(table)
+        if indexed is not None:
+            try:
+                return _read_snapshot(tables, scans, table, indexed.snapshot, request)
+            except StorageError:
+                raise
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise SchemaMismatchError(f"Cannot apply the filters to table {table!r}: {exc}") from None
+            except Exception as exc:
+                raise tables.translate(exc, table, "read") from None
     try:
         delta_table = tables.open_version(table, request.as_of_version, request.as_of_timestamp)
     except NotFoundError:
@@ -56,12 +71,17 @@ def read(tables: DeltaTables, scans: DeltaScanPlanner, table: str, request: Read
 def _read_direct(
     tables: DeltaTables, scans: DeltaScanPlanner, table: str, delta_table: DeltaTable, request: ReadRequest
 ) -> pa.Table:
-    snapshot = scans.snapshot(delta_table)
+    return _read_snapshot(tables, scans, table, scans.snapshot(delta_table), request)
+
+
+def _read_snapshot(
+    tables: DeltaTables, scans: DeltaScanPlanner, table: str, snapshot: Snapshot, request: ReadRequest
+) -> pa.Table:
     _check_columns(request.columns, snapshot.schema.names, table)
     plan = scans.plan(snapshot, request.scope)
     row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
     return scans.read(
-        delta_table, snapshot, plan, row_filter=row_filter, columns=request.columns,
+        snapshot, plan, row_filter=row_filter, columns=request.columns,
         storage_options=tables.backend.get_storage_options(),
     )
 

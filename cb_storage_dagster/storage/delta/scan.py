@@ -64,6 +64,11 @@ class Snapshot:
     schema: pa.Schema
     partition_columns: tuple[str, ...]
     key: tuple[str, str, int] = ("", "", -1)
+    """(table URI, table id, version); version -1: not cached."""
+
+    @property
+    def table_uri(self) -> str:
+        return self.key[0]
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,6 @@ class DeltaScanPlanner:
     # -- reading --------------------------------------------------------------------------
     def read(
         self,
-        delta_table: DeltaTable,
         snapshot: Snapshot,
         plan: ScanPlan,
         *,
@@ -158,7 +162,7 @@ class DeltaScanPlanner:
             if row_filter is not None:
                 table = table.filter(row_filter)
             return table.select(columns) if columns is not None else table
-        uri = delta_table.table_uri
+        uri = snapshot.table_uri
 
         def make(positions: list[int]) -> tuple[Any, list[str], list[ds.Expression]]:
             # Files seen for the first time: their filesystem, paths and guarantees.

@@ -29,12 +29,13 @@ from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.retry import Attempt, RetryPolicy
 from cb_storage_dagster.settings import DEFAULT_CHECKPOINT_INTERVAL
-from cb_storage_dagster.storage.delta.checkpoints import checkpoint_if_due, table_configuration
+from cb_storage_dagster.storage.delta.checkpoints import checkpoint_if_due, index_if_due, table_configuration
 from cb_storage_dagster.storage.delta.coin_registry import CoinRegistry
 from cb_storage_dagster.storage.delta.commits import CommitReport, commit_with_retries
 from cb_storage_dagster.storage.delta.errors import translate_delta_error
+from cb_storage_dagster.storage.delta.file_index import FileIndexes
 from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
-from cb_storage_dagster.storage.delta.locations import CommitProbe
+from cb_storage_dagster.storage.delta.locations import READER_FULL_REFRESH_SECONDS, CommitProbe
 from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
 
 if TYPE_CHECKING:
@@ -47,10 +48,7 @@ logger = logging.getLogger(__name__)
 WRITER_REOPEN_COMMITS = 100
 """Re-open the cached writer table after this many versions (measured: a table object that
 keeps committing went from 36 to 100 ms per commit over 250 commits)."""
-READER_FULL_REFRESH_SECONDS = 600.0
-"""A reader's cached table is refreshed by listing the log at least this often, even when
-its next commit file is absent: that file may be gone (log cleanup after a checkpoint) only
-if the cached version is older than the log retention (days), so this bounds that case."""
+
 class DeltaTables:
     """The Delta tables under ``backend``: opened, cached, created and committed to.
 
@@ -76,6 +74,7 @@ class DeltaTables:
         self.checkpoint_interval = int(checkpoint_interval)
         self.coin_registry = CoinRegistry(backend)
         self.instrument_snapshots = InstrumentSnapshots(backend)
+        self.file_indexes = FileIndexes(backend)
         self.retry_policy = retry_policy
         self.default_layout: Layout = default_layout
         self.readers: dict[str, DeltaTable] = {}
@@ -269,8 +268,9 @@ class DeltaTables:
             return None
 
         self.commit(create, table, "create")
-        # A concurrent creator may have won with another layout: an explicit request is checked.
-        self._check_layout(table, self.open_for_write(table), layout)
+        created = self.open_for_write(table)  # a concurrent creator may have won with another layout
+        self._check_layout(table, created, layout)
+        index_if_due(self, table, created.version())  # version 0: every table starts with a file index
 
     def commit(self, attempt: Callable[[Attempt], int | None], table: str, what: str) -> CommitReport:
         """Run ``attempt`` (one commit to ``table``) under the retry policy; a lost conflict
@@ -291,6 +291,7 @@ class DeltaTables:
         )
         if report.version is not None:
             checkpoint_if_due(self, table, report.version)
+            index_if_due(self, table, report.version)
         return report
 
 

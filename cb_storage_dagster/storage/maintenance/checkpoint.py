@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from cb_storage_dagster.storage.delta.file_index import FileIndexes
 from cb_storage_dagster.storage.maintenance.actions import log_files, open_table
 from cb_storage_dagster.storage.maintenance.guards import storage_errors
 from cb_storage_dagster.storage.maintenance.results import CheckpointResult
@@ -22,6 +23,7 @@ def checkpoint_table(backend: IStorageBackend, table: str, *, cleanup_log: bool 
     options = backend.get_storage_options()
     log_before = log_files(delta_table, options)
     delta_table.create_checkpoint()
+    FileIndexes(backend).store(table, delta_table)  # new processes start from it, like delta-rs from the checkpoint
     if cleanup_log:
         delta_table.cleanup_metadata()
     return CheckpointResult(
