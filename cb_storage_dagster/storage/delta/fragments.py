@@ -15,10 +15,11 @@ string_view)"); such a file is read whole, cast to the table's schema, then filt
 
 Local files are read as one pyarrow dataset of the cached fragments (pyarrow's own threads).
 Files on an object store are each fetched by a thread of a bounded pool
-(:data:`MAX_CONCURRENT_FETCHES`): a file's needed column chunks are coalesced into one
-ranged request (``pre_buffer``), and a file seen for the first time costs one more request
-for its footer, so a read costs about two round trips however many files it touches instead
-of two per file one after another. Both use the filesystem the scan planner gives
+(:data:`MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
+(:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
+chunks are coalesced into one ranged request (``pre_buffer``), and the first read costs one
+more request for its footer. A read so costs one or two round trips however many files it
+touches instead of two per file one after another. Both use the filesystem the scan planner gives
 (:func:`.scan._filesystem`: pyarrow's local filesystem, or delta-rs' object-store handler
 with the backend's credentials).
 
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
+from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,10 +86,17 @@ class FragmentCache:
 
     def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
         self._fragments: BoundedCache[FileKey, ds.ParquetFileFragment] = BoundedCache(max_entries=max_entries)
+        self._small_files = SmallFiles()
 
     @property
     def cached_files(self) -> int:
+        """Files whose parsed footer is kept."""
         return len(self._fragments)
+
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of small remote files kept whole (:mod:`.small_files`)."""
+        return self._small_files.held_bytes
 
     def fragments(
         self,
@@ -127,7 +136,8 @@ class FragmentCache:
         """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected."""
         fragments, fresh = self.fragments(keys, make)
         if remote:
-            table = self._read_concurrently(fragments, fresh, schema, row_filter, columns)
+            table = self._read_concurrently(keys, fragments, fresh, schema, row_filter, columns)
+            fresh = [new and not SmallFiles.fetched_whole(key[2]) for key, new in zip(keys, fresh)]
         else:
             for fragment, new in zip(fragments, fresh):
                 if new:
@@ -140,21 +150,35 @@ class FragmentCache:
         self.remember(keys, fragments, fresh)
         return table
 
-    @staticmethod
     def _read_concurrently(
+        self,
+        keys: Sequence[FileKey],
         fragments: list[ds.ParquetFileFragment],
         fresh: list[bool],
         schema: pa.Schema,
         row_filter: ds.Expression | None,
         columns: list[str] | None,
     ) -> pa.Table:
-        def read_one(item: tuple[ds.ParquetFileFragment, bool]) -> pa.Table:
-            fragment, new = item
-            if new:
+        def read_one(item: tuple[FileKey, ds.ParquetFileFragment, bool]) -> pa.Table:
+            key, fragment, new = item
+            if SmallFiles.fetched_whole(key[2]):  # one request, or none once kept
+                fragment = _in_memory(fragment, self._small_files.get_or_fetch(key, lambda: _whole(fragment)))
+            elif new:
                 fragment.ensure_complete_metadata()  # the footer: one request, then cached
             return _read_fragment(fragment, schema, row_filter, columns)
 
-        return pa.concat_tables(map_concurrently(read_one, list(zip(fragments, fresh))))
+        return pa.concat_tables(map_concurrently(read_one, list(zip(keys, fragments, fresh))))
+
+
+def _whole(fragment: ds.ParquetFileFragment) -> pa.Buffer:
+    """All bytes of the fragment's file (one ranged GET: the filesystem knows its size)."""
+    with fragment.filesystem.open_input_file(fragment.path) as stream:
+        return stream.read_buffer()
+
+
+def _in_memory(fragment: ds.ParquetFileFragment, data: pa.Buffer) -> ds.ParquetFileFragment:
+    """The fragment read from ``data``, with the same guarantee."""
+    return _FORMAT.make_fragment(data, partition_expression=fragment.partition_expression)
 
 
 def _has_view_types(fragment: ds.ParquetFileFragment) -> bool:

@@ -273,19 +273,18 @@ class AzureBlobBackend(IStorageBackend):
         return sorted(items)
 
     def exists(self, identifier: str) -> bool:
-        """True for a blob or for a folder prefix with at least one blob under it."""
+        """True for a blob or a folder prefix with a blob under it: the folder is listed first
+        (one request for a table's ``_delta_log``), then a ``HEAD`` if nothing is under it."""
         from azure.core.exceptions import ResourceNotFoundError
 
         name = self._blob_name(identifier, allow_empty=True)
         with self._errors.sdk_errors("check", identifier):
             container = self._container()
             try:
-                if name and container.get_blob_client(name).exists():
+                pages = container.list_blob_names(name_starts_with=f"{name}/" if name else None, results_per_page=1)
+                if next(iter(pages), None) is not None:
                     return True
-                pages = container.list_blob_names(
-                    name_starts_with=f"{name}/" if name else None, results_per_page=1
-                )
-                return next(iter(pages), None) is not None
+                return bool(name) and container.get_blob_client(name).exists()
             except ResourceNotFoundError:
                 return False
 
