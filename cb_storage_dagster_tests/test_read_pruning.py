@@ -93,3 +93,86 @@ def test_the_plan_prunes_from_the_log_before_any_file_is_touched(filled):
     snapshot = planner.snapshot(filled.delta.open("ohlcv"))
     plan = planner.plan(snapshot, WriteScope.of_slots([PartitionSlot("binance", "ETH", dt.date(2024, 2, 11))]))
     assert (plan.file_count, plan.files_in_table) == (1, len(INSTRUMENTS) * len(DAYS))
+
+
+def test_files_wholly_inside_the_request_are_read_whole_and_partial_ones_filtered(filled, monkeypatch):
+    """A file whose every row the request selects (from its partition values and statistics)
+    is decoded straight, without the row filter; a read that cuts into a file filters it.
+    Both give exactly what the filtering scan of every file gives."""
+    import pandas as pd
+
+    from cb_storage_dagster.storage.delta import fragments
+    from cb_storage_dagster.storage.delta import read as delta_read
+
+    key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
+    ranges = [(at(2024, 1, 10), at(2024, 1, 13)), (at(2024, 1, 10, 0, 10), at(2024, 1, 12, 0, 5))]
+    with monkeypatch.context() as scanning_only:
+        scanning_only.setattr(delta_read, "wholly_selected", lambda actions, scope, time_range: [False] * actions.num_rows)
+        expected = [filled.get_range(key, *r) for r in ranges]
+    assert [len(frame) for frame in expected] == [90, 20 + 30 + 5]
+
+    whole_reads: list[int] = []
+    real = fragments._read_whole
+
+    def counting(*args, **kwargs):
+        table = real(*args, **kwargs)
+        whole_reads.append(table.num_rows)
+        return table
+
+    monkeypatch.setattr(fragments, "_read_whole", counting)
+    pd.testing.assert_frame_equal(filled.get_range(key, *ranges[0]), expected[0])
+    assert whole_reads == [30, 30, 30]
+    whole_reads.clear()
+    pd.testing.assert_frame_equal(filled.get_range(key, *ranges[1]), expected[1])
+    assert sum(whole_reads) <= 30  # only the middle day may be read whole (object store: per file)
+
+
+class TestWhollySelected:
+    """``pruning.wholly_selected``: what the log alone proves about a file."""
+
+    @staticmethod
+    def actions(first: dt.datetime, last: dt.datetime, *, coin: str | None = "BTC") -> "pa.Table":
+        import pyarrow as pa
+
+        columns = {"partition.exchange": ["binance"], "min.date": [first.date()], "max.date": [last.date()],
+                   "min.timestamp": [first], "max.timestamp": [last]}
+        if coin is not None:
+            columns["partition.coin"] = [coin]
+        return pa.table(columns)
+
+    @staticmethod
+    def scope(*days: dt.date):
+        from cb_storage_dagster.storage import PartitionSlot, WriteScope
+
+        return WriteScope.of_slots(PartitionSlot("binance", "BTC", day) for day in days)
+
+    def test_a_day_file_inside_the_scope_and_range(self):
+        from cb_storage_dagster.storage.delta.pruning import wholly_selected
+
+        day = self.actions(at(2024, 1, 10), at(2024, 1, 10, 23, 59))
+        assert wholly_selected(day, self.scope(DAYS[0]), (at(2024, 1, 10), at(2024, 1, 11))) == [True]
+        assert wholly_selected(day, None, None) == [True]
+        # Statistics keep milliseconds: a last timestamp 1 ms before the end may hide more.
+        edge = self.actions(at(2024, 1, 10), at(2024, 1, 10, 23, 59, 59) + dt.timedelta(milliseconds=999))
+        assert wholly_selected(edge, None, (at(2024, 1, 10), at(2024, 1, 11))) == [True]
+        later = self.actions(at(2024, 1, 10), at(2024, 1, 11))
+        assert wholly_selected(later, None, (at(2024, 1, 10), at(2024, 1, 11))) == [False]
+
+    def test_a_range_cutting_into_the_file_or_a_day_outside_the_scope(self):
+        from cb_storage_dagster.storage.delta.pruning import wholly_selected
+
+        day = self.actions(at(2024, 1, 10), at(2024, 1, 10, 23, 59))
+        assert wholly_selected(day, None, (at(2024, 1, 10, 0, 1), at(2024, 1, 11))) == [False]
+        compacted = self.actions(at(2024, 1, 10), at(2024, 1, 12, 23, 59))
+        assert wholly_selected(compacted, self.scope(DAYS[0], DAYS[2]), None) == [False]
+        assert wholly_selected(compacted, self.scope(*DAYS[:3]), None) == [True]
+
+    def test_files_of_several_coins_or_without_statistics_are_never_whole(self):
+        from cb_storage_dagster.storage.delta.pruning import wholly_selected
+
+        assert wholly_selected(self.actions(at(2024, 1, 10), at(2024, 1, 10, 1), coin=None), None, None) == [False]
+        import pyarrow as pa
+
+        no_stats = self.actions(at(2024, 1, 10), at(2024, 1, 10, 1)).set_column(
+            3, "min.timestamp", pa.array([None], pa.timestamp("us", tz="UTC")))
+        assert wholly_selected(no_stats, None, None) == [False]

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from cb_storage_dagster.domain.keys import PartitionSlot
 from cb_storage_dagster.domain.schemas import DATE_COLUMN, MONTH_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 
@@ -199,4 +200,32 @@ def file_guarantees(actions: pa.Table, schema: pa.Schema, partition_columns: tup
         out.append(expr if expr is not None else ds.scalar(True))
     return out
 
-__all__ = ["coin_mask", "coin_statistics", "file_guarantees", "scope_mask", "scope_range_expression"]
+def wholly_selected(
+    actions: pa.Table, scope: WriteScope | None, time_range: tuple[dt.datetime, dt.datetime] | None
+) -> list[bool]:
+    """Per file: whether every row it holds is selected by ``scope`` and ``time_range``
+    (``start <= timestamp < end``), proven by its partition values and statistics alone: one
+    instrument (its partition values), every day from its first to its last in the scope,
+    its first and last timestamp inside the range. Such a file is read whole, unfiltered.
+    A file without those statistics, or holding several coins (exchange layout), is not."""
+    names = actions.column_names
+    needed = ["partition.exchange", "partition.coin"] + [f"{b}.{c}" for b in ("min", "max") for c in (DATE_COLUMN, "timestamp")]
+    if any(c not in names for c in needed):
+        return [False] * actions.num_rows
+    exchange, coin, first_day, last_day, first, last = (actions.column(c).to_pylist() for c in needed[:2] + [
+        f"min.{DATE_COLUMN}", f"max.{DATE_COLUMN}", "min.timestamp", "max.timestamp"])
+    out = []
+    for e, c, day, last_date, lo, hi in zip(exchange, coin, first_day, last_day, first, last):
+        if None in (e, c, day, last_date, lo, hi) or (last_date - day).days > 366:
+            out.append(False)
+            continue
+        # Statistics keep milliseconds: the true last timestamp is below ``hi`` + 1 ms.
+        inside = time_range is None or (lo >= time_range[0] and hi + _STATS_SLACK <= time_range[1])
+        while inside and scope is not None and day <= last_date:
+            inside = scope.covers(PartitionSlot(e, c, day))
+            day += dt.timedelta(days=1)
+        out.append(inside)
+    return out
+
+
+__all__ = ["coin_mask", "coin_statistics", "file_guarantees", "scope_mask", "scope_range_expression", "wholly_selected"]

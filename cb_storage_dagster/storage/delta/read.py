@@ -19,7 +19,7 @@ from cb_storage_dagster.domain.errors import NotFoundError, SchemaMismatchError,
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.storage.delta import read_sql
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
-from cb_storage_dagster.storage.delta.pruning import scope_range_expression
+from cb_storage_dagster.storage.delta.pruning import scope_range_expression, wholly_selected
 from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, Snapshot
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import ReadRequest
@@ -80,8 +80,10 @@ def _read_snapshot(
     _check_columns(request.columns, snapshot.schema.names, table)
     plan = scans.plan(snapshot, request.scope)
     row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
+    # Files every row of which the request selects are read whole, without the row filter.
+    whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
     return scans.read(
-        snapshot, plan, row_filter=row_filter, columns=request.columns,
+        snapshot, plan, whole=whole, row_filter=row_filter, columns=request.columns,
         storage_options=tables.backend.get_storage_options(),
     )
 

@@ -155,8 +155,10 @@ class DeltaScanPlanner:
         row_filter: ds.Expression | None,
         columns: list[str] | None,
         storage_options: dict[str, str],
+        whole: list[bool] | None = None,
     ) -> pa.Table:
-        """Read the planned files as one table (rows in plan order, then file order)."""
+        """Read the planned files as one table (rows in plan order, then file order);
+        ``whole`` marks the files whose every row is selected (:func:`.pruning.wholly_selected`)."""
         if not plan.paths:
             table = snapshot.schema.empty_table()
             if row_filter is not None:
@@ -174,7 +176,7 @@ class DeltaScanPlanner:
 
         return self._fragments.read(
             [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)], make, schema=snapshot.schema,
-            row_filter=row_filter, columns=columns, remote=local_root(uri) is None,
+            row_filter=row_filter, columns=columns, remote=local_root(uri) is None, whole=whole,
         )
 
     # -- what files hold (listings) -------------------------------------------------------
