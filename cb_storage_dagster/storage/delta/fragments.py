@@ -136,12 +136,17 @@ class FragmentCache:
         columns: list[str] | None,
         remote: bool,
         whole: Sequence[bool] | None = None,
+        keep_small_files: bool = True,
     ) -> pa.Table:
         """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected.
-        ``whole``: per file, whether every row of it matches (known from the log)."""
+        ``whole``: per file, whether every row of it matches (known from the log).
+        ``keep_small_files``: serve and keep small remote files in memory; off for reads of
+        a past version, which must fetch (a vacuum may have removed its files, and a read of
+        such a version fails as it does in any other process)."""
         fragments, fresh = self.fragments(keys, make)
         if remote:
-            table = self._read_concurrently(keys, fragments, fresh, whole, schema, row_filter, columns)
+            table = self._read_concurrently(keys, fragments, fresh, whole, schema, row_filter, columns,
+                                            keep_small_files)
             fresh = [new and not SmallFiles.fetched_whole(key[2]) for key, new in zip(keys, fresh)]
         else:
             for fragment, new in zip(fragments, fresh):
@@ -166,11 +171,13 @@ class FragmentCache:
         schema: pa.Schema,
         row_filter: ds.Expression | None,
         columns: list[str] | None,
+        keep_small_files: bool,
     ) -> pa.Table:
         def read_one(item: tuple[FileKey, ds.ParquetFileFragment, bool, bool]) -> pa.Table:
             key, fragment, new, every_row = item
             if SmallFiles.fetched_whole(key[2]):  # one request, or none once kept
-                data = self._small_files.get_or_fetch(key, lambda: _whole(fragment))
+                data = (self._small_files.get_or_fetch(key, lambda: _whole(fragment)) if keep_small_files
+                        else _whole(fragment))
                 if every_row:
                     return _read_whole(data, fragment.partition_expression, schema, columns)
                 fragment = _in_memory(fragment, data)

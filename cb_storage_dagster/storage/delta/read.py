@@ -83,7 +83,8 @@ def _read_snapshot(
     # Files every row of which the request selects are read whole, without the row filter.
     whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
     return scans.read(
-        snapshot, plan, whole=whole, row_filter=row_filter, columns=request.columns,
+        snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
+        row_filter=row_filter, columns=request.columns,
         storage_options=tables.backend.get_storage_options(),
     )
 

@@ -156,9 +156,11 @@ class DeltaScanPlanner:
         columns: list[str] | None,
         storage_options: dict[str, str],
         whole: list[bool] | None = None,
+        latest: bool = True,
     ) -> pa.Table:
         """Read the planned files as one table (rows in plan order, then file order);
-        ``whole`` marks the files whose every row is selected (:func:`.pruning.wholly_selected`)."""
+        ``whole`` marks the files whose every row is selected (:func:`.pruning.wholly_selected`);
+        ``latest``: the snapshot is the table's latest version (see :meth:`.FragmentCache.read`)."""
         if not plan.paths:
             table = snapshot.schema.empty_table()
             if row_filter is not None:
@@ -177,6 +179,7 @@ class DeltaScanPlanner:
         return self._fragments.read(
             [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)], make, schema=snapshot.schema,
             row_filter=row_filter, columns=columns, remote=local_root(uri) is None, whole=whole,
+            keep_small_files=latest,
         )
 
     # -- what files hold (listings) -------------------------------------------------------

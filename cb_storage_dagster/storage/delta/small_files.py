@@ -6,6 +6,8 @@ the needed column chunks) and one on every later read. A small file (one instrum
 footer round trip first, and then it is kept, bounded by total size (least recently used
 out), so a warm read of it costs no request at all. Delta data files never change once
 written, so the kept bytes are never stale: a rewritten day is a new file with a new path.
+Only reads of a table's latest version use them: a read of a past version fetches, so that a
+version whose files a vacuum removed fails here as it does in any other process.
 
 Large files (above :data:`WHOLE_FILE_MAX_BYTES`, e.g. an exchange-day of thousands of
 instruments, of which a read wants one) keep the ranged reads of their needed row groups.
