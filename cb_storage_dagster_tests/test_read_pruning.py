@@ -96,12 +96,11 @@ def test_the_plan_prunes_from_the_log_before_any_file_is_touched(filled):
 
 
 def test_files_wholly_inside_the_request_are_read_whole_and_partial_ones_filtered(filled, monkeypatch):
-    """A file whose every row the request selects (from its partition values and statistics)
-    is decoded straight, without the row filter; a read that cuts into a file filters it.
+    """Files whose every row the request selects (from their partition values and statistics)
+    are read without evaluating the row filter; a read that cuts into a file filters it.
     Both give exactly what the filtering scan of every file gives."""
     import pandas as pd
 
-    from cb_storage_dagster.storage.delta import fragments
     from cb_storage_dagster.storage.delta import read as delta_read
 
     key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
@@ -111,20 +110,13 @@ def test_files_wholly_inside_the_request_are_read_whole_and_partial_ones_filtere
         expected = [filled.get_range(key, *r) for r in ranges]
     assert [len(frame) for frame in expected] == [90, 20 + 30 + 5]
 
-    whole_reads: list[int] = []
-    real = fragments._read_whole
-
-    def counting(*args, **kwargs):
-        table = real(*args, **kwargs)
-        whole_reads.append(table.num_rows)
-        return table
-
-    monkeypatch.setattr(fragments, "_read_whole", counting)
+    counter = filled.delta._scans._fragments
+    before = counter.unfiltered_files
     pd.testing.assert_frame_equal(filled.get_range(key, *ranges[0]), expected[0])
-    assert whole_reads == [30, 30, 30]
-    whole_reads.clear()
+    assert counter.unfiltered_files - before == 3
+    before = counter.unfiltered_files
     pd.testing.assert_frame_equal(filled.get_range(key, *ranges[1]), expected[1])
-    assert sum(whole_reads) <= 30  # only the middle day may be read whole (object store: per file)
+    assert counter.unfiltered_files - before <= 1  # only the middle day may skip it (object store: per file)
 
 
 class TestWhollySelected:

@@ -30,16 +30,13 @@ with the backend's credentials).
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
@@ -90,6 +87,8 @@ class FragmentCache:
     def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
         self._fragments: BoundedCache[FileKey, ds.ParquetFileFragment] = BoundedCache(max_entries=max_entries)
         self._small_files = SmallFiles()
+        self.unfiltered_files = 0
+        """Files read without evaluating the row filter (every row selected; a statistic)."""
 
     @property
     def cached_files(self) -> int:
@@ -144,6 +143,8 @@ class FragmentCache:
         a past version, which must fetch (a vacuum may have removed its files, and a read of
         such a version fails as it does in any other process)."""
         fragments, fresh = self.fragments(keys, make)
+        if whole is not None:
+            self.unfiltered_files += sum(1 for every_row in whole if every_row) if remote or all(whole) else 0
         if remote:
             table = self._read_concurrently(keys, fragments, fresh, whole, schema, row_filter, columns,
                                             keep_small_files)
@@ -153,8 +154,8 @@ class FragmentCache:
                 if new:
                     fragment.ensure_complete_metadata()
             if whole is not None and all(whole):
-                table = pa.concat_tables([_read_local_whole(f, schema, columns) for f in fragments])
-            elif any(_has_view_types(fragment) for fragment in fragments):
+                row_filter = None  # every row of every file is selected: nothing to evaluate (~25% less)
+            if any(_has_view_types(fragment) for fragment in fragments):
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
             else:
                 dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
@@ -178,12 +179,10 @@ class FragmentCache:
             if SmallFiles.fetched_whole(key[2]):  # one request, or none once kept
                 data = (self._small_files.get_or_fetch(key, lambda: _whole(fragment)) if keep_small_files
                         else _whole(fragment))
-                if every_row:
-                    return _read_whole(data, fragment.partition_expression, schema, columns)
                 fragment = _in_memory(fragment, data)
             elif new:
                 fragment.ensure_complete_metadata()  # the footer: one request, then cached
-            return _read_fragment(fragment, schema, row_filter, columns)
+            return _read_fragment(fragment, schema, None if every_row else row_filter, columns)
 
         every = whole if whole is not None else [False] * len(keys)
         return pa.concat_tables(map_concurrently(read_one, list(zip(keys, fragments, fresh, every))))
@@ -204,44 +203,6 @@ def _has_view_types(fragment: ds.ParquetFileFragment) -> bool:
     """Whether the file's stored Arrow schema has a view-typed column (footer already read)."""
     return any(pa.types.is_string_view(field.type) or pa.types.is_binary_view(field.type)
                for field in fragment.physical_schema)
-
-
-def _read_local_whole(fragment: ds.ParquetFileFragment, schema: pa.Schema, columns: list[str] | None) -> pa.Table:
-    """:func:`_read_whole` of a fragment's file through its filesystem, with its parsed footer."""
-    with fragment.filesystem.open_input_file(fragment.path) as source:
-        return _read_whole(source, fragment.partition_expression, schema, columns, fragment.metadata)
-
-
-def _read_whole(
-    source: pa.NativeFile | pa.Buffer, guarantee: ds.Expression, schema: pa.Schema, columns: list[str] | None,
-    metadata: pq.FileMetaData | None = None,
-) -> pa.Table:
-    """Every row of a file (a local path, or a remote file's bytes), projected, in ``schema``'s
-    types: the stored columns decoded straight from the file (no dataset scan, no filter),
-    partition columns from the file's ``guarantee``, columns the file lacks as nulls (as a
-    scan gives them). About 4x cheaper than a dataset scan for a file of one instrument's day."""
-    file = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, pa.Buffer) else source, metadata=metadata)
-    names = columns if columns is not None else schema.names
-    stored = [name for name in names if name in file.schema_arrow.names]
-    data = file.read(columns=stored, use_threads=False)
-    values = ds.get_partition_keys(guarantee)
-    arrays = []
-    for name in names:
-        typ = schema.field(name).type
-        if name in stored:
-            column = data.column(name)
-            arrays.append(column if column.type == typ else column.cast(typ))
-        elif name in values:
-            arrays.append(_constant(values[name], typ, data.num_rows))
-        else:
-            arrays.append(pa.nulls(data.num_rows, typ))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
-
-
-@functools.lru_cache(maxsize=256)
-def _constant(value: Any, typ: pa.DataType, length: int) -> pa.Array:
-    """``value`` repeated ``length`` times (a partition column; arrays are immutable, so shared)."""
-    return pc.fill_null(pa.nulls(length, typ), pa.scalar(value, typ))
 
 
 def _read_fragment(

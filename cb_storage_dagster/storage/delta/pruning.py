@@ -206,7 +206,7 @@ def wholly_selected(
     """Per file: whether every row it holds is selected by ``scope`` and ``time_range``
     (``start <= timestamp < end``), proven by its partition values and statistics alone: one
     instrument (its partition values), every day from its first to its last in the scope,
-    its first and last timestamp inside the range. Such a file is read whole, unfiltered.
+    its first and last timestamp inside the range. Such a file is read without the row filter.
     A file without those statistics, or holding several coins (exchange layout), is not."""
     names = actions.column_names
     needed = ["partition.exchange", "partition.coin"] + [f"{b}.{c}" for b in ("min", "max") for c in (DATE_COLUMN, "timestamp")]

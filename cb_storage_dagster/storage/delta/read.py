@@ -80,7 +80,7 @@ def _read_snapshot(
     _check_columns(request.columns, snapshot.schema.names, table)
     plan = scans.plan(snapshot, request.scope)
     row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
-    # Files every row of which the request selects are read whole, without the row filter.
+    # Files every row of which the request selects are read without evaluating the row filter.
     whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
     return scans.read(
         snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
