@@ -2,15 +2,12 @@
 
 Two algorithms, chosen by the table's layout (``storage/layout.py``):
 
-* ``instrument`` layout (``exchange / coin / month`` partitions): delta-rs' optimize, as a
-  z-order on ``timestamp`` by default so that a rewritten month comes out **sorted by
-  time** (plain ``compact`` concatenates a month's day files in log order, which costs
-  every later read a sort), batched into one commit per month when every partition of
-  the month is rewritten.
-* ``exchange`` layout (``exchange / month`` partitions, coin a data column): each
-  exchange-month whose files' coin ranges overlap is rewritten in one overwrite commit,
-  streamed in groups of coins and **sorted by coin, timestamp**, so every file holds a
-  tight coin range.
+* ``instrument`` layout (``exchange / coin / month``): delta-rs' optimize as a z-order on
+  ``timestamp``, so a rewritten month comes out **sorted by time** (plain ``compact`` keeps log
+  order: a sort on every read), one commit per month when all its partitions are rewritten.
+* ``exchange`` layout (``exchange / month``, coin a data column): each exchange-month whose
+  files' coin ranges overlap is rewritten in one overwrite commit, streamed in groups of coins
+  **sorted by coin, timestamp**, so every file holds a tight coin range.
 
 Both commit as maintenance (no data change) and are retried on a fresh snapshot when a
 concurrent writer conflicts: delta-rs refuses the commit when a writer removed a file the
@@ -58,8 +55,10 @@ if TYPE_CHECKING:
     from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024
-"""Bytes per compacted file. A month of 1-minute candles (~2.5 MB) fits in one file; a month
-of trades of a busy instrument is split into files of about this size."""
+"""Bytes per compacted file: a month of 1-minute candles (~2.5 MB) is one file."""
+COMPACTED_INSTRUMENT_ROW_GROUP_ROWS = 4 * 1024
+"""Rows per row group of a rewritten instrument-month (~3 days of candles, not the writer's one
+group a month): a one-day read decodes 1-2 groups (every instrument x 1 day: 91 -> 52 ms)."""
 _COMPACTION_GROUP_ROWS = 2_000_000
 """Rows held in memory at once while rewriting an exchange-month sorted by coin (~150 MB of
 candles): the month is streamed to the writer in groups of coins of about this many rows."""
@@ -101,7 +100,7 @@ def compact_table(
         wanted = [dict(p) for p in partitions]
     multi = multi_file_partitions(add_actions(delta_table), columns)
     todo = [p for p in wanted if partition_key(p) in multi or not columns]
-    writer = WriterProperties(compression="SNAPPY")
+    writer = WriterProperties(compression="SNAPPY", max_row_group_size=COMPACTED_INSTRUMENT_ROW_GROUP_ROWS)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
     added = removed = 0
     attempts_used = 0
