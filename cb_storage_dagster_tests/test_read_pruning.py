@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pyarrow as pa
 import pytest
 
 from cb_storage_dagster.storage import StorageManagerImpl
@@ -123,9 +124,7 @@ class TestWhollySelected:
     """``pruning.wholly_selected``: what the log alone proves about a file."""
 
     @staticmethod
-    def actions(first: dt.datetime, last: dt.datetime, *, coin: str | None = "BTC") -> "pa.Table":
-        import pyarrow as pa
-
+    def actions(first: dt.datetime, last: dt.datetime, *, coin: str | None = "BTC") -> pa.Table:
         columns = {"partition.exchange": ["binance"], "min.date": [first.date()], "max.date": [last.date()],
                    "min.timestamp": [first], "max.timestamp": [last]}
         if coin is not None:
@@ -163,7 +162,6 @@ class TestWhollySelected:
         from cb_storage_dagster.storage.delta.pruning import wholly_selected
 
         assert wholly_selected(self.actions(at(2024, 1, 10), at(2024, 1, 10, 1), coin=None), None, None) == [False]
-        import pyarrow as pa
 
         no_stats = self.actions(at(2024, 1, 10), at(2024, 1, 10, 1)).set_column(
             3, "min.timestamp", pa.array([None], pa.timestamp("us", tz="UTC")))

@@ -10,6 +10,7 @@ Errors leave as the project's own.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -40,26 +41,29 @@ def read(tables: DeltaTables, scans: DeltaScanPlanner, table: str, request: Read
     if latest and tables.uri(table) not in tables.readers:
         indexed = tables.file_indexes.current(table)
         if indexed is not None:
-            try:
-                return _read_snapshot(tables, scans, table, indexed.snapshot, request)
-            except StorageError:
-                raise
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                raise SchemaMismatchError(f"Cannot apply the filters to table {table!r}: {exc}") from None
-            except Exception as exc:
-                raise tables.translate(exc, table, "read") from None
+            return _translated(tables, table, lambda: _read_snapshot(tables, scans, table, indexed.snapshot, request))
     try:
         delta_table = tables.open_version(table, request.as_of_version, request.as_of_timestamp)
     except NotFoundError:
         if request.as_of_version is not None or request.as_of_timestamp is not None:
             raise
         return storage_schema(request.data_type).empty_table()
-    try:
+
+    def read_opened() -> pa.Table:
         refusal = fast_path_refusal(delta_table)
         if refusal is None:
             return _read_direct(tables, scans, table, delta_table, request)
         logger.debug("Reading Delta table %r with DataFusion: %s", table, refusal)
         return read_sql.read(delta_table, request, table)
+
+    return _translated(tables, table, read_opened)
+
+
+def _translated(tables: DeltaTables, table: str, read_rows: Callable[[], pa.Table]) -> pa.Table:
+    """``read_rows()`` with its errors as the project's: filters pyarrow cannot apply are a
+    :class:`SchemaMismatchError`, delta-rs and store errors go through ``tables.translate``."""
+    try:
+        return read_rows()
     except StorageError:
         raise
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
