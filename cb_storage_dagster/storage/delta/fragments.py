@@ -13,7 +13,10 @@ some foreign writers such as Polars write) cannot be filtered by pyarrow's datas
 against the table's ``string`` schema (pyarrow 26: "no kernel matching (string,
 string_view)"); such a file is read whole, cast to the table's schema, then filtered.
 
-Local files are read as one pyarrow dataset of the cached fragments (pyarrow's own threads).
+Local files are read, when the row groups a read needs hold at most
+:data:`DIRECT_READ_MAX_ROWS` rows, row group by row group from memory (:mod:`.row_groups`:
+no per-file scanner, ``coin`` compared as a dictionary, sorted files cut by position);
+larger local reads as one pyarrow dataset of the cached fragments (pyarrow's own threads).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
@@ -39,6 +42,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
+from cb_storage_dagster.storage.delta.row_groups import RowGroupIndex, assemble, read_file
+from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
 T = TypeVar("T")
@@ -47,6 +52,10 @@ R = TypeVar("R")
 FRAGMENT_CACHE_ENTRIES = 1024
 """Data files whose parsed footer is kept (a footer is a few KB for a file of one instrument,
 up to a few hundred KB for an exchange-day file of thousands of instruments)."""
+DIRECT_READ_MAX_ROWS = 1 << 17
+"""Local reads decoding at most this many rows (row groups after pruning) are read file by
+file from memory (:mod:`.row_groups`); larger ones by pyarrow's scan, which decodes files
+in parallel."""
 MAX_CONCURRENT_FETCHES = 32
 """Data files of one read fetched at once from an object store."""
 
@@ -87,8 +96,11 @@ class FragmentCache:
     def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
         self._fragments: BoundedCache[FileKey, ds.ParquetFileFragment] = BoundedCache(max_entries=max_entries)
         self._small_files = SmallFiles()
+        self._row_groups: BoundedCache[FileKey, RowGroupIndex] = BoundedCache(max_entries=max_entries)
         self.unfiltered_files = 0
         """Files read without evaluating the row filter (every row selected; a statistic)."""
+        self.direct_files = 0
+        """Local files read row group by row group (:mod:`.row_groups`; a statistic)."""
 
     @property
     def cached_files(self) -> int:
@@ -136,12 +148,17 @@ class FragmentCache:
         remote: bool,
         whole: Sequence[bool] | None = None,
         keep_small_files: bool = True,
+        window: RowWindow | None = None,
+        own_filter: ds.Expression | None = None,
     ) -> pa.Table:
         """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected.
         ``whole``: per file, whether every row of it matches (known from the log).
         ``keep_small_files``: serve and keep small remote files in memory; off for reads of
         a past version, which must fetch (a vacuum may have removed its files, and a read of
-        such a version fails as it does in any other process)."""
+        such a version fails as it does in any other process).
+        ``window``: where the rows can be (:class:`.row_window.RowWindow`); local files are
+        then read by :func:`.row_groups.read_file` (only the row groups the window needs);
+        ``own_filter``: the caller's filters within ``row_filter`` (see there)."""
         fragments, fresh = self.fragments(keys, make)
         if whole is not None:
             self.unfiltered_files += sum(1 for every_row in whole if every_row) if remote or all(whole) else 0
@@ -155,13 +172,41 @@ class FragmentCache:
                     fragment.ensure_complete_metadata()
             if whole is not None and all(whole):
                 row_filter = None  # every row of every file is selected: nothing to evaluate (~25% less)
-            if any(_has_view_types(fragment) for fragment in fragments):
+            view_types = any(_has_view_types(fragment) for fragment in fragments)
+            direct = None if window is None or view_types else self._direct_read(keys, fragments, window)
+            if direct is not None:
+                self.direct_files += len(keys)
+                every = whole if whole is not None else [False] * len(keys)
+                table = assemble([
+                    read_file(fragment, index, groups, window, schema=schema, row_filter=None if every_row else row_filter,
+                              own_filter=own_filter, columns=columns)
+                    for fragment, (index, groups), every_row in zip(fragments, direct, every)
+                ], schema, columns)
+            elif view_types:
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
             else:
                 dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
                 table = dataset.to_table(filter=row_filter, columns=columns)
         self.remember(keys, fragments, fresh)
         return table
+
+    def _direct_read(
+        self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], window: RowWindow
+    ) -> list[tuple[RowGroupIndex, list[int]]] | None:
+        """Per file, its row-group index and the groups ``window`` needs, when they hold at most
+        :data:`DIRECT_READ_MAX_ROWS` rows in all (else ``None``: pyarrow's threaded scan)."""
+        selected, rows = [], 0
+        for key, fragment in zip(keys, fragments):
+            index = self._row_groups.get(key)
+            if index is None:
+                index = RowGroupIndex.of(fragment.metadata)
+                self._row_groups.put(key, index)
+            groups = index.select(window)
+            rows += int(index.rows[groups].sum())
+            if rows > DIRECT_READ_MAX_ROWS:
+                return None
+            selected.append((index, groups))
+        return selected
 
     def _read_concurrently(
         self,

@@ -21,9 +21,11 @@ from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.storage.delta import read_sql
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.pruning import scope_range_expression, wholly_selected
+from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, Snapshot
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import ReadRequest
+from cb_storage_dagster.storage.sql import filters_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -88,7 +90,8 @@ def _read_snapshot(
     whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
     return scans.read(
         snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
-        row_filter=row_filter, columns=request.columns,
+        row_filter=row_filter, columns=request.columns, window=RowWindow.of(request.scope, request.time_range),
+        own_filter=filters_expression(request.filters),
         storage_options=tables.backend.get_storage_options(),
     )
 

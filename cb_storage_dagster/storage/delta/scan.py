@@ -42,6 +42,7 @@ from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.fragments import FragmentCache, map_concurrently
 from cb_storage_dagster.storage.delta.locations import filesystem_for, local_root
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
+from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.sorting import INSTRUMENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -157,6 +158,8 @@ class DeltaScanPlanner:
         storage_options: dict[str, str],
         whole: list[bool] | None = None,
         latest: bool = True,
+        window: RowWindow | None = None,
+        own_filter: ds.Expression | None = None,
     ) -> pa.Table:
         """Read the planned files as one table (rows in plan order, then file order);
         ``whole`` marks the files whose every row is selected (:func:`.pruning.wholly_selected`);
@@ -179,7 +182,7 @@ class DeltaScanPlanner:
         return self._fragments.read(
             [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)], make, schema=snapshot.schema,
             row_filter=row_filter, columns=columns, remote=local_root(uri) is None, whole=whole,
-            keep_small_files=latest,
+            keep_small_files=latest, window=window, own_filter=own_filter,
         )
 
     # -- what files hold (listings) -------------------------------------------------------

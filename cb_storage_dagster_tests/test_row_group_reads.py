@@ -1,0 +1,155 @@
+"""Local reads row group by row group (``storage/delta/row_groups.py``) give exactly what
+pyarrow's dataset scan gives.
+
+Every read below runs twice on the same table: through the row-group reader, and with it
+switched off (``DIRECT_READ_MAX_ROWS = -1``: every read goes to pyarrow's scan). The tables
+are written with 50-row row groups, so an instrument-day of 60 rows straddles groups and
+the groups of an exchange-day hold several coins. Both layouts, before and after
+maintenance, with rows a foreign writer appended out of order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cb_storage_dagster.domain.keys import MarketDataKey
+from cb_storage_dagster.domain.schemas import normalize
+from cb_storage_dagster.domain.scope import WriteScope
+from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
+from cb_storage_dagster.storage import maintenance as mt
+from cb_storage_dagster.storage.cross_section import get_many
+from cb_storage_dagster.storage.delta import fragments
+from cb_storage_dagster.storage.delta.row_groups import RowGroupIndex
+from cb_storage_dagster.storage.delta.row_window import RowWindow
+from cb_storage_dagster_tests.support.data import at, ohlcv
+
+pytestmark = pytest.mark.parametrize("layout", ["exchange", "instrument"])
+
+COINS = ["BTC", "ETH", "SOL"]
+DAYS = [dt.date(2024, 1, 30), dt.date(2024, 1, 31), dt.date(2024, 2, 1)]
+ROWS_PER_DAY = 60
+
+
+def key(coin: str) -> dict[str, str]:
+    return {"data_type": "ohlcv", "exchange": "binance", "coin": coin}
+
+
+@pytest.fixture
+def small_row_groups(monkeypatch):
+    from cb_storage_dagster.storage.delta import write
+    from cb_storage_dagster.storage.maintenance import compact
+
+    monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
+
+
+@pytest.fixture
+def store(tmp_path, layout, small_row_groups) -> StorageManagerImpl:
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout=layout)
+    for i, day in enumerate(DAYS):
+        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
+        data = pa.concat_tables([normalize(f, "ohlcv") for f in frames])
+        manager.write_partitions("ohlcv", data, WriteScope.of_exchange_days([("binance", day)]))
+    # a replace of one instrument-day, as a daily run of one coin leaves it
+    manager.save_entry({**key("ETH"), "date": DAYS[1]}, ohlcv(DAYS[1], n=ROWS_PER_DAY, coin="ETH", price=7.0))
+    return manager
+
+
+def both_ways(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
+    """``read(manager)`` through the row-group reader and through pyarrow's scan (each on a
+    fresh manager of the same store): equal frames, and the first really read row groups."""
+    counter = lambda m: m.delta._scans._fragments.direct_files  # noqa: E731
+    direct_manager = StorageManagerImpl(manager.backend)
+    direct = read(direct_manager)
+    used = counter(direct_manager)
+    monkeypatch.setattr(fragments, "DIRECT_READ_MAX_ROWS", -1)
+    scan_manager = StorageManagerImpl(manager.backend)
+    scanned = read(scan_manager)
+    monkeypatch.undo()
+    assert counter(scan_manager) == 0
+    direct, scanned = (frame if isinstance(frame, pd.DataFrame) else frame.to_pandas() for frame in (direct, scanned))
+    pd.testing.assert_frame_equal(direct.reset_index(drop=True), scanned.reset_index(drop=True))
+    assert used > 0 or len(scanned) == 0
+    return direct
+
+
+READS = {
+    "three days": lambda m: m.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2)),
+    "inside a day": lambda m: m.get_range(key("SOL"), at(2024, 1, 31, 0, 7), at(2024, 1, 31, 0, 53)),
+    "across the month": lambda m: m.get_range(key("ETH"), at(2024, 1, 31, 0, 30), at(2024, 2, 1, 0, 10)),
+    "unknown coin": lambda m: m.get_range(key("XRP"), at(2024, 1, 30), at(2024, 2, 2)),
+    "filtered and projected": lambda m: m.get_range(
+        key("BTC"), at(2024, 1, 30), at(2024, 2, 2), filters=[("close", ">", 120.0)], columns=["timestamp", "close"]),
+    "days apart": lambda m: m.read_partitions("ohlcv", WriteScope.of_slots(
+        [MarketDataKey(data_type="ohlcv", exchange="binance", coin="SOL").partition(d) for d in (DAYS[0], DAYS[2])])),
+    "every coin, one day": lambda m: get_many(m, "ohlcv", "binance", at(2024, 1, 31), at(2024, 2, 1)),
+    "two coins, projected": lambda m: get_many(
+        m, "ohlcv", ["binance:BTC", "binance:SOL"], at(2024, 1, 31, 0, 20), at(2024, 2, 1, 0, 40), columns=["coin", "close"]),
+}
+EXPECTED_ROWS = {"three days": 180, "inside a day": 46, "across the month": 40, "unknown coin": 0,
+                 "days apart": 120, "every coin, one day": 180, "two coins, projected": 160}
+
+
+@pytest.mark.parametrize("case", list(READS))
+def test_each_read_equals_pyarrows_scan(store, monkeypatch, case):
+    frame = both_ways(monkeypatch, store, READS[case])
+    if case in EXPECTED_ROWS:
+        assert len(frame) == EXPECTED_ROWS[case]
+    if case == "across the month":
+        assert frame["close"].tolist() == [7.5 + 30 + i for i in range(30)] + [202.5 + i for i in range(10)]
+
+
+@pytest.mark.parametrize("case", list(READS))
+def test_each_read_equals_pyarrows_scan_after_maintenance(store, monkeypatch, case):
+    mt.maintain_table(store.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    frame = both_ways(monkeypatch, store, READS[case])
+    if case in EXPECTED_ROWS:
+        assert len(frame) == EXPECTED_ROWS[case]
+
+
+def test_rows_a_foreign_writer_appended_out_of_order_are_read_right(store, monkeypatch):
+    from deltalake import DeltaTable, write_deltalake
+
+    day = dt.date(2024, 2, 2)
+    rows = pa.concat_tables([normalize(ohlcv(day, n=ROWS_PER_DAY, coin=c, price=50.0), "ohlcv") for c in COINS])
+    shuffled = rows.take(pa.array(list(reversed(range(rows.num_rows)))))  # coins and times out of order
+    uri = store.table_uri("ohlcv")
+    write_deltalake(uri, shuffled, mode="append", partition_by=DeltaTable(uri).metadata().partition_columns)
+
+    frame = both_ways(monkeypatch, store, lambda m: m.get_range(key("ETH"), at(2024, 2, 1, 0, 50), at(2024, 2, 2, 0, 5)))
+    assert len(frame) == 10 + 5
+    assert frame["timestamp"].is_monotonic_increasing
+    frame = both_ways(monkeypatch, store, lambda m: get_many(m, "ohlcv", "binance", at(2024, 2, 2), at(2024, 2, 3)))
+    assert sorted(frame.groupby("coin").size().tolist()) == [ROWS_PER_DAY] * 3
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+def test_the_row_group_index_keeps_only_groups_that_may_hold_the_window(layout, tmp_path):
+    times = pa.array([i * 60_000_000 for i in range(6)], pa.timestamp("us", tz="UTC"))
+    data = pa.table({"coin": ["A", "A", "A", "B", "B", "B"], "timestamp": times})
+    pq.write_table(data, tmp_path / "f.parquet", row_group_size=2)
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "f.parquet").metadata)
+
+    assert index.rows.tolist() == [2, 2, 2]
+    assert index.select(RowWindow()) == [0, 1, 2]
+    assert index.select(RowWindow(coin="A")) == [0, 1]
+    assert index.select(RowWindow(coin="B", start_us=0, end_us=240_000_000)) == [1]
+    assert index.select(RowWindow(coin="C")) == []
+
+
+def test_a_window_is_exact_only_for_one_instrument_over_consecutive_days(layout):
+    instrument = MarketDataKey(data_type="ohlcv", exchange="binance", coin="BTC")
+    consecutive = WriteScope.of_slots([instrument.partition(d) for d in DAYS])
+    apart = WriteScope.of_slots([instrument.partition(d) for d in (DAYS[0], DAYS[2])])
+
+    window = RowWindow.of(consecutive, (at(2024, 1, 31, 12), at(2024, 3, 1)))
+    assert (window.exchange, window.coin, window.exact) == ("binance", "BTC", True)
+    assert window.start_us == int(at(2024, 1, 31, 12).timestamp() * 1e6)
+    assert window.end_us == int(at(2024, 2, 2).timestamp() * 1e6)  # the scope's last day ends first
+    assert RowWindow.of(apart, None).exact is False
+    assert RowWindow.of(WriteScope.of_exchange_days([("binance", DAYS[0])]), None).coin is None
