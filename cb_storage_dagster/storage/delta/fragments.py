@@ -195,6 +195,8 @@ class FragmentCache:
     ) -> list[tuple[RowGroupIndex, list[int]]] | None:
         """Per file, its row-group index and the groups ``window`` needs, when they hold at most
         :data:`DIRECT_READ_MAX_ROWS` rows in all (else ``None``: pyarrow's threaded scan)."""
+        if len(keys) > 1 and sum(fragment.metadata.num_rows for fragment in fragments) > 64 * DIRECT_READ_MAX_ROWS:
+            return None  # far too many rows to expect a narrow read: spare the indexes
         selected, rows = [], 0
         for key, fragment in zip(keys, fragments):
             index = self._row_groups.get(key)
