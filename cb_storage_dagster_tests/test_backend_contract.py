@@ -18,6 +18,14 @@ def test_bytes_round_trip_and_overwrite(backend):
 def test_loading_a_missing_object_is_not_found(backend):
     with pytest.raises(NotFoundError):
         backend.load_bytes("nothing/here.bin")
+    with pytest.raises(NotFoundError):
+        backend.load_head("nothing/here.bin", 10)
+
+
+def test_the_head_of_an_object_is_its_first_bytes_or_all_of_a_smaller_one(backend):
+    backend.save_bytes("ohlcv/a.bin", b"0123456789")
+    assert backend.load_head("ohlcv/a.bin", 4) == b"0123"
+    assert backend.load_head("ohlcv/a.bin", 64 * 1024) == b"0123456789"
 
 
 def test_listing_is_recursive_relative_and_sorted(backend):

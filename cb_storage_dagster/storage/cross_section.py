@@ -137,7 +137,7 @@ def get_many(
         parts = [manager.read_partitions(data_type, WriteScope(), columns=columns, table=table)]
     # One read per exchange, exchanges in sorted order: the concatenation stays sorted.
     result = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-    return result if as_arrow else result.to_pandas()
+    return result if as_arrow else result.to_pandas(split_blocks=True)
 
 
 __all__ = ["SLOT_SCOPE_LIMIT", "Selection", "get_many", "parse_selection", "read_requests"]

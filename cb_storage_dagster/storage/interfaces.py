@@ -47,6 +47,11 @@ class IStorageBackend(ABC):
     def load_bytes(self, identifier: str) -> bytes:
         """Return the object's bytes; :class:`NotFoundError` if it does not exist."""
 
+    def load_head(self, identifier: str, size: int) -> bytes:
+        """The object's first ``size`` bytes (all of it if it is smaller); :class:`NotFoundError`
+        if it does not exist. Backends with ranged reads fetch only those bytes."""
+        return self.load_bytes(identifier)[:size]
+
     @abstractmethod
     def list_items(self, prefix: str = "") -> list[str]:
         """Identifiers of all objects under ``prefix`` (recursive), sorted. Missing prefix: ``[]``."""
@@ -126,7 +131,7 @@ class IStorageManager(ABC):
             table=table, time_range=(start, end),
             as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
         )
-        return table_data.to_pandas()
+        return table_data.to_pandas(split_blocks=True)  # one block per column: ~2x faster, same frame
 
     def get_many(
         self,

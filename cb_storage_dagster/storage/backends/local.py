@@ -92,9 +92,18 @@ class LocalFileBackend(IStorageBackend):
             raise self._os_error(exc, identifier) from None
 
     def load_bytes(self, identifier: str) -> bytes:
+        return self._read(identifier, None)
+
+    def load_head(self, identifier: str, size: int) -> bytes:
+        return self._read(identifier, size)
+
+    def _read(self, identifier: str, size: int | None) -> bytes:
         path = self._path(identifier)
         try:
-            return path.read_bytes()
+            if size is None:
+                return path.read_bytes()
+            with path.open("rb") as handle:
+                return handle.read(size)
         except FileNotFoundError:
             raise NotFoundError(f"No object at {identifier!r} in {self.describe()}.") from None
         except IsADirectoryError:

@@ -15,9 +15,9 @@ table id, its Arrow schema and partition columns:
   path reads (:func:`.fast_path.fast_path_refusal`), best effort (a failure only means the
   next new process opens the table through delta-rs).
 * **Read** by :meth:`FileIndexes.current`: one listing of ``_delta_log`` (the latest
-  version) and the index, fetched together; then the stamped commit (its digest must match:
-  a table deleted and re-created up to the same version has other commit bytes) and every
-  commit after it, fetched concurrently, replayed on top: ``add`` and ``remove`` actions,
+  version) and the index, fetched together; then the stamped commit's fingerprint (it must
+  match, :mod:`.commit_stamp`: a table deleted and re-created up to the same version has
+  other commit bytes) and every commit after it, fetched concurrently, replayed on top: ``add`` and ``remove`` actions,
   whoever wrote them. A commit with anything else that changes how files are read (a
   ``metaData`` or ``protocol`` action, a deletion vector, an action this module does not
   know) or a commit missing from the log (cleaned up) means: no answer, the caller opens the
@@ -34,7 +34,6 @@ True
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import logging
@@ -49,6 +48,7 @@ import pyarrow.parquet as pq
 
 from cb_storage_dagster.domain.errors import NotFoundError, StorageError
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
+from cb_storage_dagster.storage.delta.commit_stamp import commit_stamp, matches
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.fragments import map_concurrently
 from cb_storage_dagster.storage.delta.locations import READER_FULL_REFRESH_SECONDS, CommitProbe, commit_file
@@ -144,20 +144,23 @@ class FileIndexes:
             return None
         latest = max(versions)
         if warm is not None and warm.version <= latest:
-            base, digest = warm, None
+            base, stamp = warm, None
         elif stored is not None:
-            base, digest = stored[0], stored[1]
+            base, stamp = stored[0], stored[1]
             if base.version > latest:
                 return None  # the table was re-created with a shorter log
         else:
             return None
-        needed = list(range(base.version if digest is not None else base.version + 1, latest + 1))
-        if any(v not in versions for v in needed):
+        needed = list(range(base.version + 1, latest + 1))
+        if any(v not in versions for v in needed + ([base.version] if stamp is not None else [])):
             return None  # cleaned up past the stamp: only a checkpoint can tell
-        commits = dict(zip(needed, map_concurrently(
-            lambda v: self.backend.load_bytes(f"{table}/{commit_file(v)}"), needed)))
-        if digest is not None and hashlib.sha256(commits.pop(base.version)).hexdigest() != digest:
+        jobs = [lambda v=v: self.backend.load_bytes(f"{table}/{commit_file(v)}") for v in needed]
+        if stamp is not None:  # the stamp is checked while the later commits load
+            jobs.append(lambda: matches(self.backend, table, base.version, stamp))
+        loaded = map_concurrently(lambda job: job(), jobs)
+        if stamp is not None and not loaded.pop():
             return None  # another table's log under the same name
+        commits = dict(zip(needed, loaded))
         if not commits:
             return base
         actions = replay(base.snapshot.actions, [commits[v] for v in sorted(commits)])
@@ -165,7 +168,7 @@ class FileIndexes:
                             (base.snapshot.key[0], base.table_id, latest))
         return IndexedTable(latest, base.table_id, snapshot)
 
-    def _load(self, table: str) -> tuple[IndexedTable, str] | None:
+    def _load(self, table: str) -> tuple[IndexedTable, dict[bytes, bytes]] | None:
         try:
             raw = self.backend.load_bytes(f"{table}/{FILE_INDEX_OBJECT}")
         except NotFoundError:
@@ -174,7 +177,6 @@ class FileIndexes:
             data = pq.read_table(io.BytesIO(raw))
             meta = data.schema.metadata or {}
             version = int(meta[b"cb.version"])
-            digest = meta[b"cb.commit_sha256"].decode()
             table_id = meta[b"cb.table_id"].decode()
             partition_columns = tuple(json.loads(meta[b"cb.partition_columns"]))
             schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(meta[b"cb.schema"])))
@@ -182,7 +184,7 @@ class FileIndexes:
             return None  # unreadable: the next stored index replaces it
         actions = data.replace_schema_metadata(None)
         uri = self.backend.get_uri_for_identifier(table)
-        return IndexedTable(version, table_id, Snapshot(actions, schema, partition_columns, (uri, table_id, version))), digest
+        return IndexedTable(version, table_id, Snapshot(actions, schema, partition_columns, (uri, table_id, version))), meta
 
     # -- writing --------------------------------------------------------------------------
     def store(self, table: str, delta_table: DeltaTable) -> bool:
@@ -192,13 +194,14 @@ class FileIndexes:
         try:
             if fast_path_refusal(delta_table) is not None:
                 return False
-            digest = hashlib.sha256(self.backend.load_bytes(f"{table}/{commit_file(version)}")).hexdigest()
+            stamp = commit_stamp(self.backend, table, version)
+            if stamp is None:
+                return False  # the commit was cleaned up meanwhile: a later index covers it
             actions = index_columns(pa.table(delta_table.get_add_actions(flatten=True)))
             schema = pa.schema(delta_table.schema().to_arrow())
             metadata = delta_table.metadata()
-            stamp = {
+            stamp |= {
                 "cb.version": str(version),
-                "cb.commit_sha256": digest,
                 "cb.table_id": metadata.id,
                 "cb.partition_columns": json.dumps(list(metadata.partition_columns)),
                 "cb.schema": base64.b64encode(schema.serialize().to_pybytes()).decode(),

@@ -4,9 +4,9 @@ without opening the table.
 Opening a Delta table loads every active file's add action (~30 ms at 5,000 files, growing
 with the files); ``list_coins`` needs only the ``(exchange, coin)`` pairs. So the answer is
 kept beside the log, ``<table>/_cb_registry/instruments.parquet``, stamped with the version
-it was computed at and the SHA-256 of that version's commit file. A listing lists
-``_delta_log`` (one LIST request), and uses the stored answer only when its version is the
-latest commit and the digest matches that commit's bytes (a table deleted and re-created up
+it was computed at and that version's commit fingerprint (:mod:`.commit_stamp`). A listing
+lists ``_delta_log`` (one LIST request), and uses the stored answer only when its version is
+the latest commit and the fingerprint matches that commit (a table deleted and re-created up
 to the same version has other commit bytes). Anything else (a newer commit by any writer, a
 missing or garbage object, a log cleaned up past the stamp) means: open the table, compute
 the pairs the usual way, store them stamped. The answer can therefore be old only for as long
@@ -21,7 +21,6 @@ have gone) they compute the list from the table they just committed to and store
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cb_storage_dagster.domain.errors import NotFoundError, StorageError
+from cb_storage_dagster.storage.delta.commit_stamp import commit_stamp, matches
 from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class InstrumentSnapshots:
         if verified is not None and verified[0] == latest:
             return verified[1]
         stored = self._load(table)
-        if stored is None or stored[0] != latest or stored[1] != self._digest(table, latest):
+        if stored is None or stored[0] != latest or not matches(self.backend, table, latest, stored[1]):
             return None
         with self._lock:
             self._verified[table] = (latest, stored[2])
@@ -90,11 +90,11 @@ class InstrumentSnapshots:
         means the next listing opens the table)."""
         pairs = sorted(set(pairs))
         try:
-            digest = self._digest(table, version)
-            if digest is None:
-                return
+            stamp = commit_stamp(self.backend, table, version)
+            if stamp is None:
+                return  # cleaned up: the stamp cannot be checked, so it is never trusted
             data = pa.table({"exchange": [e for e, _ in pairs], "coin": [c for _, c in pairs]}, schema=_SCHEMA)
-            data = data.replace_schema_metadata({"cb.version": str(version), "cb.commit_sha256": digest})
+            data = data.replace_schema_metadata({"cb.version": str(version), **stamp})
             sink = io.BytesIO()
             pq.write_table(data, sink, compression="zstd")
             self.backend.save_bytes(f"{table}/{SNAPSHOT_OBJECT}", sink.getvalue())
@@ -117,7 +117,7 @@ class InstrumentSnapshots:
         it stored them (else the caller may store a list it computed in full)."""
         try:
             stored = self._load(table)
-            if stored is None or stored[0] != version - 1 or stored[1] != self._digest(table, version - 1):
+            if stored is None or stored[0] != version - 1 or not matches(self.backend, table, version - 1, stored[1]):
                 return False
             commit = self.backend.load_bytes(commit_path(table, version)).decode()
             removes = [a["remove"] for a in map(json.loads, filter(str.strip, commit.splitlines())) if "remove" in a]
@@ -133,13 +133,7 @@ class InstrumentSnapshots:
             return False
 
     # -- internals ------------------------------------------------------------------------
-    def _digest(self, table: str, version: int) -> str | None:
-        try:
-            return hashlib.sha256(self.backend.load_bytes(commit_path(table, version))).hexdigest()
-        except NotFoundError:
-            return None  # cleaned up: the stamp cannot be checked, so it is never trusted
-
-    def _load(self, table: str) -> tuple[int, str, Pairs] | None:
+    def _load(self, table: str) -> tuple[int, dict[bytes, bytes], Pairs] | None:
         try:
             raw = self.backend.load_bytes(f"{table}/{SNAPSHOT_OBJECT}")
         except NotFoundError:
@@ -147,11 +141,11 @@ class InstrumentSnapshots:
         try:
             data = pq.read_table(io.BytesIO(raw))
             meta = data.schema.metadata or {}
-            version, digest = int(meta[b"cb.version"]), meta[b"cb.commit_sha256"].decode()
+            version = int(meta[b"cb.version"])
             pairs = list(zip(data.column("exchange").to_pylist(), data.column("coin").to_pylist()))
         except (pa.ArrowException, KeyError, ValueError):
             return None  # unreadable: recomputed by the next listing
-        return version, digest, pairs
+        return version, meta, pairs
 
 
 __all__ = ["SNAPSHOT_OBJECT", "InstrumentSnapshots", "commit_path"]

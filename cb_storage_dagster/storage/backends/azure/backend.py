@@ -169,10 +169,7 @@ class AzureBlobBackend(IStorageBackend):
         identity the Blob SDK uses; an emulator endpoint adds ``azure_storage_use_emulator``.
         Then always the retry and timeout options of :func:`.transport.delta_transport_options`.
         """
-        return {
-            **self._identity.delta_options(),
-            **delta_transport_options(**self._transport()),
-        }
+        return {**self._identity.delta_options(), **delta_transport_options(**self._transport())}
 
     def translate_error(self, error: BaseException) -> StorageError | None:
         """Map an exception from delta-rs, pyarrow or the Azure SDK to a project error
@@ -191,9 +188,8 @@ class AzureBlobBackend(IStorageBackend):
     def _container(self) -> ContainerClient:
         with self._lock:
             if self._container_client is None:
-                self._container_client = container_client(
-                    self.endpoint, self._credential(), self._container_name, **self._transport()
-                )
+                self._container_client = container_client(self.endpoint, self._credential(),
+                                                          self._container_name, **self._transport())
             return self._container_client
 
     def ensure_container(self) -> None:
@@ -243,9 +239,12 @@ class AzureBlobBackend(IStorageBackend):
         self._container_ready = True
 
     def load_bytes(self, identifier: str) -> bytes:
-        name = self._blob_name(identifier)
         with self._errors.sdk_errors("read", identifier):
-            return self._container().download_blob(name).readall()
+            return self._container().download_blob(self._blob_name(identifier)).readall()
+
+    def load_head(self, identifier: str, size: int) -> bytes:
+        with self._errors.sdk_errors("read", identifier):  # one ranged GET
+            return self._container().download_blob(self._blob_name(identifier), offset=0, length=size).readall()
 
     def list_items(self, prefix: str = "") -> list[str]:
         """Blobs under the folder ``prefix`` (recursive), relative to the backend prefix.
