@@ -30,7 +30,7 @@ writer) is read correctly, only less narrowly.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -44,39 +44,34 @@ _PER_UNIT = {"milliseconds": 1_000, "microseconds": 1, "nanoseconds": None}
 
 @dataclass(frozen=True)
 class RowGroupIndex:
-    """Per row group of one file: byte range and, where the footer has them, the coin and
-    timestamp (microseconds) ranges. Built once per file (:meth:`of`)."""
+    """Per row group of one file: rows and, where the footer has them, the coin and timestamp
+    (microseconds) ranges. Built once per file (:meth:`of`); the byte range of a group is
+    worked out when a read first needs it (:meth:`span`: a new process reading one coin
+    of a file of 600 groups pays for the groups it reads, not for all of them)."""
 
+    metadata: pq.FileMetaData
     rows: np.ndarray
-    first_byte: np.ndarray
-    end_byte: np.ndarray
     coin_min: np.ndarray | None
     coin_max: np.ndarray | None
     time_min: np.ndarray | None
     time_max: np.ndarray | None
     columns: tuple[str, ...]
+    _spans: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, metadata: pq.FileMetaData) -> RowGroupIndex:
         names = tuple(metadata.schema.column(i).path for i in range(metadata.num_columns))
         groups = [metadata.row_group(r) for r in range(metadata.num_row_groups)]
-        first, end = [], []
-        for group in groups:
-            starts, ends = [], []
-            for j in range(group.num_columns):
-                chunk = group.column(j)
-                start = chunk.data_page_offset
-                if chunk.has_dictionary_page and chunk.dictionary_page_offset:
-                    start = min(start, chunk.dictionary_page_offset)
-                starts.append(start)
-                ends.append(start + chunk.total_compressed_size)
-            first.append(min(starts) if starts else 0)
-            end.append(max(ends) if ends else 0)
         coin = _string_ranges(groups, names.index("coin")) if "coin" in names else None
         time = _time_ranges(metadata, groups, names.index("timestamp")) if "timestamp" in names else None
-        return cls(np.array([group.num_rows for group in groups], np.int64), np.array(first, np.int64),
-                   np.array(end, np.int64), *(coin or (None, None)),
-                   *(time or (None, None)), names)
+        return cls(metadata, np.array([group.num_rows for group in groups], np.int64),
+                   *(coin or (None, None)), *(time or (None, None)), names)
+
+    def span(self, groups: list[int]) -> tuple[int, int]:
+        """The first byte and the end of the bytes of row groups ``groups``."""
+        spans = [self._spans.get(g) or self._spans.setdefault(g, _group_span(self.metadata.row_group(g)))
+                 for g in groups]
+        return min(first for first, _ in spans), max(end for _, end in spans)
 
     def select(self, window: RowWindow) -> list[int]:
         """The row groups that may hold rows of ``window``."""
@@ -89,6 +84,18 @@ class RowGroupIndex:
             if window.end_us is not None:
                 keep &= self.time_min < window.end_us
         return np.flatnonzero(keep).tolist()
+
+
+def _group_span(group: pq.RowGroupMetaData) -> tuple[int, int]:
+    starts, ends = [], []
+    for j in range(group.num_columns):
+        chunk = group.column(j)
+        start = chunk.data_page_offset
+        if chunk.has_dictionary_page and chunk.dictionary_page_offset:
+            start = min(start, chunk.dictionary_page_offset)
+        starts.append(start)
+        ends.append(start + chunk.total_compressed_size)
+    return (min(starts), max(ends)) if starts else (0, 0)
 
 
 def _string_ranges(groups: list[pq.RowGroupMetaData], column: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -151,7 +158,7 @@ def read_file(
     if not groups:
         return FileRows(schema.empty_table(), partition_values, True)
     dictionary = ["coin"] if "coin" in stored else None
-    data = _span(fragment, int(index.first_byte[groups].min()), int(index.end_byte[groups].max()))
+    data = _span(fragment, *index.span(groups))
     rows = pq.ParquetFile(pa.BufferReader(data), metadata=fragment.metadata, read_dictionary=dictionary) \
         .read_row_groups(groups, columns=stored, use_threads=False)
     if row_filter is not None:
