@@ -45,7 +45,8 @@ def small_row_groups(monkeypatch):
     from cb_storage_dagster.storage.maintenance import compact
 
     monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
-    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(compact, "COMPACTED_INSTRUMENT_ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(compact, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
 
 
 @pytest.fixture
