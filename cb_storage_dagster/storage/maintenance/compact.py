@@ -59,8 +59,7 @@ DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024
 COMPACTED_INSTRUMENT_ROW_GROUP_ROWS = 4 * 1024
 """Rows per row group of a rewritten instrument-month (~3 days of candles, not the writer's one
 group a month): a one-day read decodes 1-2 groups (every instrument x 1 day: 91 -> 52 ms).
-Exchange-months keep 16 Ki rows: their files reach the 128 MB target, whose footer a new
-process parses whole (4 Ki-row groups made it 4x larger: ~4 MB at 2,000 coins)."""
+Exchange-months keep 16 Ki: their 128 MB files' footers, parsed whole, would grow 4x."""
 _COMPACTION_GROUP_ROWS = 2_000_000
 """Rows held in memory at once while rewriting an exchange-month sorted by coin (~150 MB of
 candles): the month is streamed to the writer in groups of coins of about this many rows."""
