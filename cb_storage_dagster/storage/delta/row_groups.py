@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -202,11 +203,8 @@ def _span(fragment: ds.ParquetFileFragment, first: int, end: int) -> pa.Buffer:
     view = memoryview(data)[first:end]
     with fragment.filesystem.open_input_file(fragment.path) as stream:
         stream.seek(first)
-        while len(view):
-            count = stream.readinto(view)
-            if not count:
-                raise OSError(f"{fragment.path}: file shorter than its footer says ({end} bytes)")
-            view = view[count:]
+        if stream.readinto(view) != end - first:
+            raise OSError(f"{fragment.path}: file shorter than its footer says ({end} bytes)")
     return data
 
 
@@ -225,7 +223,7 @@ def _narrowed(rows: pa.Table, window: RowWindow, partition_values: dict[str, obj
     column = rows.column("timestamp") if "timestamp" in rows.column_names else None
     if column is None or not pa.types.is_timestamp(column.type) or column.type.unit != "us" or column.null_count:
         return rows, False
-    times = column.combine_chunks().cast(pa.int64()).to_numpy()
+    times = _int64_values(column)
     if not bool(np.all(times[1:] >= times[:-1])):
         return rows, False
     first = 0 if window.start_us is None else int(np.searchsorted(times, window.start_us, "left"))
@@ -237,15 +235,17 @@ def _narrowed(rows: pa.Table, window: RowWindow, partition_values: dict[str, obj
 def _dates_within(rows: pa.Table, window: RowWindow) -> bool:
     """Whether every row's ``date`` lies in the window's days (it does for rows the product
     wrote, whose ``date`` is their timestamp's day)."""
-    if "date" not in rows.column_names:
+    column = rows.column("date") if "date" in rows.column_names else None
+    if column is None or not pa.types.is_date32(column.type) or column.null_count:
         return False
-    column = rows.column("date")
-    if not pa.types.is_date32(column.type) or column.null_count:
-        return False
-    if not rows.num_rows:
-        return True
-    days = column.combine_chunks().cast(pa.int32()).to_numpy()
-    return bool(days.min() >= window.first_day and days.max() <= window.last_day)
+    first, last = (value.as_py() for value in pc.min_max(column).values())
+    return not rows.num_rows or (window.first_day <= first and last <= window.last_day)
+
+
+def _int64_values(column: pa.ChunkedArray) -> np.ndarray:
+    """The values of a null-free timestamp column as int64 (no copy for one chunk)."""
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return np.frombuffer(array.buffers()[1], np.int64, len(array), array.offset * 8) if len(array) else np.empty(0, np.int64)
 
 
 def _coin_run(rows: pa.Table, coin: str) -> tuple[pa.Table, bool]:

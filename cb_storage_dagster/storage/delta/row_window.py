@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from cb_storage_dagster.domain.scope import WriteScope
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-_EPOCH_DAY = _EPOCH.date().toordinal()
 
 
 def _micros(instant: dt.datetime) -> int:
@@ -42,8 +41,8 @@ class RowWindow:
     coin: str | None = None
     start_us: int | None = None
     end_us: int | None = None
-    first_day: int | None = None
-    last_day: int | None = None
+    first_day: dt.date | None = None
+    last_day: dt.date | None = None
     exact: bool = False
 
     @classmethod
@@ -65,8 +64,7 @@ class RowWindow:
         day_end = _micros(dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
         consecutive = (days[-1] - days[0]).days + 1 == len(days)
         return cls(sole[0], sole[1], day_start if start is None else max(start, day_start),
-                   day_end if end is None else min(end, day_end), days[0].toordinal() - _EPOCH_DAY,
-                   days[-1].toordinal() - _EPOCH_DAY, consecutive)
+                   day_end if end is None else min(end, day_end), days[0], days[-1], consecutive)
 
 
 __all__ = ["RowWindow"]
