@@ -24,7 +24,7 @@ from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
 from cb_storage_dagster.storage import maintenance as mt
 from cb_storage_dagster.storage.cross_section import get_many
 from cb_storage_dagster.storage.delta import fragments
-from cb_storage_dagster.storage.delta.row_groups import RowGroupIndex
+from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster_tests.support.data import at, ohlcv
 
@@ -45,8 +45,7 @@ def small_row_groups(monkeypatch):
     from cb_storage_dagster.storage.maintenance import compact
 
     monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
-    monkeypatch.setattr(compact, "COMPACTED_INSTRUMENT_ROW_GROUP_ROWS", 50)
-    monkeypatch.setattr(compact, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
 
 
 @pytest.fixture

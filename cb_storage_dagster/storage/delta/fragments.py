@@ -42,7 +42,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
-from cb_storage_dagster.storage.delta.row_groups import RowGroupIndex, assemble, read_file
+from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
+from cb_storage_dagster.storage.delta.row_groups import assemble, read_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
@@ -55,7 +56,10 @@ up to a few hundred KB for an exchange-day file of thousands of instruments)."""
 DIRECT_READ_MAX_ROWS = 1 << 17
 """Local reads decoding at most this many rows (row groups after pruning) are read file by
 file from memory (:mod:`.row_groups`); larger ones by pyarrow's scan, which decodes files
-in parallel."""
+in parallel, unless the files are large (:data:`DIRECT_READ_LARGE_FILE_ROWS`)."""
+DIRECT_READ_LARGE_FILE_ROWS = 1 << 18
+"""Files of at least this many rows (compacted months, exchange-days of many coins) are read
+row group by row group however many rows a read needs (up to 64 files)."""
 MAX_CONCURRENT_FETCHES = 32
 """Data files of one read fetched at once from an object store."""
 
@@ -178,9 +182,10 @@ class FragmentCache:
                 self.direct_files += len(keys)
                 every = whole if whole is not None else [False] * len(keys)
                 table = assemble([
-                    read_file(fragment, index, groups, window, schema=schema, row_filter=None if every_row else row_filter,
-                              own_filter=own_filter, columns=columns)
+                    part
                     for fragment, (index, groups), every_row in zip(fragments, direct, every)
+                    for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
+                                          row_filter=None if every_row else row_filter, columns=columns)
                 ], schema, columns)
             elif view_types:
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
@@ -193,10 +198,15 @@ class FragmentCache:
     def _direct_read(
         self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], window: RowWindow
     ) -> list[tuple[RowGroupIndex, list[int]]] | None:
-        """Per file, its row-group index and the groups ``window`` needs, when they hold at most
-        :data:`DIRECT_READ_MAX_ROWS` rows in all (else ``None``: pyarrow's threaded scan)."""
-        if len(keys) > 1 and sum(fragment.metadata.num_rows for fragment in fragments) > 64 * DIRECT_READ_MAX_ROWS:
-            return None  # far too many rows to expect a narrow read: spare the indexes
+        """Per file, its row-group index and the groups ``window`` needs, when the read goes
+        row group by row group (else ``None``: pyarrow's threaded scan): a narrow read (the
+        groups hold at most :data:`DIRECT_READ_MAX_ROWS` rows in all), or a read of a few
+        large files (at least :data:`DIRECT_READ_LARGE_FILE_ROWS` rows each), which is
+        decoded in batches from a memory map instead of filtered row by row."""
+        file_rows = sum(fragment.metadata.num_rows for fragment in fragments)
+        large = len(keys) <= 64 and file_rows >= DIRECT_READ_LARGE_FILE_ROWS * len(keys)
+        if not large and len(keys) > 1 and file_rows > 64 * DIRECT_READ_MAX_ROWS:
+            return None  # many rows in many files: not a narrow read, spare the indexes
         selected, rows = [], 0
         for key, fragment in zip(keys, fragments):
             index = self._row_groups.get(key)
@@ -205,7 +215,7 @@ class FragmentCache:
                 self._row_groups.put(key, index)
             groups = index.select(window)
             rows += int(index.rows[groups].sum())
-            if rows > DIRECT_READ_MAX_ROWS:
+            if rows > DIRECT_READ_MAX_ROWS and not large:
                 return None
             selected.append((index, groups))
         return selected

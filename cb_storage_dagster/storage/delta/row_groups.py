@@ -3,34 +3,36 @@ their bytes in one read, and rows cut out by the file's sort order.
 
 pyarrow's dataset scan adds 0.15-0.4 ms per file to the decode (its asynchronous scanner,
 an expression bound per file and row group: 20 one-day files of one instrument, 5.6 ms
-scanned against 2.9 ms decoded from memory) and decodes ``coin`` into strings before
-comparing it (a third of the decode of an exchange-day row group). For the reads market data is made of (one
-instrument, a time range) the decode itself is the floor, so a local read here:
+scanned against 2.9 ms decoded from memory), decodes ``coin`` into strings before comparing
+it (a third of the decode of an exchange-day row group) and evaluates the scope's filter row
+by row. For the reads market data is made of (instruments over a time range) the decode
+itself is the floor, so a local read here:
 
-1. picks the row groups from :class:`RowGroupIndex`, built once per file from its parsed
-   footer (coin and timestamp statistics and byte ranges as numpy arrays: a vectorized
-   comparison per read, no Python loop over row groups);
-2. reads the bytes of those row groups in one ``readinto`` and decodes them from memory,
-   ``coin`` as a dictionary;
-3. when the rows of the file are in (coin, timestamp) order, which the product's writers
-   guarantee and the code checks on the rows it has, cuts out the instrument's time window
-   by position (:class:`.row_window.RowWindow`) before any expression is evaluated;
-4. evaluates the read's full row filter on what is left (unless the log proves every row
-   of the file selected), adds the partition columns the file does not store, and casts to
-   the table's schema.
+1. picks the row groups from :class:`.row_group_index.RowGroupIndex`, built once per file
+   from its parsed footer (a vectorized comparison per read);
+2. reads their bytes in one ``readinto`` (deep in a large file: from a memory map) and
+   decodes them from memory, :data:`GROUPS_PER_DECODE` at a time, ``coin`` as a dictionary;
+3. cuts out the read's window (:class:`.row_window.RowWindow`): the instrument's run of
+   rows, then its time range by position where the rows are in time order (the product's
+   writers sort them; the code checks), else by a mask on the timestamps;
+4. where that cut is the whole of the scope (one instrument or one exchange over
+   consecutive days, the file's ``date`` values inside them), evaluates only the caller's
+   own filters; otherwise the read's full row filter, on what is left. The partition
+   columns the file does not store are added once per run of files (:func:`assemble`).
 
-Step 3 only narrows: the row filter of step 4 decides, so a file in another order (a foreign
+Step 3 only narrows unless step 4 proves it exact, so a file in another order (a foreign
 writer) is read correctly, only less narrowly.
 
->>> index = RowGroupIndex.of(_one_group_file())
->>> index.rows.tolist(), index.select(RowWindow(coin="ETH")), index.select(RowWindow(coin="BTC"))
-([2], [], [0])
+>>> import pyarrow as pa
+>>> part = FileRows(pa.table({"close": [1.5, 2.5]}), {"exchange": "binance", "coin": "BTC"}, complete=False)
+>>> schema = pa.schema([("exchange", pa.string()), ("coin", pa.string()), ("close", pa.float64())])
+>>> assemble([part], schema, None).to_pylist()[0]
+{'exchange': 'binance', 'coin': 'BTC', 'close': 1.5}
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -38,93 +40,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
-_PER_UNIT = {"milliseconds": 1_000, "microseconds": 1, "nanoseconds": None}
-
-
-@dataclass(frozen=True)
-class RowGroupIndex:
-    """Per row group of one file: rows and, where the footer has them, the coin and timestamp
-    (microseconds) ranges. Built once per file (:meth:`of`); the byte range of a group is
-    worked out when a read first needs it (:meth:`span`: a new process reading one coin
-    of a file of 600 groups pays for the groups it reads, not for all of them)."""
-
-    metadata: pq.FileMetaData
-    rows: np.ndarray
-    coin_min: np.ndarray | None
-    coin_max: np.ndarray | None
-    time_min: np.ndarray | None
-    time_max: np.ndarray | None
-    columns: tuple[str, ...]
-    _spans: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
-
-    @classmethod
-    def of(cls, metadata: pq.FileMetaData) -> RowGroupIndex:
-        names = tuple(metadata.schema.column(i).path for i in range(metadata.num_columns))
-        groups = [metadata.row_group(r) for r in range(metadata.num_row_groups)]
-        coin = _string_ranges(groups, names.index("coin")) if "coin" in names else None
-        time = _time_ranges(metadata, groups, names.index("timestamp")) if "timestamp" in names else None
-        return cls(metadata, np.array([group.num_rows for group in groups], np.int64),
-                   *(coin or (None, None)), *(time or (None, None)), names)
-
-    def span(self, groups: list[int]) -> tuple[int, int]:
-        """The first byte and the end of the bytes of row groups ``groups``."""
-        spans = [self._spans.get(g) or self._spans.setdefault(g, _group_span(self.metadata.row_group(g)))
-                 for g in groups]
-        return min(first for first, _ in spans), max(end for _, end in spans)
-
-    def select(self, window: RowWindow) -> list[int]:
-        """The row groups that may hold rows of ``window``."""
-        keep = np.ones(len(self.rows), bool)
-        if window.coin is not None and self.coin_min is not None and self.coin_max is not None:
-            keep &= (self.coin_min <= window.coin) & (self.coin_max >= window.coin)
-        if self.time_min is not None and self.time_max is not None:
-            if window.start_us is not None:
-                keep &= self.time_max >= window.start_us
-            if window.end_us is not None:
-                keep &= self.time_min < window.end_us
-        return np.flatnonzero(keep).tolist()
-
-
-def _group_span(group: pq.RowGroupMetaData) -> tuple[int, int]:
-    starts, ends = [], []
-    for j in range(group.num_columns):
-        chunk = group.column(j)
-        start = chunk.data_page_offset
-        if chunk.has_dictionary_page and chunk.dictionary_page_offset:
-            start = min(start, chunk.dictionary_page_offset)
-        starts.append(start)
-        ends.append(start + chunk.total_compressed_size)
-    return (min(starts), max(ends)) if starts else (0, 0)
-
-
-def _string_ranges(groups: list[pq.RowGroupMetaData], column: int) -> tuple[np.ndarray, np.ndarray] | None:
-    lows, highs = [], []
-    for group in groups:
-        stats = group.column(column).statistics
-        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
-            return None
-        lows.append(stats.min)
-        highs.append(stats.max)
-    return np.array(lows, dtype=object), np.array(highs, dtype=object)
-
-
-def _time_ranges(
-    metadata: pq.FileMetaData, groups: list[pq.RowGroupMetaData], column: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    logical = json.loads(metadata.schema.column(column).logical_type.to_json() or "{}")
-    per_unit = _PER_UNIT.get(logical.get("timeUnit", "")) if logical.get("Type") == "Timestamp" else None
-    if per_unit is None:
-        return None
-    lows, highs = [], []
-    for group in groups:
-        stats = group.column(column).statistics
-        if stats is None or not stats.has_min_max or stats.physical_type != "INT64":
-            return None
-        lows.append(stats.min_raw * per_unit)
-        highs.append(stats.max_raw * per_unit)
-    return np.array(lows, np.int64), np.array(highs, np.int64)
+GROUPS_PER_DECODE = 16
+"""Row groups of one file decoded together (~256 Ki rows of the writers' groups)."""
+MAP_FILES_FROM_BYTES = 8 << 20
+"""Spans ending further into a file than this are read from a memory map of it."""
 
 
 @dataclass(frozen=True)
@@ -148,27 +70,33 @@ def read_file(
     row_filter: ds.Expression | None,
     own_filter: ds.Expression | None,
     columns: list[str] | None,
-) -> FileRows:
+) -> list[FileRows]:
     """The rows of row groups ``groups`` (:meth:`RowGroupIndex.select`) of one local file
-    that match ``row_filter`` (``None``: every row of the file is selected).
-    ``own_filter``: the part of ``row_filter`` that is the caller's filters (not the scope
-    and time range), all that is left to evaluate where the window was cut out exactly."""
+    that match ``row_filter`` (``None``: every row of the file is selected), decoded at most
+    :data:`GROUPS_PER_DECODE` groups at a time (a large read never holds the groups it
+    filters out). ``own_filter``: the part of ``row_filter`` that is the caller's filters (not
+    the scope and time range), all that is left to evaluate where the window was cut exactly."""
     wanted = schema.names if row_filter is not None or columns is None else columns
     stored = [name for name in wanted if name in index.columns]
     partition_values = ds.get_partition_keys(fragment.partition_expression)
     if not groups:
-        return FileRows(schema.empty_table(), partition_values, True)
-    dictionary = ["coin"] if "coin" in stored else None
-    data = _span(fragment, *index.span(groups))
-    rows = pq.ParquetFile(pa.BufferReader(data), metadata=fragment.metadata, read_dictionary=dictionary) \
-        .read_row_groups(groups, columns=stored, use_threads=False)
-    if row_filter is not None:
-        rows, exact = _narrowed(rows, window, partition_values)
-        row_filter = own_filter if exact else row_filter
-    if row_filter is None:
-        return FileRows(rows, partition_values, False)
-    rows = _in_schema([FileRows(rows, partition_values, False)], schema, schema.names)
-    return FileRows(rows.filter(row_filter), partition_values, True)
+        return [FileRows(schema.empty_table(), partition_values, True)]
+    parts = []
+    for start in range(0, len(groups), GROUPS_PER_DECODE):
+        batch = groups[start:start + GROUPS_PER_DECODE]
+        reader = pq.ParquetFile(pa.BufferReader(_span(fragment, *index.span(batch))), metadata=fragment.metadata,
+                                read_dictionary=["coin"] if "coin" in stored else None)
+        rows = reader.read_row_groups(batch, columns=stored, use_threads=int(index.rows[batch].sum()) > 1 << 16)
+        remaining = row_filter
+        if row_filter is not None:
+            rows, exact = _narrowed(rows, window, partition_values)
+            remaining = own_filter if exact else row_filter
+        if remaining is None:
+            parts.append(FileRows(rows, partition_values, False))
+        else:
+            rows = _in_schema([FileRows(rows, partition_values, False)], schema, schema.names)
+            parts.append(FileRows(rows.filter(remaining), partition_values, True))
+    return parts
 
 
 def assemble(parts: list[FileRows], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
@@ -196,14 +124,16 @@ def assemble(parts: list[FileRows], schema: pa.Schema, columns: list[str] | None
 
 
 def _span(fragment: ds.ParquetFileFragment, first: int, end: int) -> pa.Buffer:
-    """Bytes ``[first, end)`` of the fragment's file, through its filesystem, at the same
-    offsets of a buffer (what lies before ``first`` is never read by the decoder, which is
-    given the parsed footer; the allocator maps those pages without touching them)."""
+    """Bytes ``[first, end)`` of the fragment's file at their offsets in a buffer: read through
+    the file's filesystem into a new buffer (what lies before ``first`` is never touched: the
+    decoder has the parsed footer), or, for a span deep in a large file, memory-mapped (a
+    buffer the size of the file would cost more to map and unmap than the read itself)."""
+    if end > MAP_FILES_FROM_BYTES:
+        return pa.memory_map(fragment.path).read_buffer()
     data = pa.allocate_buffer(end, resizable=False)
-    view = memoryview(data)[first:end]
     with fragment.filesystem.open_input_file(fragment.path) as stream:
         stream.seek(first)
-        if stream.readinto(view) != end - first:
+        if stream.readinto(memoryview(data)[first:end]) != end - first:
             raise OSError(f"{fragment.path}: file shorter than its footer says ({end} bytes)")
     return data
 
@@ -224,11 +154,14 @@ def _narrowed(rows: pa.Table, window: RowWindow, partition_values: dict[str, obj
     if column is None or not pa.types.is_timestamp(column.type) or column.type.unit != "us" or column.null_count:
         return rows, False
     times = _int64_values(column)
-    if not bool(np.all(times[1:] >= times[:-1])):
-        return rows, False
-    first = 0 if window.start_us is None else int(np.searchsorted(times, window.start_us, "left"))
-    end = len(times) if window.end_us is None else int(np.searchsorted(times, window.end_us, "left"))
-    rows = rows.slice(first, max(end - first, 0))
+    lowest = np.iinfo(np.int64).min if window.start_us is None else window.start_us
+    beyond = np.iinfo(np.int64).max if window.end_us is None else window.end_us
+    if bool(np.all(times[1:] >= times[:-1])):
+        first, end = np.searchsorted(times, lowest, "left"), np.searchsorted(times, beyond, "left")
+        rows = rows.slice(int(first), max(int(end - first), 0))
+    else:  # several coins, or rows out of order: keep those inside the window
+        inside = (times >= lowest) & (times < beyond)
+        rows = rows if bool(inside.all()) else rows.filter(pa.array(inside))
     return rows, exact and _dates_within(rows, window)
 
 
@@ -290,11 +223,4 @@ def _in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.T
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
 
 
-def _one_group_file() -> pq.FileMetaData:
-    """The footer of a two-row file of BTC (for the module's example)."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({"coin": ["BTC", "BTC"], "timestamp": pa.array([0, 60_000_000], pa.timestamp("us"))}), sink)
-    return pq.ParquetFile(pa.BufferReader(sink.getvalue())).metadata
-
-
-__all__ = ["FileRows", "RowGroupIndex", "assemble", "read_file"]
+__all__ = ["FileRows", "assemble", "read_file"]

@@ -32,9 +32,9 @@ class RowWindow:
     < end_us`` in microseconds since the epoch (``None``: unbounded).
 
     ``exact``: the window is exactly what the read's scope and time range select (one
-    instrument over consecutive days); a file whose rows it cut out by position, and whose
-    ``date`` values lie in those days, then needs no row filter beyond the caller's own
-    filters.
+    instrument, or every instrument of one exchange, over consecutive days); a file whose
+    rows were cut to it, and whose ``date`` values lie in those days, then needs no row
+    filter beyond the caller's own filters.
     """
 
     exchange: str | None = None
@@ -56,14 +56,24 @@ class RowWindow:
         start = end = None
         if time_range is not None:
             start, end = _micros(time_range[0]), _micros(time_range[1])
-        sole = scope.sole_instrument if scope is not None else None
-        if scope is None or sole is None or not scope.slots or scope.instruments:
+        if scope is None or scope.whole_table or scope.instruments:
             return cls(None, None, start, end)
-        days = sorted({slot.date for slot in scope.slots})
+        sole = scope.sole_instrument
+        if sole is not None and scope.slots:
+            return cls._over(sole[0], sole[1], {slot.date for slot in scope.slots}, start, end, scope)
+        exchanges = {day.exchange for day in scope.days}
+        if scope.days and not scope.slots and len(exchanges) == 1 and None not in exchanges:
+            return cls._over(exchanges.pop(), None, {day.date for day in scope.days}, start, end, scope)
+        return cls(None, None, start, end)
+
+    @classmethod
+    def _over(cls, exchange: str | None, coin: str | None, dates: set[dt.date], start: int | None,
+              end: int | None, scope: WriteScope) -> RowWindow:
+        days = sorted(dates)
         day_start = _micros(dt.datetime.combine(days[0], dt.time(), dt.timezone.utc))
         day_end = _micros(dt.datetime.combine(days[-1] + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
-        consecutive = (days[-1] - days[0]).days + 1 == len(days)
-        return cls(sole[0], sole[1], day_start if start is None else max(start, day_start),
+        consecutive = (days[-1] - days[0]).days + 1 == len(days) and not scope.excluded
+        return cls(exchange, coin, day_start if start is None else max(start, day_start),
                    day_end if end is None else min(end, day_end), days[0], days[-1], consecutive)
 
 
