@@ -58,8 +58,9 @@ DIRECT_READ_MAX_ROWS = 1 << 17
 file from memory (:mod:`.row_groups`); larger ones by pyarrow's scan, which decodes files
 in parallel, unless the files are large (:data:`DIRECT_READ_LARGE_FILE_ROWS`)."""
 DIRECT_READ_LARGE_FILE_ROWS = 1 << 18
-"""Files of at least this many rows (compacted months, exchange-days of many coins) are read
-row group by row group however many rows a read needs (up to 64 files)."""
+"""Cross-sections (no one instrument) of files of at least this many rows (compacted months,
+exchange-days of many coins) are read row group by row group however many rows they need
+(up to 64 files)."""
 MAX_CONCURRENT_FETCHES = 32
 """Data files of one read fetched at once from an object store."""
 
@@ -200,11 +201,11 @@ class FragmentCache:
     ) -> list[tuple[RowGroupIndex, list[int]]] | None:
         """Per file, its row-group index and the groups ``window`` needs, when the read goes
         row group by row group (else ``None``: pyarrow's threaded scan): a narrow read (the
-        groups hold at most :data:`DIRECT_READ_MAX_ROWS` rows in all), or a read of a few
-        large files (at least :data:`DIRECT_READ_LARGE_FILE_ROWS` rows each), which is
+        groups hold at most :data:`DIRECT_READ_MAX_ROWS` rows in all), or a cross-section of a
+        few large files (at least :data:`DIRECT_READ_LARGE_FILE_ROWS` rows each), which is
         decoded in batches from a memory map instead of filtered row by row."""
         file_rows = sum(fragment.metadata.num_rows for fragment in fragments)
-        large = len(keys) <= 64 and file_rows >= DIRECT_READ_LARGE_FILE_ROWS * len(keys)
+        large = window.coin is None and len(keys) <= 64 and file_rows >= DIRECT_READ_LARGE_FILE_ROWS * len(keys)
         if not large and len(keys) > 1 and file_rows > 64 * DIRECT_READ_MAX_ROWS:
             return None  # many rows in many files: not a narrow read, spare the indexes
         selected, rows = [], 0
