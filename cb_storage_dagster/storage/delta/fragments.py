@@ -13,10 +13,11 @@ some foreign writers such as Polars write) cannot be filtered by pyarrow's datas
 against the table's ``string`` schema (pyarrow 26: "no kernel matching (string,
 string_view)"); such a file is read whole, cast to the table's schema, then filtered.
 
-Local files are read, when the row groups a read needs hold at most
-:data:`DIRECT_READ_MAX_ROWS` rows, row group by row group from memory (:mod:`.row_groups`:
-no per-file scanner, ``coin`` compared as a dictionary, sorted files cut by position);
-larger local reads as one pyarrow dataset of the cached fragments (pyarrow's own threads).
+Local files are read row group by row group from memory (:mod:`.row_groups`: no per-file
+scanner, ``coin`` compared as a dictionary, sorted files cut by position) when the row groups
+a read needs hold at most :data:`DIRECT_READ_MAX_ROWS` rows, or when a cross-section reads a
+few large files (:data:`DIRECT_READ_LARGE_FILE_ROWS`); other local reads as one pyarrow
+dataset of the cached fragments (pyarrow's own threads).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
