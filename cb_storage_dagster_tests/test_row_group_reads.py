@@ -142,6 +142,15 @@ def test_the_row_group_index_keeps_only_groups_that_may_hold_the_window(layout, 
     assert index.select(RowWindow(coin="C")) == []
 
 
+def test_long_coin_statistics_which_a_writer_may_truncate_never_exclude_a_group(layout, tmp_path):
+    long_a, long_b = "A" * 40, "B" * 40
+    pq.write_table(pa.table({"coin": [long_a, long_b]}), tmp_path / "f.parquet")
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "f.parquet").metadata)
+
+    assert index.select(RowWindow(coin="C" * 40)) == [0]  # the bounds are not trusted
+    assert index.select(RowWindow(coin="A")) == [0]
+
+
 def test_a_window_is_exact_only_for_one_instrument_over_consecutive_days(layout):
     instrument = MarketDataKey(data_type="ohlcv", exchange="binance", coin="BTC")
     consecutive = WriteScope.of_slots([instrument.partition(d) for d in DAYS])

@@ -30,7 +30,7 @@ _STATS_SLACK = dt.timedelta(milliseconds=1)
 """Delta statistics store timestamps with millisecond precision (the max is truncated)."""
 _MAX_RANGE_TERMS = 64
 """Above this many contiguous day runs, prune files by the overall first/last day only."""
-_STRING_STATS_TRUSTED_LENGTH = 32
+STRING_STATS_TRUSTED_LENGTH = 32
 """delta-rs truncates long string statistics: a coin min/max this long or longer is ignored."""
 
 
@@ -89,7 +89,7 @@ def coin_statistics(actions: pa.Table) -> tuple[pa.ChunkedArray, pa.ChunkedArray
         return None
 
     def trusted(column: pa.ChunkedArray) -> pa.ChunkedArray:
-        short = pc.less(pc.utf8_length(column), _STRING_STATS_TRUSTED_LENGTH)
+        short = pc.less(pc.utf8_length(column), STRING_STATS_TRUSTED_LENGTH)
         return pc.if_else(pc.fill_null(short, False), column, pa.scalar(None, column.type))
 
     return trusted(actions.column("min.coin")), trusted(actions.column("max.coin"))
@@ -228,4 +228,4 @@ def wholly_selected(
     return out
 
 
-__all__ = ["coin_mask", "coin_statistics", "file_guarantees", "scope_mask", "scope_range_expression", "wholly_selected"]
+__all__ = ["STRING_STATS_TRUSTED_LENGTH", "coin_mask", "coin_statistics", "file_guarantees", "scope_mask", "scope_range_expression", "wholly_selected"]

@@ -16,9 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cb_storage_dagster.storage.delta.pruning import STRING_STATS_TRUSTED_LENGTH
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
 _PER_UNIT = {"milliseconds": 1_000, "microseconds": 1, "nanoseconds": None}
+_ABOVE_EVERY_STRING = "\U0010ffff"
 
 
 @dataclass(frozen=True)
@@ -78,13 +80,15 @@ def _group_span(group: pq.RowGroupMetaData) -> tuple[int, int]:
 
 
 def _string_ranges(groups: list[pq.RowGroupMetaData], column: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Coin ranges; a bound of :data:`.pruning.STRING_STATS_TRUSTED_LENGTH` characters or
+    more may be truncated by its writer and is widened to admit every coin."""
     lows, highs = [], []
     for group in groups:
         stats = group.column(column).statistics
         if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
             return None
-        lows.append(stats.min)
-        highs.append(stats.max)
+        lows.append(stats.min if len(stats.min) < STRING_STATS_TRUSTED_LENGTH else "")
+        highs.append(stats.max if len(stats.max) < STRING_STATS_TRUSTED_LENGTH else _ABOVE_EVERY_STRING)
     return np.array(lows, dtype=object), np.array(highs, dtype=object)
 
 
