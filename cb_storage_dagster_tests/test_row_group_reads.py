@@ -2,7 +2,7 @@
 pyarrow's dataset scan gives.
 
 Every read below runs twice on the same table: through the row-group reader, and with it
-switched off (``DIRECT_READ_MAX_ROWS = -1``: every read goes to pyarrow's scan). The tables
+switched off (``ROW_GROUP_READS = False``: every read goes to pyarrow's scan). The tables
 are written with 50-row row groups, so an instrument-day of 60 rows straddles groups and
 the groups of an exchange-day hold several coins. Both layouts, before and after
 maintenance, with rows a foreign writer appended out of order.
@@ -67,7 +67,7 @@ def both_ways(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
     direct_manager = StorageManagerImpl(manager.backend)
     direct = read(direct_manager)
     used = counter(direct_manager)
-    monkeypatch.setattr(fragments, "DIRECT_READ_MAX_ROWS", -1)
+    monkeypatch.setattr(fragments, "ROW_GROUP_READS", False)
     scan_manager = StorageManagerImpl(manager.backend)
     scanned = read(scan_manager)
     monkeypatch.undo()
