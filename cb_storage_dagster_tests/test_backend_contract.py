@@ -80,3 +80,28 @@ def test_local_symlinks_cannot_lead_outside_the_root(tmp_path):
     with pytest.raises(InvalidKeyError, match="outside the storage root"):
         LocalFileBackend(root).save_bytes("link/x.bin", b"x")
     assert list(outside.iterdir()) == []
+
+
+def test_local_symlinks_deeper_in_the_root_are_checked_too(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    (root / "ohlcv" / "exchange=binance").mkdir(parents=True)
+    (root / "ohlcv" / "exchange=binance" / "away").symlink_to(outside)
+    (root / "ohlcv" / "dangling").symlink_to(tmp_path / "nowhere")
+    backend = LocalFileBackend(root)
+    for identifier in ("ohlcv/exchange=binance/away/x.bin", "ohlcv/dangling/x.bin"):
+        with pytest.raises(InvalidKeyError, match="outside the storage root"):
+            backend.save_bytes(identifier, b"x")
+        with pytest.raises(InvalidKeyError, match="outside the storage root"):
+            backend.get_uri_for_identifier(identifier)
+    assert list(outside.iterdir()) == []
+
+
+def test_local_symlinks_that_stay_inside_the_root_are_allowed(tmp_path):
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real")
+    backend = LocalFileBackend(root)
+    backend.save_bytes("alias/x.bin", b"x")
+    assert backend.load_bytes("real/x.bin") == b"x"

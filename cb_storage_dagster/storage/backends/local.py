@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -59,12 +60,14 @@ class LocalFileBackend(IStorageBackend):
     def _path(self, identifier: str, *, allow_empty: bool = False) -> Path:
         clean = normalize_identifier(identifier, allow_empty=allow_empty)
         path = (self._root / clean) if clean else self._root
-        # Defence in depth: symlinks inside the root must not lead outside it.
-        resolved = path.resolve()
-        if resolved != self._root and self._root not in resolved.parents:
-            from cb_storage_dagster.domain.errors import InvalidKeyError
+        # Defence in depth: symlinks inside the root must not lead outside it. The root is
+        # resolved and a clean identifier has no '..', so only a link below the root can.
+        if _has_link_below(str(self._root), clean):
+            resolved = path.resolve()
+            if resolved != self._root and self._root not in resolved.parents:
+                from cb_storage_dagster.domain.errors import InvalidKeyError
 
-            raise InvalidKeyError(f"Identifier {identifier!r} resolves outside the storage root.")
+                raise InvalidKeyError(f"Identifier {identifier!r} resolves outside the storage root.")
         return path
 
     def get_uri_for_identifier(self, identifier: str) -> str:
@@ -144,6 +147,22 @@ class LocalFileBackend(IStorageBackend):
                 f"Local storage cannot access {identifier!r}: {exc.strerror}."
             )
         return StorageError(f"Local storage error on {identifier!r}: {exc.strerror}.")
+
+
+def _has_link_below(root: str, clean: str) -> bool:
+    """Whether a prefix of ``root/clean`` below ``root`` is a symbolic link (one ``lstat`` per
+    existing segment: a read's path check costs a few microseconds, not a full ``realpath``)."""
+    current = root
+    for segment in clean.split("/") if clean else ():
+        current = os.path.join(current, segment)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return True
+        except FileNotFoundError:
+            return False  # nothing below a missing segment exists, links included
+        except OSError:
+            return True  # let resolve() decide (or fail) as before
+    return False
 
 
 def _fsync_directory(directory: Path) -> None:
