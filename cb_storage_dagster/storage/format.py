@@ -6,6 +6,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -42,10 +43,15 @@ class ReadRequest:
     as_of_version: int | None = None
     as_of_timestamp: dt.datetime | None = None
 
-    @property
+    @cached_property
+    def filters_expression(self) -> ds.Expression | None:
+        """``filters`` alone as one pyarrow expression (built once per request)."""
+        return filters_expression(self.filters)
+
+    @cached_property
     def row_filter(self) -> ds.Expression | None:
         """``filters`` and ``time_range`` as one pyarrow expression (pushed down to statistics)."""
-        expr = filters_expression(self.filters)
+        expr = self.filters_expression
         if self.time_range is not None:
             range_expr = time_range_expression(*self.time_range)
             expr = range_expr if expr is None else range_expr & expr

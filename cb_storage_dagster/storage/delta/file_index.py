@@ -50,7 +50,7 @@ from cb_storage_dagster.domain.errors import NotFoundError, StorageError
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
 from cb_storage_dagster.storage.delta.commit_stamp import commit_stamp, matches
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
-from cb_storage_dagster.storage.delta.fragments import map_concurrently
+from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
 from cb_storage_dagster.storage.delta.locations import READER_FULL_REFRESH_SECONDS, CommitProbe, commit_file
 from cb_storage_dagster.storage.delta.log_replay import Unreplayable, replay
 from cb_storage_dagster.storage.delta.scan import Snapshot

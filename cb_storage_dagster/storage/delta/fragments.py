@@ -22,7 +22,7 @@ many rows' worth of new files goes to the scan too: it would otherwise index eve
 every file before reading any (~1 ms per exchange-day file of 2,000 coins), which a later read
 of the same files does once. New files' footers are parsed in parallel (pyarrow releases the GIL).
 Files on an object store are each fetched by a thread of a bounded pool
-(:data:`MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
+(:data:`.fetch_pool.MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
 chunks are coalesced into one ranged request (``pre_buffer``), and the first read costs one
 more request for its footer. A read so costs one or two round trips however many files it
@@ -37,22 +37,22 @@ with the backend's credentials).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
+from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_groups import assemble, read_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
-T = TypeVar("T")
-R = TypeVar("R")
+FileKey = tuple[str, str, int]
+"""(table URI, path in the table, size in bytes): a data file, which never changes."""
 
 FRAGMENT_CACHE_ENTRIES = 1024
 """Data files whose parsed footer is kept (a footer is a few KB for a file of one instrument,
@@ -71,37 +71,7 @@ DIRECT_READ_LARGE_FILE_ROWS = 1 << 18
 """Cross-sections (no one instrument) of files of at least this many rows (compacted months,
 exchange-days of many coins) are read row group by row group however many rows they need
 (up to 64 files)."""
-MAX_CONCURRENT_FETCHES = 32
-"""Data files of one read fetched at once from an object store."""
-
-FileKey = tuple[str, str, int]
-"""(table URI, path in the table, size in bytes): a data file, which never changes."""
-
 _FORMAT = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _fetch_pool() -> ThreadPoolExecutor:
-    """The process-wide pool of fetch threads (created on first use).
-
-    pyarrow issues the coalesced ranged reads of ``pre_buffer`` on its IO thread pool (8
-    threads by default), which would cap a read at 8 files per round trip: it is raised to
-    :data:`MAX_CONCURRENT_FETCHES` (never lowered)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            if pa.io_thread_count() < MAX_CONCURRENT_FETCHES:
-                pa.set_io_thread_count(MAX_CONCURRENT_FETCHES)
-            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_FETCHES, thread_name_prefix="delta-fetch")
-        return _pool
-
-
-def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """``function`` of each item, in order, run on the fetch pool (one item: inline)."""
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    return list(_fetch_pool().map(function, items))
 
 
 class FragmentCache:
@@ -109,9 +79,8 @@ class FragmentCache:
     used first out). Thread-safe."""
 
     def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
-        self._fragments: BoundedCache[FileKey, ds.ParquetFileFragment] = BoundedCache(max_entries=max_entries)
+        self._files: BoundedCache[FileKey, _CachedFile] = BoundedCache(max_entries=max_entries)
         self._small_files = SmallFiles()
-        self._row_groups: BoundedCache[FileKey, RowGroupIndex] = BoundedCache(max_entries=max_entries)
         self.unfiltered_files = 0
         """Files read without evaluating the row filter (every row selected; a statistic)."""
         self.direct_files = 0
@@ -120,7 +89,7 @@ class FragmentCache:
     @property
     def cached_files(self) -> int:
         """Files whose parsed footer is kept."""
-        return len(self._fragments)
+        return len(self._files)
 
     @property
     def kept_bytes(self) -> int:
@@ -135,7 +104,8 @@ class FragmentCache:
         """The fragment of each of ``keys`` and, per fragment, whether it is new (its footer
         not read yet). ``make(positions)`` gives, for the files at ``positions`` of ``keys``
         missing from the cache, a filesystem, their paths on it and their guarantees."""
-        found = [self._fragments.get(key) for key in keys]
+        entries = [self._files.get(key) for key in keys]
+        found = [None if entry is None else entry.fragment for entry in entries]
         missing = [i for i, fragment in enumerate(found) if fragment is None]
         fresh = [False] * len(keys)
         if missing:
@@ -148,8 +118,8 @@ class FragmentCache:
     def remember(self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool]) -> None:
         """Keep the new fragments, whose footers a read has just parsed."""
         for key, fragment, new in zip(keys, fragments, fresh):
-            if new:
-                self._fragments.put(key, fragment)
+            if new and self._files.get(key) is None:  # (a row-group read may have kept it already)
+                self._files.put(key, _CachedFile(fragment))
 
     # -- reading ----------------------------------------------------------------------------
     def read(
@@ -223,10 +193,13 @@ class FragmentCache:
             return None  # many rows in many new files: a new process spares the indexes
         selected, rows = [], 0
         for key, fragment in zip(keys, fragments):
-            index = self._row_groups.get(key)
-            if index is None:
-                index = RowGroupIndex.of(fragment.metadata)
-                self._row_groups.put(key, index)
+            entry = self._files.get(key)
+            if entry is None:
+                entry = _CachedFile(fragment)
+                self._files.put(key, entry)
+            if entry.index is None:
+                entry.index = RowGroupIndex.of(fragment.metadata)
+            index = entry.index
             groups = index.select(window)
             rows += int(index.rows[groups].sum())
             if rows > DIRECT_READ_MAX_ROWS and window.coin is None and not large:
@@ -257,6 +230,15 @@ class FragmentCache:
 
         every = whole if whole is not None else [False] * len(keys)
         return pa.concat_tables(map_concurrently(read_one, list(zip(keys, fragments, fresh, every))))
+
+
+@dataclass
+class _CachedFile:
+    """What a read keeps of one data file: its fragment (footer parsed) and, once a read went
+    row group by row group, the index of its row groups."""
+
+    fragment: ds.ParquetFileFragment
+    index: RowGroupIndex | None = None
 
 
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:
@@ -296,4 +278,4 @@ def _read_fragment(
     return rows.select(columns) if columns is not None else rows
 
 
-__all__ = ["FRAGMENT_CACHE_ENTRIES", "MAX_CONCURRENT_FETCHES", "ROW_GROUP_READS", "FileKey", "FragmentCache", "map_concurrently"]
+__all__ = ["FRAGMENT_CACHE_ENTRIES", "ROW_GROUP_READS", "FileKey", "FragmentCache"]

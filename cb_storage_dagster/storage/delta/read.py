@@ -25,7 +25,6 @@ from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.scan import DeltaScanPlanner, Snapshot
 from cb_storage_dagster.storage.delta.tables import DeltaTables
 from cb_storage_dagster.storage.format import ReadRequest
-from cb_storage_dagster.storage.sql import filters_expression
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -91,7 +90,7 @@ def _read_snapshot(
     return scans.read(
         snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
         row_filter=row_filter, columns=request.columns, window=RowWindow.of(request.scope, request.time_range),
-        own_filter=filters_expression(request.filters),
+        own_filter=request.filters_expression,
         storage_options=tables.backend.get_storage_options(),
     )
 

@@ -39,7 +39,8 @@ import pyarrow.dataset as ds
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
 from cb_storage_dagster.domain.scope import WriteScope
 from cb_storage_dagster.storage.delta.cache import BoundedCache
-from cb_storage_dagster.storage.delta.fragments import FragmentCache, map_concurrently
+from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
+from cb_storage_dagster.storage.delta.fragments import FragmentCache
 from cb_storage_dagster.storage.delta.locations import filesystem_for, local_root
 from cb_storage_dagster.storage.delta.pruning import file_guarantees, scope_mask
 from cb_storage_dagster.storage.delta.row_window import RowWindow

@@ -1,0 +1,49 @@
+"""The process-wide pool of threads that fetch from an object store: data files of one read,
+log commits, a listing and an index together (one round trip for all of them).
+
+>>> map_concurrently(lambda n: n * n, [1, 2, 3])
+[1, 4, 9]
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import pyarrow as pa
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_CONCURRENT_FETCHES = 32
+"""Data files of one read fetched at once from an object store."""
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    """The pool (created on first use).
+
+    pyarrow issues the coalesced ranged reads of ``pre_buffer`` on its IO thread pool (8
+    threads by default), which would cap a read at 8 files per round trip: it is raised to
+    :data:`MAX_CONCURRENT_FETCHES` (never lowered)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            if pa.io_thread_count() < MAX_CONCURRENT_FETCHES:
+                pa.set_io_thread_count(MAX_CONCURRENT_FETCHES)
+            _pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_FETCHES, thread_name_prefix="delta-fetch")
+        return _pool
+
+
+def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``function`` of each item, in order, run on the fetch pool (one item: inline)."""
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    return list(_fetch_pool().map(function, items))
+
+
+__all__ = ["MAX_CONCURRENT_FETCHES", "map_concurrently"]
