@@ -90,9 +90,18 @@ READS = {
     "every coin, one day": lambda m: get_many(m, "ohlcv", "binance", at(2024, 1, 31), at(2024, 2, 1)),
     "two coins, projected": lambda m: get_many(
         m, "ohlcv", ["binance:BTC", "binance:SOL"], at(2024, 1, 31, 0, 20), at(2024, 2, 1, 0, 40), columns=["coin", "close"]),
+    "two coins, whole history": lambda m: m.read_partitions(
+        "ohlcv", WriteScope.of_instruments([("binance", "ETH"), ("binance", "SOL")])),
+    "two coins by a coin filter": lambda m: m.read_partitions(
+        "ohlcv", WriteScope.of_exchange_days([("binance", d) for d in DAYS]), filters=[("coin", "in", ["SOL", "BTC"])]),
+    "a coin filter on one coin's slots": lambda m: m.read_partitions(
+        "ohlcv", WriteScope.of_instruments([("binance", "ETH"), ("binance", "SOL")]), filters=[("coin", "=", "SOL")]),
+    "the whole table, filtered": lambda m: m.read_partitions("ohlcv", None, filters=[("close", "<", 150.0)]),
 }
 EXPECTED_ROWS = {"three days": 180, "inside a day": 46, "across the month": 40, "unknown coin": 0,
-                 "days apart": 120, "every coin, one day": 180, "two coins, projected": 160}
+                 "days apart": 120, "every coin, one day": 180, "two coins, projected": 160,
+                 "two coins, whole history": 360, "two coins by a coin filter": 360,
+                 "a coin filter on one coin's slots": 180}
 
 
 @pytest.mark.parametrize("case", list(READS))
@@ -140,6 +149,30 @@ def test_the_row_group_index_keeps_only_groups_that_may_hold_the_window(layout, 
     assert index.select(RowWindow(coin="A")) == [0, 1]
     assert index.select(RowWindow(coin="B", start_us=0, end_us=240_000_000)) == [1]
     assert index.select(RowWindow(coin="C")) == []
+
+
+def test_a_set_of_coins_keeps_the_groups_holding_any_of_them(layout, tmp_path):
+    data = pa.table({"coin": ["A", "A", "B", "C", "D", "D", "E", "F"]})
+    pq.write_table(data, tmp_path / "f.parquet", row_group_size=2)  # groups: A-A, B-C, D-D, E-F
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "f.parquet").metadata)
+
+    assert index.select(RowWindow(coins=("A", "E"))) == [0, 3]
+    assert index.select(RowWindow(coins=("C",))) == [1]
+    assert index.select(RowWindow(coins=("AA", "Z"))) == []  # between and beyond every group
+    assert index.select(RowWindow(coins=())) == []
+
+
+def test_a_window_of_several_instruments_knows_their_coins(layout):
+    two = WriteScope.of_instruments([("binance", "SOL"), ("binance", "BTC")])
+    assert RowWindow.of(two, None).coins == ("BTC", "SOL")
+    assert RowWindow.of(WriteScope.of_instruments([("binance", "SOL"), ("kraken", "BTC")]), None).coins is None
+    days = WriteScope.of_exchange_days([("binance", DAYS[0])])
+    assert RowWindow.of(days, None).within_filters([("coin", "in", ["ETH", "BTC"])]).coins == ("BTC", "ETH")
+    assert RowWindow.of(two, None).within_filters([("coin", "=", "BTC"), ("close", ">", 1)]).coins == ("BTC",)
+    assert RowWindow.of(two, None).within_filters([("coin", "in", ["ETH"])]).coins == ()  # no coin can match
+    instrument = MarketDataKey(data_type="ohlcv", exchange="binance", coin="SOL")
+    sole = RowWindow.of(WriteScope.of_slots([instrument.partition(d) for d in DAYS]), None)
+    assert sole.within_filters([("coin", "in", ["SOL", "BTC"])]) == sole  # one instrument is narrower already
 
 
 def test_long_coin_statistics_which_a_writer_may_truncate_never_exclude_a_group(layout, tmp_path):

@@ -14,13 +14,16 @@ against the table's ``string`` schema (pyarrow 26: "no kernel matching (string,
 string_view)"); such a file is read whole, cast to the table's schema, then filtered.
 
 Local files are read row group by row group from memory (:mod:`.row_groups`: no per-file
-scanner, ``coin`` compared as a dictionary, sorted files cut by position) when a read is of
-one instrument, or a cross-section whose row groups hold at most :data:`DIRECT_READ_MAX_ROWS`
-rows or which reads a few large files (:data:`DIRECT_READ_LARGE_FILE_ROWS`); other local reads
-as one pyarrow dataset of the cached fragments (pyarrow's own threads). A new process reading
-many rows' worth of new files goes to the scan too: it would otherwise index every row group of
-every file before reading any (~1 ms per exchange-day file of 2,000 coins), which a later read
-of the same files does once. New files' footers are parsed in parallel (pyarrow releases the GIL).
+scanner, ``coin`` compared as a dictionary, sorted files cut by position, row groups picked
+by coin and time from a cached index). Measured against pyarrow's dataset scan of the same
+cached fragments, that is as fast or faster for every read shape tried (one instrument over
+1-365 days, a few or every instrument of an exchange over a day to a month, the whole table;
+both layouts, before and after maintenance): the scan pays a scanner per file and evaluates
+the scope's filter row by row. The scan still reads a new process's first read of many rows'
+worth of new files (:data:`NEW_FILES_INDEXED_MAX_ROWS`), which would otherwise index every row
+group of every file before reading any (~1 ms per exchange-day file of 2,000 coins), reads of
+thousands of files (:data:`DIRECT_READ_MAX_FILES`), which it decodes on every core, and files
+with view-typed columns. New files' footers are parsed in parallel (pyarrow releases the GIL).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`.fetch_pool.MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
@@ -60,17 +63,16 @@ up to a few hundred KB for an exchange-day file of thousands of instruments)."""
 ROW_GROUP_READS = True
 """Whether local reads may go row group by row group (:mod:`.row_groups`); off, every local
 read is pyarrow's scan (the tests compare the two)."""
-DIRECT_READ_MAX_ROWS = 1 << 17
-"""Local cross-sections decoding at most this many rows (row groups after pruning) are read
-file by file from memory (:mod:`.row_groups`); larger ones by pyarrow's scan, which decodes
-files in parallel and wins there, unless the files are large (:data:`DIRECT_READ_LARGE_FILE_ROWS`).
-A read of one instrument always goes row group by row group: measured, it is as fast or faster
-at every size (one instrument x 30 exchange-days of 2,000 coins, 43 -> 25 ms; x 365 days of the
-instrument layout, 84 ms either way)."""
-DIRECT_READ_LARGE_FILE_ROWS = 1 << 18
-"""Cross-sections (no one instrument) of files of at least this many rows (compacted months,
-exchange-days of many coins) are read row group by row group however many rows they need
-(up to 64 files)."""
+DIRECT_READ_MAX_FILES = 1000
+"""Reads of more files go to pyarrow's scan: measured at 500 x 20 before maintenance, every
+instrument over 5 days (2,500 files) 751 ms scanned against 793 ms row group by row group, the
+whole table (10,000 files) 3.0 s against 3.4 s; every instrument over one day (500 files) is
+even (108 / 104 ms)."""
+NEW_FILES_INDEXED_MAX_ROWS = 1 << 23
+"""A read of several files not seen before (a new process) that hold more rows than this in
+all goes to pyarrow's scan, which prunes row groups by their statistics without building
+an index of them (one instrument x 30 exchange-days of 2,000 coins, 86 M rows: ~90 ms against
+~120 ms); a later read of the same files goes row group by row group."""
 _FORMAT = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=True))
 
 
@@ -179,19 +181,15 @@ class FragmentCache:
         self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool],
         window: RowWindow,
     ) -> list[tuple[RowGroupIndex, list[int]]] | None:
-        """Per file, its row-group index and the groups ``window`` needs, when the read goes
-        row group by row group (else ``None``: pyarrow's threaded scan): a read of one
-        instrument; a narrow cross-section (its groups hold at most :data:`DIRECT_READ_MAX_ROWS`
-        rows in all); a cross-section of a few large files (at least
-        :data:`DIRECT_READ_LARGE_FILE_ROWS` rows each), decoded in batches from a memory map
-        instead of filtered row by row. Not when new files (``fresh``) hold more than 64 times
-        :data:`DIRECT_READ_MAX_ROWS` rows: indexing all their row groups would cost a new
-        process more than the scan's own pruning."""
-        file_rows = sum(fragment.metadata.num_rows for fragment in fragments)
-        large = window.coin is None and len(keys) <= 64 and file_rows >= DIRECT_READ_LARGE_FILE_ROWS * len(keys)
-        if not large and len(keys) > 1 and file_rows > 64 * DIRECT_READ_MAX_ROWS and any(fresh):
-            return None  # many rows in many new files: a new process spares the indexes
-        selected, rows = [], 0
+        """Per file, its row-group index and the groups ``window`` needs; ``None`` (pyarrow's
+        scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new files holding more than
+        :data:`NEW_FILES_INDEXED_MAX_ROWS` rows."""
+        if len(keys) > DIRECT_READ_MAX_FILES:
+            return None
+        if len(keys) > 1 and any(fresh) and \
+                sum(fragment.metadata.num_rows for fragment in fragments) > NEW_FILES_INDEXED_MAX_ROWS:
+            return None
+        selected = []
         for key, fragment in zip(keys, fragments):
             entry = self._files.get(key)
             if entry is None:
@@ -199,12 +197,7 @@ class FragmentCache:
                 self._files.put(key, entry)
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
-            index = entry.index
-            groups = index.select(window)
-            rows += int(index.rows[groups].sum())
-            if rows > DIRECT_READ_MAX_ROWS and window.coin is None and not large:
-                return None
-            selected.append((index, groups))
+            selected.append((entry.index, entry.index.select(window)))
         return selected
 
     def _read_concurrently(
@@ -278,4 +271,4 @@ def _read_fragment(
     return rows.select(columns) if columns is not None else rows
 
 
-__all__ = ["FRAGMENT_CACHE_ENTRIES", "ROW_GROUP_READS", "FileKey", "FragmentCache"]
+__all__ = ["DIRECT_READ_MAX_FILES", "FRAGMENT_CACHE_ENTRIES", "NEW_FILES_INDEXED_MAX_ROWS", "ROW_GROUP_READS", "FileKey", "FragmentCache"]

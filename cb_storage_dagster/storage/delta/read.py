@@ -89,7 +89,7 @@ def _read_snapshot(
     whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
     return scans.read(
         snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
-        row_filter=row_filter, columns=request.columns, window=RowWindow.of(request.scope, request.time_range),
+        row_filter=row_filter, columns=request.columns, window=RowWindow.of(request.scope, request.time_range).within_filters(request.filters),
         own_filter=request.filters_expression,
         storage_options=tables.backend.get_storage_options(),
     )

@@ -59,6 +59,12 @@ class RowGroupIndex:
         keep = np.ones(len(self.rows), bool)
         if window.coin is not None and self.coin_min is not None and self.coin_max is not None:
             keep &= (self.coin_min <= window.coin) & (self.coin_max >= window.coin)
+        elif window.coins is not None and self.coin_min is not None and self.coin_max is not None:
+            wanted = np.array(window.coins, dtype=object)
+            if not len(wanted):
+                return []
+            first = np.searchsorted(wanted, self.coin_min, side="left")  # first wanted coin >= the group's lowest
+            keep &= (first < len(wanted)) & (wanted[np.minimum(first, len(wanted) - 1)] <= self.coin_max)
         if self.time_min is not None and self.time_max is not None:
             if window.start_us is not None:
                 keep &= self.time_max >= window.start_us

@@ -15,7 +15,9 @@ groups and cut a sorted file by position instead of evaluating a filter row by r
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from cb_storage_dagster.domain.scope import WriteScope
 
@@ -34,7 +36,9 @@ class RowWindow:
     ``exact``: the window is exactly what the read's scope and time range select (one
     instrument, or every instrument of one exchange, over consecutive days); a file whose
     rows were cut to it, and whose ``date`` values lie in those days, then needs no row
-    filter beyond the caller's own filters.
+    filter beyond the caller's own filters. ``coins``: for a read of several instruments
+    (of one exchange, or a ``coin in [...]`` filter), their coins, sorted: row groups that
+    hold none of them are skipped, the read's filter selects the rows.
     """
 
     exchange: str | None = None
@@ -44,6 +48,7 @@ class RowWindow:
     first_day: dt.date | None = None
     last_day: dt.date | None = None
     exact: bool = False
+    coins: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, scope: WriteScope | None, time_range: tuple[dt.datetime, dt.datetime] | None) -> RowWindow:
@@ -56,15 +61,34 @@ class RowWindow:
         start = end = None
         if time_range is not None:
             start, end = _micros(time_range[0]), _micros(time_range[1])
-        if scope is None or scope.whole_table or scope.instruments:
+        if scope is None or scope.whole_table:
             return cls(None, None, start, end)
         sole = scope.sole_instrument
         if sole is not None and scope.slots:
             return cls._over(sole[0], sole[1], {slot.date for slot in scope.slots}, start, end, scope)
         exchanges = {day.exchange for day in scope.days}
-        if scope.days and not scope.slots and len(exchanges) == 1 and None not in exchanges:
+        if scope.days and not scope.slots and not scope.instruments and len(exchanges) == 1 and None not in exchanges:
             return cls._over(exchanges.pop(), None, {day.date for day in scope.days}, start, end, scope)
+        pairs = {(slot.exchange, slot.coin) for slot in scope.slots} | set(scope.instruments)
+        if not scope.days and len({exchange for exchange, _ in pairs}) == 1:
+            return cls(None, None, start, end, coins=tuple(sorted(coin for _, coin in pairs)))
         return cls(None, None, start, end)
+
+    def within_filters(self, filters: Iterable[tuple[str, str, Any]]) -> RowWindow:
+        """The window narrowed by the read's filters (ANDed): ``coin = x`` or ``coin in [...]``
+        bound the coins.
+
+        >>> RowWindow().within_filters([("coin", "in", ["ETH", "BTC"])]).coins
+        ('BTC', 'ETH')
+        """
+        coins = None if self.coins is None else set(self.coins)
+        for column, op, value in filters:
+            if column == "coin" and op in ("=", "in"):
+                named = {value} if op == "=" else set(value)
+                coins = named if coins is None else coins & named
+        if coins is None or self.coin is not None:
+            return self
+        return replace(self, coins=tuple(sorted(coins)))
 
     @classmethod
     def _over(cls, exchange: str | None, coin: str | None, dates: set[dt.date], start: int | None,
