@@ -81,7 +81,7 @@ if not registry:
     manager.delta.tables.coin_registry = NoRegistry(manager.backend)
     manager.delta.tables.instrument_snapshots = NoStamp()
 if not file_index:  # the table opened through delta-rs (from its checkpoint), as before the file index
-    manager.delta.tables.file_indexes.current = lambda table: None
+    manager.delta.tables.file_indexes.current = lambda table, **_: None
 utc = dt.timezone.utc
 if mode == "read":
     rows = len(manager.get_range({"data_type": "ohlcv", "exchange": "binance", "coin": coin},

@@ -32,13 +32,15 @@ class TableFormats:
     def delta(self) -> DeltaFormat:
         return self.stores["delta"]  # type: ignore[return-value]
 
-    def stored_format(self, table: str) -> str | None:
-        """The format ``table`` is stored in, or ``None`` if it holds nothing yet."""
+    def stored_format(self, table: str, *, reading_since: float | None = None) -> str | None:
+        """The format ``table`` is stored in, or ``None`` if it holds nothing yet.
+        ``reading_since``: asked by a read that began then (a Delta table is then looked up
+        through its file index, which the read goes on to use)."""
         cached = self._stored.get(table)
         if cached is not None:
             return cached
         found: str | None = None
-        if self.delta.exists(table):
+        if self.delta.exists(table, reading_since=reading_since):
             found = "delta"
         else:
             try:
@@ -68,10 +70,13 @@ class TableFormats:
             )
         return self.stores[wanted]
 
-    def for_read(self, table: str, format_hint: str | None) -> FormatStore | None:
-        """The store ``table`` is read from (``None``: no such table and no hint)."""
+    def for_read(
+        self, table: str, format_hint: str | None, *, reading_since: float | None = None
+    ) -> FormatStore | None:
+        """The store ``table`` is read from (``None``: no such table and no hint);
+        ``reading_since``: when the read began (see :meth:`stored_format`)."""
         hinted = parse_format(format_hint)
-        stored = self.stored_format(table)
+        stored = self.stored_format(table, reading_since=reading_since)
         if hinted is not None and stored is not None and hinted != stored:
             raise UnsupportedFormatError(
                 f"Table {table!r} is stored as {stored}, not {hinted}; drop format_hint or pass {stored!r}."

@@ -42,6 +42,9 @@ class ReadRequest:
     columns: list[str] | None = None
     as_of_version: int | None = None
     as_of_timestamp: dt.datetime | None = None
+    started_at: float | None = None
+    """When the read began (``time.monotonic()``): what the store learnt of the table since
+    then (a listing of its log) serves the read without asking again."""
 
     @cached_property
     def filters_expression(self) -> ds.Expression | None:

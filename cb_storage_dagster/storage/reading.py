@@ -5,6 +5,7 @@ dropped, partition columns in their canonical types."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -77,13 +78,14 @@ def read_table(
 ) -> pa.Table:
     """Read ``scope`` of table ``name`` (``None``: everything) in one pruned scan, sorted and
     projected (what :meth:`StorageManagerImpl.read_partitions` returns)."""
+    started = time.monotonic()
     checked_filters = validate_filters(filters)
     wanted = [validate_column(c) for c in columns] if columns is not None else None
     if as_of_timestamp is not None:
         as_of_timestamp = utc_instant(as_of_timestamp, "as_of_timestamp")
     if scope is not None and scope.is_empty:
         return empty_result(data_type, wanted)
-    store = tables.for_read(name, format_hint)
+    store = tables.for_read(name, format_hint, reading_since=started)
     if store is None:
         if as_of_version is not None or as_of_timestamp is not None:
             raise NotFoundError(f"Table {name!r} does not exist, so it has no past versions.")
@@ -97,7 +99,7 @@ def read_table(
         ReadRequest(
             data_type=data_type, scope=scope, filters=tuple(checked_filters),
             time_range=time_range, columns=read_columns,
-            as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
+            as_of_version=as_of_version, as_of_timestamp=as_of_timestamp, started_at=started,
         ),
     )
     # Direct Delta reads come out in (instrument, time) order already: check in one pass.

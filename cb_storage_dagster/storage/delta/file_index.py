@@ -22,6 +22,9 @@ table id, its Arrow schema and partition columns:
   ``metaData`` or ``protocol`` action, a deletion vector, an action this module does not
   know) or a commit missing from the log (cleaned up) means: no answer, the caller opens the
   table through delta-rs. The answer is never for a version other than the latest listed.
+* **Shared with the catalog**: a read's first look at a table (is it Delta?) goes through
+  :meth:`FileIndexes.current`, and the read uses that listing without probing again
+  (``listed_since``): a new process's read costs one round trip fewer.
 * **Kept warm** per process: once replayed, the next read checks only for the next commit
   file (:class:`.locations.CommitProbe`: one ``stat`` or ``HEAD``) and replays what came.
 
@@ -46,7 +49,12 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cb_storage_dagster.domain.errors import NotFoundError, StorageError
+from cb_storage_dagster.domain.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    NotFoundError,
+    StorageError,
+)
 from cb_storage_dagster.domain.schemas import DATE_COLUMN
 from cb_storage_dagster.storage.delta.commit_stamp import commit_stamp, matches
 from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
@@ -95,20 +103,29 @@ class FileIndexes:
     def __init__(self, backend: IStorageBackend) -> None:
         self.backend = backend
         self._warm: dict[str, tuple[IndexedTable, float]] = {}
+        self._log_listed: dict[str, tuple[bool, float]] = {}
         self._lock = threading.Lock()
         self._probe = CommitProbe()
 
     # -- reading --------------------------------------------------------------------------
-    def current(self, table: str) -> IndexedTable | None:
+    def current(self, table: str, *, listed_since: float | None = None) -> IndexedTable | None:
         """The latest version of ``table`` from its index and the commits after it, or
         ``None`` (no table, no usable index, or a commit the replay does not implement: open
-        the table through delta-rs)."""
+        the table through delta-rs).
+
+        ``listed_since``: when the caller's read began (``time.monotonic()``); an answer from
+        a listing of the log made since then is as fresh as a probe and is given without one
+        (the catalog's first look at a table and the read that follows share one listing)."""
         with self._lock:
             warm = self._warm.get(table)
-        if warm is not None and not self._moved_on(table, *warm):
+        if warm is not None and ((listed_since is not None and warm[1] >= listed_since)
+                                 or not self._moved_on(table, *warm)):
             return warm[0]
+        listed_at = time.monotonic()
         try:
-            indexed = self._replayed(table, warm[0] if warm is not None else None)
+            indexed = self._replayed(table, warm[0] if warm is not None else None, listed_at)
+        except (BackendUnavailableError, AuthenticationError):
+            raise  # the store cannot be read at all: delta-rs would fail the same way, later
         except (StorageError, Unreplayable, ValueError, KeyError, TypeError, pa.ArrowException) as error:
             logger.debug("No file index for %r (%s: %s); opening it through delta-rs.", table,
                          type(error).__name__, error)
@@ -117,8 +134,15 @@ class FileIndexes:
             if indexed is None:
                 self._warm.pop(table, None)
             else:
-                self._warm[table] = (indexed, time.monotonic())
+                self._warm[table] = (indexed, listed_at)
         return indexed
+
+    def log_listed(self, table: str, *, since: float) -> bool | None:
+        """Whether ``table``'s log had commits when :meth:`current` last listed it, if that
+        listing was made since ``since`` (``None``: no such listing)."""
+        with self._lock:
+            found = self._log_listed.get(table)
+        return found[0] if found is not None and found[1] >= since else None
 
     def forget(self, table: str) -> None:
         """Drop the process's warm index of ``table`` (the next read lists the log)."""
@@ -134,12 +158,14 @@ class FileIndexes:
         except Exception:  # noqa: BLE001 - the listing that follows reports a real failure
             return True
 
-    def _replayed(self, table: str, warm: IndexedTable | None) -> IndexedTable | None:
+    def _replayed(self, table: str, warm: IndexedTable | None, listed_at: float) -> IndexedTable | None:
         if warm is None:  # a new process: the listing and the index are fetched together
             versions, stored = map_concurrently(
                 lambda job: job(), [lambda: log_versions(self.backend, table), lambda: self._load(table)])
         else:
             versions, stored = log_versions(self.backend, table), None
+        with self._lock:
+            self._log_listed[table] = (bool(versions), listed_at)
         if not versions:
             return None
         latest = max(versions)

@@ -40,7 +40,7 @@ def read(tables: DeltaTables, scans: DeltaScanPlanner, table: str, request: Read
     process has not opened the table through delta-rs already and the index answers."""
     latest = request.as_of_version is None and request.as_of_timestamp is None
     if latest and tables.uri(table) not in tables.readers:
-        indexed = tables.file_indexes.current(table)
+        indexed = tables.file_indexes.current(table, listed_since=request.started_at)
         if indexed is not None:
             return _translated(tables, table, lambda: _read_snapshot(tables, scans, table, indexed.snapshot, request))
     try:

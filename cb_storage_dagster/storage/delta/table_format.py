@@ -139,8 +139,9 @@ class DeltaFormat(FormatStore):
     def uri(self, table: str) -> str:
         return self.tables.uri(table)
 
-    def exists(self, table: str) -> bool:
-        return self.tables.exists(table)
+    def exists(self, table: str, *, reading_since: float | None = None) -> bool:
+        """Whether ``table`` has a Delta log (``reading_since``: see :meth:`.tables.DeltaTables.exists`)."""
+        return self.tables.exists(table, reading_since=reading_since)
 
     def open(self, table: str, *, refresh: bool = True) -> DeltaTable:
         """The cached DeltaTable for ``table``, updated to the latest version (``refresh``)."""

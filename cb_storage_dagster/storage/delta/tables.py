@@ -89,7 +89,16 @@ class DeltaTables:
     def uri(self, table: str) -> str:
         return self.backend.get_uri_for_identifier(table)
 
-    def exists(self, table: str) -> bool:
+    def exists(self, table: str, *, reading_since: float | None = None) -> bool:
+        """Whether ``table`` has a Delta log. ``reading_since``: for a read that began then,
+        asked through the file index (:meth:`.file_index.FileIndexes.current`), whose listing
+        and index the read then uses: one round trip on an object store instead of two."""
+        if reading_since is not None:
+            if self.file_indexes.current(table, listed_since=reading_since) is not None:
+                return True
+            listed = self.file_indexes.log_listed(table, since=reading_since)
+            if listed is not None:
+                return listed
         return self.backend.exists(f"{table}/_delta_log")
 
     def translate(self, error: BaseException, table: str, action: str) -> StorageError:
