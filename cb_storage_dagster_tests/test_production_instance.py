@@ -246,26 +246,42 @@ def test_compute_logs_land_as_blobs_and_the_webserver_serves_them_back(stack):
 
 
 # -- the schedule tick ---------------------------------------------------------------------------------
-def test_the_daemon_ticks_the_daily_schedule_and_runs_yesterday_for_every_instrument(stack):
+def _owe_the_schedule_its_last_tick(instance: Any) -> None:
+    """Move the running schedule's start 24 h back (and forget its last iteration), so that the
+    daemon owes it exactly one tick, the last 00:30 UTC, and launches it on its next iteration."""
     from dagster._core.scheduler.instigation import InstigatorType, ScheduleInstigatorData
 
+    state = next(s for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
+                 if s.name == "daily_market_data_schedule")
+    earlier = time.time() - 24 * 3600 + 60
+    instance.update_instigator_state(state.with_data(ScheduleInstigatorData(state.instigator_data.cron_schedule, earlier)))
+
+
+def test_the_daemon_ticks_the_daily_schedule_and_runs_yesterday_for_every_instrument(stack):
     selector = stack.selector(scheduleName="daily_market_data_schedule")
-    started = stack.dev.graphql(START_SCHEDULE, {"selector": selector})["startSchedule"]
-    assert started["__typename"] == "ScheduleStateResult", started
-    # The next 00:30 UTC may be hours away: move the schedule's start 24 h back, so that the
-    # daemon owes it exactly one tick (the last 00:30) and launches it on its next iteration.
-    with stack.instance() as instance:
-        state = next(s for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)
-                     if s.name == "daily_market_data_schedule")
-        data = state.instigator_data
-        earlier = time.time() - 24 * 3600 + 60
-        instance.update_instigator_state(state.with_data(ScheduleInstigatorData(data.cron_schedule, earlier)))
 
     def ticked() -> list[dict[str, Any]]:
         result = stack.dev.graphql(SCHEDULE_STATE, {"selector": selector})["scheduleOrError"]["scheduleState"]
         return [t for t in result["ticks"] if t["status"] in ("SUCCESS", "FAILURE")]
 
-    ticks = wait_until(ticked, 180, "a schedule tick", interval=3)
+    # The daemon evaluates running schedules at each minute boundary and keeps the time of its last
+    # evaluation in memory: an evaluation between the start and the move back would leave it owing
+    # nothing until tomorrow's 00:30. So the instance is opened first, the start and the move back
+    # happen mid-minute, a few milliseconds apart, and should the daemon still have come between
+    # them (a slow iteration), a restart clears its memory and it sees the moved start first.
+    with stack.instance() as instance:
+        while not 5 <= time.time() % 60 <= 40:
+            time.sleep(1)
+        started = stack.dev.graphql(START_SCHEDULE, {"selector": selector})["startSchedule"]
+        assert started["__typename"] == "ScheduleStateResult", started
+        _owe_the_schedule_its_last_tick(instance)
+        try:
+            ticks = wait_until(ticked, 150, "a schedule tick", interval=3)
+        except TimeoutError:
+            stack.dev.stop()
+            _owe_the_schedule_its_last_tick(instance)
+            stack.dev.start()
+            ticks = wait_until(ticked, 150, "a schedule tick after a restart of the daemon", interval=3)
     assert ticks[0]["status"] == "SUCCESS", ticks[0]
     statuses = stack.wait_for_runs(ticks[0]["runIds"], timeout=900)
     assert set(statuses.values()) == {"SUCCESS"}, (statuses, stack.dev.log_tail())

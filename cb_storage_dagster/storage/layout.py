@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, get_args
 
-from cb_storage_dagster.domain.errors import ConfigurationError
+from cb_storage_dagster.domain.errors import ConfigurationError, LayoutMismatchError
 from cb_storage_dagster.domain.schemas import MONTH_COLUMN
 
 Layout = Literal["instrument", "exchange"]
@@ -79,6 +79,20 @@ def layout_of(columns: Sequence[str]) -> Layout | None:
     return None
 
 
+def check_layout(table: str, columns: Sequence[str], requested: Layout | None) -> None:
+    """An explicitly ``requested`` layout must be that of ``table``, partitioned by ``columns``: a
+    table never changes layout. ``None`` asks for nothing."""
+    if requested is None:
+        return
+    if layout_of(columns) != requested:
+        raise LayoutMismatchError(
+            f"Delta table {table!r} is partitioned by {list(columns)} "
+            f"({layout_of(columns) or 'a layout of its own'}), not in the {requested!r} layout, "
+            "and a table keeps the layout it was created with. Nothing was written. Drop the "
+            "layout argument to write in the table's layout, or write to another table name."
+        )
+
+
 def sort_columns(layout: Layout | None) -> list[str]:
     """Columns that compaction sorts a partition by: time within an instrument-month, or
     coin then time within an exchange-month (tight per-file coin ranges)."""
@@ -90,6 +104,7 @@ __all__ = [
     "EXCHANGE_LAYOUT_ROW_GROUP_ROWS",
     "LAYOUTS",
     "Layout",
+    "check_layout",
     "layout_of",
     "parse_layout",
     "partition_columns",

@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from cb_storage_dagster.domain.errors import (
-    CorruptTableError,
-    LayoutMismatchError,
-    NotFoundError,
-    StorageError,
-)
+from cb_storage_dagster.domain.errors import CorruptTableError, NotFoundError, StorageError
 from cb_storage_dagster.domain.keys import DataType
 from cb_storage_dagster.domain.schemas import storage_schema
 from cb_storage_dagster.retry import Attempt, RetryPolicy
@@ -36,7 +31,7 @@ from cb_storage_dagster.storage.delta.errors import translate_delta_error
 from cb_storage_dagster.storage.delta.file_index import FileIndexes
 from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
 from cb_storage_dagster.storage.delta.locations import READER_FULL_REFRESH_SECONDS, CommitProbe
-from cb_storage_dagster.storage.layout import Layout, layout_of, partition_columns
+from cb_storage_dagster.storage.layout import Layout, check_layout, layout_of, partition_columns
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -219,19 +214,6 @@ class DeltaTables:
         except NotFoundError:
             return None
 
-    def _check_layout(self, table: str, delta_table: DeltaTable, requested: Layout | None) -> None:
-        """An explicitly requested layout must be the table's own: a table never changes layout."""
-        if requested is None:
-            return
-        columns = list(delta_table.metadata().partition_columns)
-        if layout_of(columns) != requested:
-            raise LayoutMismatchError(
-                f"Delta table {table!r} is partitioned by {columns} "
-                f"({layout_of(columns) or 'a layout of its own'}), not in the {requested!r} layout, "
-                "and a table keeps the layout it was created with. Nothing was written. Drop the "
-                "layout argument to write in the table's layout, or write to another table name."
-            )
-
     def ensure_table(
         self, table: str, data_type: DataType, schema: pa.Schema, layout: Layout | None = None
     ) -> None:
@@ -246,10 +228,10 @@ class DeltaTables:
 
         cached = self.writers.get(self.uri(table))
         if cached is not None:
-            self._check_layout(table, cached, layout)
+            check_layout(table, cached.metadata().partition_columns, layout)
             return
         try:
-            self._check_layout(table, self.open_for_write(table), layout)
+            check_layout(table, self.open_for_write(table).metadata().partition_columns, layout)
             return
         except NotFoundError:
             pass  # no table yet, or a creation that was interrupted before version 0
@@ -278,7 +260,7 @@ class DeltaTables:
 
         self.commit(create, table, "create")
         created = self.open_for_write(table)  # a concurrent creator may have won with another layout
-        self._check_layout(table, created, layout)
+        check_layout(table, created.metadata().partition_columns, layout)
         index_if_due(self, table, created.version())  # version 0: every table starts with a file index
 
     def commit(self, attempt: Callable[[Attempt], int | None], table: str, what: str) -> CommitReport:
