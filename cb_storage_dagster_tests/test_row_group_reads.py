@@ -137,6 +137,22 @@ def test_rows_a_foreign_writer_appended_out_of_order_are_read_right(store, monke
     assert sorted(frame.groupby("coin").size().tolist()) == [ROWS_PER_DAY] * 3
 
 
+def test_a_read_of_one_instrument_keeps_its_files_mapped_and_a_cross_section_maps_none(store):
+    files = lambda m: m.delta._scans._fragments  # noqa: E731
+    cross_section = StorageManagerImpl(store.backend)
+    get_many(cross_section, "ohlcv", "binance", at(2024, 1, 30), at(2024, 2, 2))
+    assert files(cross_section).direct_files > 0 and files(cross_section).mapped_files == 0
+
+    reader = StorageManagerImpl(store.backend)
+    first = reader.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2))
+    mapped = files(reader).mapped_files
+    assert mapped == len(DAYS)  # BTC's rows of each day are in one file, whichever the layout
+    again = reader.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2))
+    pd.testing.assert_frame_equal(first, again)
+    assert files(reader).mapped_files == mapped
+    assert len(get_many(reader, "ohlcv", "binance", at(2024, 1, 30), at(2024, 2, 2))) == 3 * len(DAYS) * ROWS_PER_DAY
+
+
 # -- the pieces ---------------------------------------------------------------------------------
 def test_the_row_group_index_keeps_only_groups_that_may_hold_the_window(layout, tmp_path):
     times = pa.array([i * 60_000_000 for i in range(6)], pa.timestamp("us", tz="UTC"))

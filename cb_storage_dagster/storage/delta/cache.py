@@ -56,6 +56,11 @@ class BoundedCache(Generic[K, V]):
                     found.append(value)
         return found, missing
 
+    def values(self) -> list[V]:
+        """The cached values, least recently used first (a snapshot; no entry is touched)."""
+        with self._lock:
+            return list(self._entries.values())
+
     def put(self, key: K, value: V) -> None:
         """Cache ``value`` under ``key``, evicting the least recently used beyond the bound."""
         with self._lock:

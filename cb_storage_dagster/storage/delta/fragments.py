@@ -50,7 +50,7 @@ import pyarrow.dataset as ds
 from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
-from cb_storage_dagster.storage.delta.row_groups import assemble, read_file
+from cb_storage_dagster.storage.delta.row_groups import assemble, map_file, read_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
@@ -92,6 +92,11 @@ class FragmentCache:
     def cached_files(self) -> int:
         """Files whose parsed footer is kept."""
         return len(self._files)
+
+    @property
+    def mapped_files(self) -> int:
+        """Cached local files kept memory-mapped (see :class:`_CachedFile`)."""
+        return sum(1 for entry in self._files.values() if entry.mapped is not None)
 
     @property
     def kept_bytes(self) -> int:
@@ -165,9 +170,10 @@ class FragmentCache:
                 every = whole if whole is not None else [False] * len(keys)
                 table = assemble([
                     part
-                    for fragment, (index, groups), every_row in zip(fragments, direct, every)
-                    for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
-                                          row_filter=None if every_row else row_filter, columns=columns)
+                    for fragment, (entry, groups), every_row in zip(fragments, direct, every)
+                    for part in read_file(fragment, entry.index, groups, window, schema=schema, own_filter=own_filter,
+                                          row_filter=None if every_row else row_filter, columns=columns,
+                                          mapped=entry.mapped)
                 ], schema, columns)
             elif view_types:
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
@@ -180,10 +186,11 @@ class FragmentCache:
     def _direct_read(
         self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool],
         window: RowWindow,
-    ) -> list[tuple[RowGroupIndex, list[int]]] | None:
-        """Per file, its row-group index and the groups ``window`` needs; ``None`` (pyarrow's
-        scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new files holding more than
-        :data:`NEW_FILES_INDEXED_MAX_ROWS` rows."""
+    ) -> list[tuple[_CachedFile, list[int]]] | None:
+        """Per file, its cache entry (row-group index built) and the groups ``window`` needs;
+        ``None`` (pyarrow's scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new
+        files holding more than :data:`NEW_FILES_INDEXED_MAX_ROWS` rows. A read of one
+        instrument keeps each file memory-mapped in its entry (:attr:`_CachedFile.mapped`)."""
         if len(keys) > DIRECT_READ_MAX_FILES:
             return None
         if len(keys) > 1 and any(fresh) and \
@@ -197,7 +204,9 @@ class FragmentCache:
                 self._files.put(key, entry)
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
-            selected.append((entry.index, entry.index.select(window)))
+            if entry.mapped is None and window.coin is not None:
+                entry.mapped = map_file(fragment.path)
+            selected.append((entry, entry.index.select(window)))
         return selected
 
     def _read_concurrently(
@@ -228,10 +237,22 @@ class FragmentCache:
 @dataclass
 class _CachedFile:
     """What a read keeps of one data file: its fragment (footer parsed) and, once a read went
-    row group by row group, the index of its row groups."""
+    row group by row group, the index of its row groups; once a read of one instrument did,
+    the local file memory-mapped (``mapped``).
+
+    The mapping is what makes a warm read of one instrument cost its decode: mapping a file
+    anew for each read faults in every page it touches again (one instrument x 20
+    exchange-days of 500 coins, one 16 Ki-row group per day file: 9.0 ms decoded from fresh
+    mappings, 4.7 ms from kept ones, 4.5 ms from bytes in memory). It holds no file
+    descriptor and no memory of its own: the pages are the operating system's page cache,
+    and only those of the row groups read are touched. Reads of many instruments, which touch
+    whole files, use a kept mapping but never make one (their pages would stay resident in
+    the process until the entry is evicted). Delta data files are never rewritten; one a
+    vacuum deletes keeps its disk space until its entry is evicted."""
 
     fragment: ds.ParquetFileFragment
     index: RowGroupIndex | None = None
+    mapped: pa.Buffer | None = None
 
 
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:

@@ -70,12 +70,14 @@ def read_file(
     row_filter: ds.Expression | None,
     own_filter: ds.Expression | None,
     columns: list[str] | None,
+    mapped: pa.Buffer | None = None,
 ) -> list[FileRows]:
     """The rows of row groups ``groups`` (:meth:`RowGroupIndex.select`) of one local file
     that match ``row_filter`` (``None``: every row of the file is selected), decoded at most
     :data:`GROUPS_PER_DECODE` groups at a time (a large read never holds the groups it
     filters out). ``own_filter``: the part of ``row_filter`` that is the caller's filters (not
-    the scope and time range), all that is left to evaluate where the window was cut exactly."""
+    the scope and time range), all that is left to evaluate where the window was cut exactly.
+    ``mapped``: the whole file, memory-mapped and kept by the caller (no read, no new mapping)."""
     wanted = schema.names if row_filter is not None or columns is None else columns
     stored = [name for name in wanted if name in index.columns]
     partition_values = ds.get_partition_keys(fragment.partition_expression)
@@ -84,7 +86,8 @@ def read_file(
     parts = []
     for start in range(0, len(groups), GROUPS_PER_DECODE):
         batch = groups[start:start + GROUPS_PER_DECODE]
-        reader = pq.ParquetFile(pa.BufferReader(_span(fragment, *index.span(batch))), metadata=fragment.metadata,
+        data = mapped if mapped is not None else _span(fragment, *index.span(batch))
+        reader = pq.ParquetFile(pa.BufferReader(data), metadata=fragment.metadata,
                                 read_dictionary=["coin"] if "coin" in stored else None)
         rows = reader.read_row_groups(batch, columns=stored, use_threads=int(index.rows[batch].sum()) > 1 << 16)
         remaining = row_filter
@@ -121,6 +124,13 @@ def assemble(parts: list[FileRows], schema: pa.Schema, columns: list[str] | None
     if not tables:
         return pa.schema([schema.field(name) for name in names]).empty_table()
     return pa.concat_tables(tables)
+
+
+def map_file(path: str) -> pa.Buffer:
+    """The whole local file at ``path`` as a read-only memory map, its descriptor closed (the
+    mapping lives as long as the buffer)."""
+    with pa.memory_map(path) as mapping:
+        return mapping.read_buffer()
 
 
 def _span(fragment: ds.ParquetFileFragment, first: int, end: int) -> pa.Buffer:
@@ -223,4 +233,4 @@ def _in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.T
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
 
 
-__all__ = ["FileRows", "assemble", "read_file"]
+__all__ = ["FileRows", "assemble", "map_file", "read_file"]
