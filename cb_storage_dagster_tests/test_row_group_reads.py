@@ -153,6 +153,17 @@ def test_a_read_of_one_instrument_keeps_its_files_mapped_and_a_cross_section_map
     assert len(get_many(reader, "ohlcv", "binance", at(2024, 1, 30), at(2024, 2, 2))) == 3 * len(DAYS) * ROWS_PER_DAY
 
 
+def test_threads_reading_the_same_instrument_at_once_each_get_every_row(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    reader = StorageManagerImpl(store.backend)
+    expected = reader.get_range(key("SOL"), at(2024, 1, 30), at(2024, 2, 2))  # files now kept open
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        frames = list(pool.map(lambda _: reader.get_range(key("SOL"), at(2024, 1, 30), at(2024, 2, 2)), range(64)))
+    for frame in frames:
+        pd.testing.assert_frame_equal(frame, expected)
+
+
 # -- the pieces ---------------------------------------------------------------------------------
 def test_the_row_group_index_keeps_only_groups_that_may_hold_the_window(layout, tmp_path):
     times = pa.array([i * 60_000_000 for i in range(6)], pa.timestamp("us", tz="UTC"))

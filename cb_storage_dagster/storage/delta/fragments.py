@@ -49,8 +49,9 @@ import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
+from cb_storage_dagster.storage.delta.mapped_file import MappedFile
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
-from cb_storage_dagster.storage.delta.row_groups import assemble, map_file, read_file
+from cb_storage_dagster.storage.delta.row_groups import assemble, read_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
@@ -205,7 +206,8 @@ class FragmentCache:
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
             if entry.mapped is None and window.coin is not None:
-                entry.mapped = map_file(fragment.path)
+                entry.mapped = MappedFile(fragment.path, fragment.metadata,
+                                          ds.get_partition_keys(fragment.partition_expression))
             selected.append((entry, entry.index.select(window)))
         return selected
 
@@ -238,21 +240,14 @@ class FragmentCache:
 class _CachedFile:
     """What a read keeps of one data file: its fragment (footer parsed) and, once a read went
     row group by row group, the index of its row groups; once a read of one instrument did,
-    the local file memory-mapped (``mapped``).
-
-    The mapping is what makes a warm read of one instrument cost its decode: mapping a file
-    anew for each read faults in every page it touches again (one instrument x 20
-    exchange-days of 500 coins, one 16 Ki-row group per day file: 9.0 ms decoded from fresh
-    mappings, 4.7 ms from kept ones, 4.5 ms from bytes in memory). It holds no file
-    descriptor and no memory of its own: the pages are the operating system's page cache,
-    and only those of the row groups read are touched. Reads of many instruments, which touch
-    whole files, use a kept mapping but never make one (their pages would stay resident in
-    the process until the entry is evicted). Delta data files are never rewritten; one a
-    vacuum deletes keeps its disk space until its entry is evicted."""
+    the local file kept open (``mapped``: memory-mapped, a reader on it; see
+    :mod:`.mapped_file`). Reads of many instruments, which touch whole files, use a kept
+    mapping but never make one (their pages would stay resident in the process until the
+    entry is evicted)."""
 
     fragment: ds.ParquetFileFragment
     index: RowGroupIndex | None = None
-    mapped: pa.Buffer | None = None
+    mapped: MappedFile | None = None
 
 
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from cb_storage_dagster.storage.delta.mapped_file import MappedFile
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
@@ -70,26 +71,31 @@ def read_file(
     row_filter: ds.Expression | None,
     own_filter: ds.Expression | None,
     columns: list[str] | None,
-    mapped: pa.Buffer | None = None,
+    mapped: MappedFile | None = None,
 ) -> list[FileRows]:
     """The rows of row groups ``groups`` (:meth:`RowGroupIndex.select`) of one local file
     that match ``row_filter`` (``None``: every row of the file is selected), decoded at most
     :data:`GROUPS_PER_DECODE` groups at a time (a large read never holds the groups it
     filters out). ``own_filter``: the part of ``row_filter`` that is the caller's filters (not
     the scope and time range), all that is left to evaluate where the window was cut exactly.
-    ``mapped``: the whole file, memory-mapped and kept by the caller (no read, no new mapping)."""
+    ``mapped``: the file kept open by the caller (no read, no new mapping, a kept reader)."""
     wanted = schema.names if row_filter is not None or columns is None else columns
     stored = [name for name in wanted if name in index.columns]
-    partition_values = ds.get_partition_keys(fragment.partition_expression)
+    partition_values = (mapped.partition_values if mapped is not None
+                        else ds.get_partition_keys(fragment.partition_expression))
     if not groups:
         return [FileRows(schema.empty_table(), partition_values, True)]
     parts = []
     for start in range(0, len(groups), GROUPS_PER_DECODE):
         batch = groups[start:start + GROUPS_PER_DECODE]
-        data = mapped if mapped is not None else _span(fragment, *index.span(batch))
-        reader = pq.ParquetFile(pa.BufferReader(data), metadata=fragment.metadata,
-                                read_dictionary=["coin"] if "coin" in stored else None)
-        rows = reader.read_row_groups(batch, columns=stored, use_threads=int(index.rows[batch].sum()) > 1 << 16)
+        use_threads = int(index.rows[batch].sum()) > 1 << 16
+        if mapped is not None:
+            with mapped.reader(dictionary="coin" in stored) as reader:
+                rows = reader.read_row_groups(batch, columns=stored, use_threads=use_threads)
+        else:
+            reader = pq.ParquetFile(pa.BufferReader(_span(fragment, *index.span(batch))), metadata=fragment.metadata,
+                                    read_dictionary=["coin"] if "coin" in stored else None)
+            rows = reader.read_row_groups(batch, columns=stored, use_threads=use_threads)
         remaining = row_filter
         if row_filter is not None:
             rows, exact = _narrowed(rows, window, partition_values)
@@ -124,13 +130,6 @@ def assemble(parts: list[FileRows], schema: pa.Schema, columns: list[str] | None
     if not tables:
         return pa.schema([schema.field(name) for name in names]).empty_table()
     return pa.concat_tables(tables)
-
-
-def map_file(path: str) -> pa.Buffer:
-    """The whole local file at ``path`` as a read-only memory map, its descriptor closed (the
-    mapping lives as long as the buffer)."""
-    with pa.memory_map(path) as mapping:
-        return mapping.read_buffer()
 
 
 def _span(fragment: ds.ParquetFileFragment, first: int, end: int) -> pa.Buffer:
@@ -233,4 +232,4 @@ def _in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.T
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
 
 
-__all__ = ["FileRows", "assemble", "map_file", "read_file"]
+__all__ = ["FileRows", "assemble", "read_file"]
