@@ -146,8 +146,8 @@ class FragmentCache:
     ) -> pa.Table:
         """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected.
         ``whole``: per file, whether every row of it matches (known from the log).
-        ``keep_small_files``: serve and keep small remote files in memory; off for reads of
-        a past version, which must fetch (a vacuum may have removed its files, and a read of
+        ``keep_small_files``: serve and keep small remote files in memory, and local files
+        open (:class:`_CachedFile`); off for reads of a past version, which must fetch (a vacuum may have removed its files, and a read of
         such a version fails as it does in any other process).
         ``window``: where the rows can be (:class:`.row_window.RowWindow`); local files are
         then read by :func:`.row_groups.read_file` (only the row groups the window needs);
@@ -165,7 +165,7 @@ class FragmentCache:
                 row_filter = None  # every row of every file is selected: nothing to evaluate (~25% less)
             view_types = any(_has_view_types(fragment) for fragment in fragments)
             direct = (None if window is None or view_types or not ROW_GROUP_READS
-                      else self._direct_read(keys, fragments, fresh, window))
+                      else self._direct_read(keys, fragments, fresh, window, keep_open=keep_small_files))
             if direct is not None:
                 self.direct_files += len(keys)
                 every = whole if whole is not None else [False] * len(keys)
@@ -174,7 +174,7 @@ class FragmentCache:
                     for fragment, (entry, groups), every_row in zip(fragments, direct, every)
                     for part in read_file(fragment, entry.index, groups, window, schema=schema, own_filter=own_filter,
                                           row_filter=None if every_row else row_filter, columns=columns,
-                                          mapped=entry.mapped)
+                                          mapped=entry.mapped if keep_small_files else None)
                 ], schema, columns)
             elif view_types:
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
@@ -186,7 +186,7 @@ class FragmentCache:
 
     def _direct_read(
         self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool],
-        window: RowWindow,
+        window: RowWindow, *, keep_open: bool,
     ) -> list[tuple[_CachedFile, list[int]]] | None:
         """Per file, its cache entry (row-group index built) and the groups ``window`` needs;
         ``None`` (pyarrow's scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new
@@ -205,7 +205,7 @@ class FragmentCache:
                 self._files.put(key, entry)
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
-            if entry.mapped is None and window.coin is not None:
+            if keep_open and entry.mapped is None and window.coin is not None:
                 entry.mapped = MappedFile(fragment.path, fragment.metadata,
                                           ds.get_partition_keys(fragment.partition_expression))
             selected.append((entry, entry.index.select(window)))
