@@ -176,5 +176,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """:func:`main`, then leave at once (``os._exit`` after flushing), as the product's CLI
+    does: delta-rs' Rust threads can abort a short process at interpreter shutdown (delta-rs
+    issue 2184, "terminate called without an active exception"), which turned a writer that
+    committed everything into a failed one under load."""
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
