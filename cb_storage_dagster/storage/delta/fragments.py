@@ -147,8 +147,9 @@ class FragmentCache:
         """Rows of the files ``keys`` (in that order) that match ``row_filter``, projected.
         ``whole``: per file, whether every row of it matches (known from the log).
         ``keep_small_files``: serve and keep small remote files in memory, and local files
-        open (:class:`_CachedFile`); off for reads of a past version, which must fetch (a vacuum may have removed its files, and a read of
-        such a version fails as it does in any other process).
+        open (:class:`_CachedFile`); off for reads of a past version, which must fetch (a
+        vacuum may have removed its files, and a read of such a version fails as it does in
+        any other process).
         ``window``: where the rows can be (:class:`.row_window.RowWindow`); local files are
         then read by :func:`.row_groups.read_file` (only the row groups the window needs);
         ``own_filter``: the caller's filters within ``row_filter`` (see there)."""
