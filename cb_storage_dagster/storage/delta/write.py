@@ -22,6 +22,7 @@ from cb_storage_dagster.storage.delta.coin_registry import instrument_days
 from cb_storage_dagster.storage.delta.listing_upkeep import keep_listings_current
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.tables import DeltaTables
+from cb_storage_dagster.storage.delta.writer_settings import writer_properties
 from cb_storage_dagster.storage.format import rows_per_partition
 from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS, Layout, layout_of, parse_layout
 from cb_storage_dagster.storage.sql import MERGE_SOURCE, MERGE_TARGET, delta_predicate, merge_predicates
@@ -93,6 +94,7 @@ def merge(
             source_alias=MERGE_SOURCE,
             target_alias=MERGE_TARGET,
             merge_schema=True,
+            writer_properties=writer_properties(data.schema),
             commit_properties=CommitProperties(
                 max_commit_retries=attempt.rebase_retries,
                 custom_metadata={"cb_storage.scope": scope_text, "cb_storage.mode": "merge"},
@@ -134,11 +136,13 @@ def replace_rows(
 ) -> None:
     """One delta-rs overwrite of the rows ``predicate`` selects with ``data`` (a table or a
     ``RecordBatchReader``), partitioned as the table is, its scope in the commit metadata."""
-    from deltalake import CommitProperties, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, write_deltalake
 
-    extra: dict[str, object] = {}
-    if small_row_groups:
-        extra["writer_properties"] = WriterProperties(max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
+    if small_row_groups:  # exchange-day files: decoded for every read of one instrument, not compressed
+        properties = writer_properties(data.schema, compression="UNCOMPRESSED",  # type: ignore[attr-defined]
+                                       max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
+    else:
+        properties = writer_properties(data.schema)  # type: ignore[attr-defined]
     write_deltalake(
         delta_table,
         data,
@@ -149,7 +153,7 @@ def replace_rows(
         commit_properties=CommitProperties(
             max_commit_retries=attempt.rebase_retries, custom_metadata={"cb_storage.scope": scope_text}
         ),
-        **extra,
+        writer_properties=properties,
     )
 
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.errors import ConfigurationError
+from cb_storage_dagster.storage.delta.writer_settings import writer_properties
 from cb_storage_dagster.storage.layout import layout_of, sort_columns
 from cb_storage_dagster.storage.maintenance.actions import (
     PartitionKey,
@@ -85,7 +86,7 @@ def compact_table(
     bin-packing ``compact`` is used (faster, but a month's days end up in log order).
     Safe while writers run: a conflicting commit is retried on a fresh snapshot.
     """
-    from deltalake import CommitProperties, WriterProperties
+    from deltalake import CommitProperties
 
     if target_size <= 0:
         raise ConfigurationError("target_size must be a positive number of bytes.")
@@ -101,10 +102,9 @@ def compact_table(
         wanted = [dict(p) for p in partitions]
     multi = multi_file_partitions(add_actions(delta_table), columns)
     todo = [p for p in wanted if partition_key(p) in multi or not columns]
-    writer = WriterProperties(compression="SNAPPY", max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
+    writer = writer_properties(pa.schema(delta_table.schema().to_arrow()), max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
-    added = removed = 0
-    attempts_used = 0
+    added = removed = attempts_used = 0
 
     def run(partition: Mapping[str, str] | None) -> dict[str, Any]:
         def attempt(n: int) -> dict[str, Any]:
@@ -265,11 +265,11 @@ def _compact_exchange_layout(
     ``coin, timestamp``, in one commit per partition (an overwrite of exactly that partition;
     a concurrent write to it makes the commit fail and the attempt start again from a fresh
     snapshot, so no write is lost)."""
-    from deltalake import CommitProperties, WriterProperties, write_deltalake
+    from deltalake import CommitProperties, write_deltalake
 
     columns = list(delta_table.metadata().partition_columns)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
-    writer = WriterProperties(compression="SNAPPY", max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
+    writer = writer_properties(pa.schema(delta_table.schema().to_arrow()), max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
     overlapping = unsorted_coin_partitions(add_actions(delta_table), columns, last_maintenance_started(delta_table))
     todo = [p for p in wanted if partition_key(p) in overlapping]
     added = removed = attempts_used = 0

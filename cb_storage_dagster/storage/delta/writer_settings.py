@@ -1,0 +1,49 @@
+"""How the product's writers encode the Parquet data files of a Delta table: one place for the
+codec, the row-group size and the column encodings of every file the product writes (day
+writes, merges, compaction).
+
+Floating-point columns (prices, volumes) are written without a dictionary. delta-rs' writer
+dictionary-encodes every column by default, and falls back to plain values only once a
+column chunk's dictionary passes 1 MiB: a 16 Ki-row group of candles keeps a dictionary of
+~16 Ki distinct prices per column and decodes through it. Measured on an exchange-day file
+of 500 coins (pyarrow 26, one 16 Ki-row group of the 7 stored columns decoded from memory):
+0.195 ms with every column dictionary-encoded, 0.093 ms with prices and volumes plain, and
+the file 6% smaller (36 -> 34 MB). Strings, dates and timestamps keep their dictionaries
+(an exchange-day holds 1,440 distinct minutes: the timestamp column is 4x smaller with one).
+
+>>> import pyarrow as pa
+>>> plain_columns(pa.schema([("coin", pa.string()), ("close", pa.float64()), ("volume", pa.float32())]))
+['close', 'volume']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from deltalake import WriterProperties
+
+Codec = Literal["UNCOMPRESSED", "SNAPPY", "ZSTD"]
+
+
+def plain_columns(schema: pa.Schema) -> list[str]:
+    """The columns of ``schema`` written as plain values (no dictionary): floating point."""
+    return [field.name for field in schema if pa.types.is_floating(field.type)]
+
+
+def writer_properties(
+    schema: pa.Schema, *, compression: Codec = "SNAPPY", max_row_group_size: int | None = None
+) -> WriterProperties:
+    """delta-rs writer properties for data of ``schema``: ``compression``, at most
+    ``max_row_group_size`` rows per row group (``None``: delta-rs' default), floating-point
+    columns without a dictionary (:func:`plain_columns`)."""
+    from deltalake import ColumnProperties, WriterProperties
+
+    plain = {name: ColumnProperties(dictionary_enabled=False) for name in plain_columns(schema)}
+    return WriterProperties(compression=compression, max_row_group_size=max_row_group_size,
+                            column_properties=plain or None)
+
+
+__all__ = ["Codec", "plain_columns", "writer_properties"]

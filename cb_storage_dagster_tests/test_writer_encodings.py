@@ -1,0 +1,75 @@
+"""Every data file the product writes stores prices and volumes as plain values and keys
+(coin, timestamp) with a dictionary (``storage/delta/writer_settings.py``): day writes in
+both layouts, merges and compaction. Exchange-day files are uncompressed, the others Snappy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
+from cb_storage_dagster.storage import maintenance as mt
+from cb_storage_dagster_tests.support.data import ohlcv
+
+DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2)]
+PRICES_AND_VOLUMES = {"open", "high", "low", "close", "volume"}
+
+
+def data_files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*.parquet") if "_delta_log" not in path.parts and "_cb_registry" not in path.parts]
+
+
+def encodings(root: Path) -> dict[str, set[tuple[str, bool, str]]]:
+    """Per column of every data file under ``root``: (encodings, dictionary page, codec)."""
+    seen: dict[str, set[tuple[str, bool, str]]] = {}
+    for path in data_files(root):
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            seen.setdefault(chunk.path_in_schema, set()).add(
+                (",".join(sorted(chunk.encodings)), chunk.has_dictionary_page, chunk.compression))
+    return seen
+
+
+def dictionary_encoded(seen: dict[str, set[tuple[str, bool, str]]], column: str) -> bool:
+    return all(has_dictionary for _, has_dictionary, _ in seen[column])
+
+
+@pytest.mark.parametrize("layout", ["exchange", "instrument"])
+def test_prices_are_plain_and_keys_keep_a_dictionary_in_day_writes_merges_and_compaction(tmp_path, layout):
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path), default_layout=layout)
+    for day in DAYS:
+        for coin in ("BTC", "ETH"):
+            manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": coin, "date": day},
+                               ohlcv(day, n=120, coin=coin, price=100.0))
+    written = encodings(tmp_path / "ohlcv")
+    assert {name for name in written if not dictionary_encoded(written, name)} == PRICES_AND_VOLUMES
+    assert dictionary_encoded(written, "timestamp")
+
+    before = set(data_files(tmp_path))
+    result = manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": "BTC", "date": DAYS[0]},
+                                ohlcv(DAYS[0], n=130, coin="BTC", price=101.0), mode="merge")
+    assert result.rows_inserted == 10 and set(data_files(tmp_path)) - before  # the merge wrote files
+    merged = encodings(tmp_path / "ohlcv")
+    assert {name for name in merged if not dictionary_encoded(merged, name)} == PRICES_AND_VOLUMES
+    mt.maintain_table(manager.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    maintained = encodings(tmp_path / "ohlcv")
+    assert {name for name in maintained if not dictionary_encoded(maintained, name)} == PRICES_AND_VOLUMES
+    assert {codec for name in maintained for _, _, codec in maintained[name]} == {"SNAPPY"}
+
+
+def test_exchange_day_files_are_written_uncompressed_and_the_others_with_snappy(tmp_path):
+    from cb_storage_dagster.domain.schemas import normalize
+    from cb_storage_dagster.domain.scope import WriteScope
+
+    for layout in ("exchange", "instrument"):
+        manager = StorageManagerImpl(LocalFileBackend(tmp_path / layout), default_layout=layout)
+        data = normalize(ohlcv(DAYS[0], n=60, coin="BTC"), "ohlcv")
+        manager.write_partitions("ohlcv", data, WriteScope.of_exchange_days([("binance", DAYS[0])]))
+    codecs = {layout: {codec for column in encodings(tmp_path / layout / "ohlcv").values() for _, _, codec in column}
+              for layout in ("exchange", "instrument")}
+    assert codecs == {"exchange": {"UNCOMPRESSED"}, "instrument": {"SNAPPY"}}
