@@ -172,10 +172,10 @@ class FragmentCache:
                 every = whole if whole is not None else [False] * len(keys)
                 table = assemble([
                     part
-                    for fragment, (entry, groups), every_row in zip(fragments, direct, every)
-                    for part in read_file(fragment, entry.index, groups, window, schema=schema, own_filter=own_filter,
+                    for fragment, (index, groups, mapped), every_row in zip(fragments, direct, every)
+                    for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
                                           row_filter=None if every_row else row_filter, columns=columns,
-                                          mapped=entry.mapped if keep_small_files else None)
+                                          mapped=mapped)
                 ], schema, columns)
             elif view_types:
                 table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
@@ -188,11 +188,13 @@ class FragmentCache:
     def _direct_read(
         self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool],
         window: RowWindow, *, keep_open: bool,
-    ) -> list[tuple[_CachedFile, list[int]]] | None:
-        """Per file, its cache entry (row-group index built) and the groups ``window`` needs;
-        ``None`` (pyarrow's scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new
-        files holding more than :data:`NEW_FILES_INDEXED_MAX_ROWS` rows. A read of one
-        instrument keeps each file memory-mapped in its entry (:attr:`_CachedFile.mapped`)."""
+    ) -> list[tuple[RowGroupIndex, list[int], MappedFile | None]] | None:
+        """Per file, the index of its row groups (built once, kept in its cache entry), the
+        groups ``window`` needs and the file kept open to read them from, if any; ``None``
+        (pyarrow's scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new files
+        holding more than :data:`NEW_FILES_INDEXED_MAX_ROWS` rows. With ``keep_open``, a read
+        of one instrument keeps each file open in its entry (:attr:`_CachedFile.mapped`) and
+        any read uses a file kept so; without it (a past version), none is used or kept."""
         if len(keys) > DIRECT_READ_MAX_FILES:
             return None
         if len(keys) > 1 and any(fresh) and \
@@ -209,7 +211,7 @@ class FragmentCache:
             if keep_open and entry.mapped is None and window.coin is not None:
                 entry.mapped = MappedFile(fragment.path, fragment.metadata,
                                           ds.get_partition_keys(fragment.partition_expression))
-            selected.append((entry, entry.index.select(window)))
+            selected.append((entry.index, entry.index.select(window), entry.mapped if keep_open else None))
         return selected
 
     def _read_concurrently(
