@@ -89,6 +89,26 @@ def test_the_index_is_stored_again_every_checkpoint_interval(manager):
     assert_reads_like_delta_rs(manager)
 
 
+def test_a_commit_of_many_instrument_days_stores_the_index_whatever_its_version(manager, monkeypatch):
+    """An exchange-day of every instrument adds a file per instrument in the instrument layout:
+    the writer stores the index after it, so that a new process does not parse those adds."""
+    from cb_storage_dagster.domain.chunks import MarketDataChunks
+    from cb_storage_dagster.domain.schemas import normalize
+    from cb_storage_dagster.domain.scope import WriteScope
+    from cb_storage_dagster.storage.delta import checkpoints
+
+    monkeypatch.setattr(checkpoints, "INDEX_AFTER_INSTRUMENT_DAYS", len(COINS))
+    manager.save_entry({**key("BTC"), "date": DAYS[0]}, ohlcv(DAYS[0], n=20, coin="BTC"))  # version 1
+    assert stamp(manager) == 0  # one instrument-day: the index waits for the interval
+    day = pa.concat_tables([normalize(ohlcv(DAYS[1], n=20, coin=coin), "ohlcv") for coin in COINS])
+    manager.write_partitions("ohlcv", day, WriteScope.of_exchange_days([("binance", DAYS[1])]))
+    assert stamp(manager) == 2
+    streamed = MarketDataChunks(lambda: iter([normalize(ohlcv(DAYS[2], n=20, coin=coin), "ohlcv") for coin in COINS]))
+    manager.write_partitions("ohlcv", streamed, WriteScope.of_exchange_days([("binance", DAYS[2])]))
+    assert stamp(manager) == 3
+    assert_reads_like_delta_rs(manager)
+
+
 def test_replaces_merges_deletes_and_maintenance_read_like_delta_rs(manager, backend):
     fill(manager)
     manager.save_entry({**key("ETH"), "date": DAYS[1]}, ohlcv(DAYS[1], n=5, coin="ETH", price=7.0))

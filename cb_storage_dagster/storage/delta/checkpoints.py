@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from cb_storage_dagster.storage.delta.tables import DeltaTables
 
-__all__ = ["CHECKPOINT_INTERVAL_PROPERTY", "checkpoint_if_due", "index_if_due", "table_configuration"]
+__all__ = ["CHECKPOINT_INTERVAL_PROPERTY", "INDEX_AFTER_INSTRUMENT_DAYS", "checkpoint_if_due", "index_if_due",
+           "table_configuration"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +50,20 @@ def checkpoint_if_due(tables: DeltaTables, table: str, version: int) -> None:
                        type(error).__name__, error)
 
 
-def index_if_due(tables: DeltaTables, table: str, version: int) -> None:
-    """Store ``table``'s file index every ``checkpoint_interval`` versions, from the writer's
+INDEX_AFTER_INSTRUMENT_DAYS = 500
+"""A commit that wrote at least this many instrument-days stores the file index whatever its
+version. Such a commit adds a file per instrument-day in the instrument layout, ~0.9 KB of JSON
+each, which every new process would replay until the next stored index: ten exchange-day
+commits of 2,000 instruments cost a new process's first read ~110 ms of parsing; storing the
+index of 60,000 files costs the writer ~25 ms (of a ~1.7 s commit)."""
+
+
+def index_if_due(tables: DeltaTables, table: str, version: int, *, instrument_days: int = 0) -> None:
+    """Store ``table``'s file index every ``checkpoint_interval`` versions, and after a commit
+    that wrote ``instrument_days`` >= :data:`INDEX_AFTER_INSTRUMENT_DAYS`, from the writer's
     table object at ``version`` (best effort, like the checkpoint): a new process then replays
-    fewer commits than that on top of it."""
-    if version % tables.checkpoint_interval:
+    fewer commits than that, and few files, on top of it."""
+    if version % tables.checkpoint_interval and instrument_days < INDEX_AFTER_INSTRUMENT_DAYS:
         return
     writer = tables.writers.get(tables.uri(table))
     if writer is not None and writer.version() == version:

@@ -100,7 +100,7 @@ def write_stream(
     with tables.write_lock(table):
         tables.ensure_table(table, data_type, schema if schema is not None else storage_schema(data_type),
                             parse_layout(layout))
-        report = tables.commit(commit_write, table, "write")
+        report = tables.commit(commit_write, table, "write", instrument_days=lambda: sum(d.num_rows for d in days))
         if report.version is not None and days:
             keep_listings_current(tables, table, report.version, pa.concat_tables(days))
     for slot in scope.slots:

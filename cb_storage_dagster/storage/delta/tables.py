@@ -263,9 +263,12 @@ class DeltaTables:
         check_layout(table, created.metadata().partition_columns, layout)
         index_if_due(self, table, created.version())  # version 0: every table starts with a file index
 
-    def commit(self, attempt: Callable[[Attempt], int | None], table: str, what: str) -> CommitReport:
+    def commit(self, attempt: Callable[[Attempt], int | None], table: str, what: str, *,
+               instrument_days: Callable[[], int] | None = None) -> CommitReport:
         """Run ``attempt`` (one commit to ``table``) under the retry policy; a lost conflict
-        is redone from a fresh snapshot (:func:`.commits.commit_with_retries`)."""
+        is redone from a fresh snapshot (:func:`.commits.commit_with_retries`).
+        ``instrument_days``: how many the successful attempt wrote, asked after it (see
+        :func:`.checkpoints.index_if_due`)."""
 
         def forget_snapshots() -> None:  # the next attempt starts from a fresh snapshot
             with self._lock:
@@ -282,7 +285,8 @@ class DeltaTables:
         )
         if report.version is not None:
             checkpoint_if_due(self, table, report.version)
-            index_if_due(self, table, report.version)
+            index_if_due(self, table, report.version,
+                         instrument_days=instrument_days() if instrument_days is not None else 0)
         return report
 
 

@@ -60,9 +60,10 @@ def write(
 
     with tables.write_lock(table):
         tables.ensure_table(table, data_type, data.schema, parse_layout(layout))
-        report = tables.commit(commit_write, table, "write")
+        days = instrument_days(data)
+        report = tables.commit(commit_write, table, "write", instrument_days=lambda: days.num_rows)
         if report.version is not None:
-            keep_listings_current(tables, table, report.version, instrument_days(data))
+            keep_listings_current(tables, table, report.version, days)
     return WriteResult.of_batch(data, uri=tables.uri(table), format=FORMAT, table=table, version=report.version,
                                 rows_per_partition=rows_per_partition(data, scope))
 
