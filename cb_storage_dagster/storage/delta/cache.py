@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -24,12 +24,26 @@ V = TypeVar("V")
 
 
 class BoundedCache(Generic[K, V]):
-    """At most ``max_entries`` values; a lookup makes its entry the most recently used."""
+    """At most ``max_entries`` values and, with ``weigh``, at most ``max_weight`` of their
+    summed weights (``weigh(value)``, e.g. estimated bytes, taken once when the value is put);
+    a lookup makes its entry the most recently used.
 
-    def __init__(self, *, max_entries: int) -> None:
+    >>> sized = BoundedCache[str, bytes](max_entries=10, weigh=len, max_weight=5)
+    >>> sized.put("a", b"abc"); sized.put("b", b"de"); sized.put("c", b"f")
+    >>> sized.get("a") is None, len(sized), sized.weight
+    (True, 2, 3)
+    """
+
+    def __init__(self, *, max_entries: int, weigh: Callable[[V], int] | None = None,
+                 max_weight: int | None = None) -> None:
         self._entries: OrderedDict[K, V] = OrderedDict()
+        self._weights: dict[K, int] = {}
         self._max_entries = max_entries
+        self._weigh = weigh
+        self._max_weight = max_weight
         self._lock = threading.Lock()
+        self.weight = 0
+        """The summed weights of the cached values (0 without ``weigh``)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -63,11 +77,17 @@ class BoundedCache(Generic[K, V]):
 
     def put(self, key: K, value: V) -> None:
         """Cache ``value`` under ``key``, evicting the least recently used beyond the bound."""
+        weight = self._weigh(value) if self._weigh is not None else 0
         with self._lock:
+            self.weight += weight - self._weights.pop(key, 0)
             self._entries[key] = value
             self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+            if weight:
+                self._weights[key] = weight
+            while len(self._entries) > 1 and (len(self._entries) > self._max_entries or (
+                    self._max_weight is not None and self.weight > self._max_weight)):
+                evicted, _ = self._entries.popitem(last=False)
+                self.weight -= self._weights.pop(evicted, 0)
 
 
 __all__ = ["BoundedCache"]

@@ -7,6 +7,7 @@ log commits, a listing and an index together (one round trip for all of them).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,4 +47,22 @@ def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     return list(_fetch_pool().map(function, items))
 
 
-__all__ = ["MAX_CONCURRENT_FETCHES", "map_concurrently"]
+def map_in_runs(function: Callable[[list[T]], list[R]], items: list[T], *, min_run: int) -> list[R]:
+    """``function`` of consecutive runs of ``items``, its results joined in order: one run per
+    core, each of at least ``min_run`` items (fewer items: one run, inline). For work that
+    releases the GIL for much of its time (pyarrow decoding).
+
+    >>> map_in_runs(lambda run: [len(run)], list(range(10)), min_run=10)  # one run: too few items
+    [10]
+    >>> map_in_runs(lambda run: run, list(range(10)), min_run=1)
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    """
+    runs = min(os.cpu_count() or 1, len(items) // max(min_run, 1))
+    if runs <= 1:
+        return function(items)
+    size = -(-len(items) // runs)
+    return [result for run in map_concurrently(function, [items[i:i + size] for i in range(0, len(items), size)])
+            for result in run]
+
+
+__all__ = ["MAX_CONCURRENT_FETCHES", "map_concurrently", "map_in_runs"]

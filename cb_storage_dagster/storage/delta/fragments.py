@@ -8,11 +8,6 @@ with the file's guarantee (its partition values and value ranges from the log). 
 then neither re-reads nor re-parses a footer, and pyarrow skips the row groups whose
 statistics cannot match the filter without touching them.
 
-A file whose stored Arrow schema uses view types (``string_view``: what delta-rs' merge and
-some foreign writers such as Polars write) cannot be filtered by pyarrow's dataset scan
-against the table's ``string`` schema (pyarrow 26: "no kernel matching (string,
-string_view)"); such a file is read whole, cast to the table's schema, then filtered.
-
 Local files are read row group by row group from memory (:mod:`.row_groups`: no per-file
 scanner, ``coin`` compared as a dictionary, sorted files cut by position, row groups picked
 by coin and time from a cached index). Measured against pyarrow's dataset scan of the same
@@ -23,7 +18,7 @@ the scope's filter row by row. The scan still reads a new process's first read o
 worth of new files (:data:`NEW_FILES_INDEXED_MAX_ROWS`), which would otherwise index every row
 group of every file before reading any (~1 ms per exchange-day file of 2,000 coins), reads of
 thousands of files (:data:`DIRECT_READ_MAX_FILES`), which it decodes on every core, and files
-with view-typed columns. New files' footers are parsed in parallel (pyarrow releases the GIL).
+with view-typed columns (:mod:`.fragment_read`). New files' footers are parsed in parallel (pyarrow releases the GIL).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`.fetch_pool.MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
@@ -48,27 +43,36 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
-from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
+from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently, map_in_runs
+from cb_storage_dagster.storage.delta.fragment_read import has_view_types, read_fragment
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
-from cb_storage_dagster.storage.delta.row_groups import assemble, read_file
+from cb_storage_dagster.storage.delta.row_groups import FileRows, assemble, read_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
 
 FileKey = tuple[str, str, int]
 """(table URI, path in the table, size in bytes): a data file, which never changes."""
 
-FRAGMENT_CACHE_ENTRIES = 1024
-"""Data files whose parsed footer is kept (a footer is a few KB for a file of one instrument,
-up to a few hundred KB for an exchange-day file of thousands of instruments)."""
+FRAGMENT_CACHE_ENTRIES = 16384
+"""Data files whose parsed footer is kept, at most (and at most :data:`FRAGMENT_CACHE_BYTES`).
+A read of more files than the cache holds would find none of them on its next run (least
+recently used goes first): 1,024 entries made every read of one day of 2,000 instruments in the
+instrument layout re-parse 2,000 footers."""
+FRAGMENT_CACHE_BYTES = 256 * 1024 * 1024
+"""Estimated memory of the kept footers, at most: :func:`_footer_bytes` (~22 KB for a file of
+one instrument-day, ~1 MB for an exchange-day file of 2,000 coins)."""
 ROW_GROUP_READS = True
 """Whether local reads may go row group by row group (:mod:`.row_groups`); off, every local
 read is pyarrow's scan (the tests compare the two)."""
-DIRECT_READ_MAX_FILES = 1000
-"""Reads of more files go to pyarrow's scan: measured at 500 x 20 before maintenance, every
-instrument over 5 days (2,500 files) 751 ms scanned against 793 ms row group by row group, the
-whole table (10,000 files) 3.0 s against 3.4 s; every instrument over one day (500 files) is
-even (108 / 104 ms)."""
+DIRECT_READ_MAX_FILES = 20000
+"""Reads of more files go to pyarrow's scan. Read row group by row group in one thread per core
+(:data:`PARALLEL_READ_MIN_FILES`), every read measured was as fast or faster than the scan
+(session 12, instrument layout before maintenance, warm): every instrument x 1 day of 2,000
+coins (2,000 files) 418 against 688 ms, every instrument x 5 days of 500 (2,500 files) 492
+against 644 ms, the whole 500 x 20 table (10,000 files) 1.97 against 2.04 s."""
+PARALLEL_READ_MIN_FILES = 64
+"""Local files read row group by row group in one thread per core, each at least this many."""
 NEW_FILES_INDEXED_MAX_ROWS = 1 << 23
 """A read of several files not seen before (a new process) that hold more rows than this in
 all goes to pyarrow's scan, which prunes row groups by their statistics without building
@@ -81,8 +85,9 @@ class FragmentCache:
     """Parquet fragments of data files with their footers parsed, bounded (least recently
     used first out). Thread-safe."""
 
-    def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES) -> None:
-        self._files: BoundedCache[FileKey, _CachedFile] = BoundedCache(max_entries=max_entries)
+    def __init__(self, *, max_entries: int = FRAGMENT_CACHE_ENTRIES, max_bytes: int = FRAGMENT_CACHE_BYTES) -> None:
+        self._files: BoundedCache[FileKey, _CachedFile] = BoundedCache(
+            max_entries=max_entries, weigh=_footer_bytes, max_weight=max_bytes)
         self._small_files = SmallFiles()
         self.unfiltered_files = 0
         """Files read without evaluating the row filter (every row selected; a statistic)."""
@@ -164,21 +169,25 @@ class FragmentCache:
             map_concurrently(_parse_footer, [fragment for fragment, new in zip(fragments, fresh) if new])
             if whole is not None and all(whole):
                 row_filter = None  # every row of every file is selected: nothing to evaluate (~25% less)
-            view_types = any(_has_view_types(fragment) for fragment in fragments)
+            view_types = any(has_view_types(fragment) for fragment in fragments)
             direct = (None if window is None or view_types or not ROW_GROUP_READS
                       else self._direct_read(keys, fragments, fresh, window, keep_open=keep_small_files))
             if direct is not None:
                 self.direct_files += len(keys)
                 every = whole if whole is not None else [False] * len(keys)
-                table = assemble([
-                    part
-                    for fragment, (index, groups, mapped), every_row in zip(fragments, direct, every)
-                    for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
-                                          row_filter=None if every_row else row_filter, columns=columns,
-                                          mapped=mapped)
-                ], schema, columns)
+
+                def read_run(run: list[tuple[ds.ParquetFileFragment, Any, bool]]) -> list[FileRows]:
+                    return [part
+                            for fragment, (index, groups, mapped), every_row in run
+                            for part in read_file(fragment, index, groups, window, schema=schema,
+                                                  own_filter=own_filter, columns=columns, mapped=mapped,
+                                                  row_filter=None if every_row else row_filter)]
+
+                # pyarrow decodes without the GIL: one run's Python overlaps another's decoding
+                table = assemble(map_in_runs(read_run, list(zip(fragments, direct, every)), min_run=PARALLEL_READ_MIN_FILES),
+                                 schema, columns)
             elif view_types:
-                table = pa.concat_tables([_read_fragment(f, schema, row_filter, columns) for f in fragments])
+                table = pa.concat_tables([read_fragment(f, schema, row_filter, columns) for f in fragments])
             else:
                 dataset = ds.FileSystemDataset(fragments, schema, _FORMAT, fragments[0].filesystem)
                 table = dataset.to_table(filter=row_filter, columns=columns)
@@ -233,7 +242,7 @@ class FragmentCache:
                 fragment = _in_memory(fragment, data)
             elif new:
                 fragment.ensure_complete_metadata()  # the footer: one request, then cached
-            return _read_fragment(fragment, schema, None if every_row else row_filter, columns)
+            return read_fragment(fragment, schema, None if every_row else row_filter, columns)
 
         every = whole if whole is not None else [False] * len(keys)
         return pa.concat_tables(map_concurrently(read_one, list(zip(keys, fragments, fresh, every))))
@@ -253,6 +262,13 @@ class _CachedFile:
     mapped: MappedFile | None = None
 
 
+def _footer_bytes(entry: _CachedFile) -> int:
+    """Memory a kept file costs, estimated from its footer's size: measured with pyarrow 26,
+    ~8 bytes per serialized footer byte plus ~8 KB of objects (1.6 KB footer: 21.6 KB kept;
+    41 KB: 312 KB)."""
+    return 8 * entry.fragment.metadata.serialized_size + 8192
+
+
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:
     fragment.ensure_complete_metadata()  # pyarrow parses without the GIL: footers in parallel
 
@@ -268,26 +284,4 @@ def _in_memory(fragment: ds.ParquetFileFragment, data: pa.Buffer) -> ds.ParquetF
     return _FORMAT.make_fragment(data, partition_expression=fragment.partition_expression)
 
 
-def _has_view_types(fragment: ds.ParquetFileFragment) -> bool:
-    """Whether the file's stored Arrow schema has a view-typed column (footer already read)."""
-    return any(pa.types.is_string_view(field.type) or pa.types.is_binary_view(field.type)
-               for field in fragment.physical_schema)
-
-
-def _read_fragment(
-    fragment: ds.ParquetFileFragment, schema: pa.Schema, row_filter: ds.Expression | None, columns: list[str] | None
-) -> pa.Table:
-    """One file's rows matching ``row_filter``, projected, in ``schema``'s types (a file with
-    view-typed columns is read, cast, then filtered: see the module docstring)."""
-    if not _has_view_types(fragment):
-        return fragment.to_table(schema=schema, filter=row_filter, columns=columns, use_threads=False)
-    physical = fragment.physical_schema
-    as_stored = pa.schema([physical.field(f.name).with_nullable(f.nullable) if f.name in physical.names else f
-                           for f in schema])  # partition columns come from the file's guarantee
-    rows = fragment.to_table(schema=as_stored, use_threads=False).cast(schema)
-    if row_filter is not None:
-        rows = rows.filter(row_filter)
-    return rows.select(columns) if columns is not None else rows
-
-
-__all__ = ["DIRECT_READ_MAX_FILES", "FRAGMENT_CACHE_ENTRIES", "NEW_FILES_INDEXED_MAX_ROWS", "ROW_GROUP_READS", "FileKey", "FragmentCache"]
+__all__ = ["DIRECT_READ_MAX_FILES", "FRAGMENT_CACHE_BYTES", "FRAGMENT_CACHE_ENTRIES", "NEW_FILES_INDEXED_MAX_ROWS", "ROW_GROUP_READS", "FileKey", "FragmentCache"]
