@@ -47,22 +47,31 @@ def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     return list(_fetch_pool().map(function, items))
 
 
-def map_in_runs(function: Callable[[list[T]], list[R]], items: list[T], *, min_run: int) -> list[R]:
+def map_in_runs(function: Callable[[list[T]], list[R]], items: list[T], *, min_run: int,
+                weigh: Callable[[T], int] | None = None) -> list[R]:
     """``function`` of consecutive runs of ``items``, its results joined in order: one run per
-    core, each of at least ``min_run`` items (fewer items: one run, inline). For work that
-    releases the GIL for much of its time (pyarrow decoding).
+    core, each weighing at least ``min_run`` (``weigh(item)``, else 1 per item; less in all:
+    one run, inline), the runs about equal in weight. For work that releases the GIL for much
+    of its time (pyarrow decoding).
 
     >>> map_in_runs(lambda run: [len(run)], list(range(10)), min_run=10)  # one run: too few items
     [10]
     >>> map_in_runs(lambda run: run, list(range(10)), min_run=1)
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
     """
-    runs = min(os.cpu_count() or 1, len(items) // max(min_run, 1))
+    weights = [weigh(item) for item in items] if weigh is not None else [1] * len(items)
+    total = sum(weights)
+    runs = min(os.cpu_count() or 1, total // max(min_run, 1), len(items))
     if runs <= 1:
         return function(items)
-    size = -(-len(items) // runs)
-    return [result for run in map_concurrently(function, [items[i:i + size] for i in range(0, len(items), size)])
-            for result in run]
+    cuts, reached = [0], 0
+    for position, weight in enumerate(weights):
+        reached += weight
+        if reached * runs >= total * len(cuts) and len(cuts) < runs:
+            cuts.append(position + 1)
+    cuts.append(len(items))
+    pieces = [items[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    return [result for run in map_concurrently(function, pieces) for result in run]
 
 
 __all__ = ["MAX_CONCURRENT_FETCHES", "map_concurrently", "map_in_runs"]

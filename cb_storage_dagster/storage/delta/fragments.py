@@ -67,12 +67,13 @@ ROW_GROUP_READS = True
 read is pyarrow's scan (the tests compare the two)."""
 DIRECT_READ_MAX_FILES = 20000
 """Reads of more files go to pyarrow's scan. Read row group by row group in one thread per core
-(:data:`PARALLEL_READ_MIN_FILES`), every read measured was as fast or faster than the scan
+(:data:`PARALLEL_READ_MIN_GROUPS`), every read measured was as fast or faster than the scan
 (session 12, instrument layout before maintenance, warm): every instrument x 1 day of 2,000
 coins (2,000 files) 418 against 688 ms, every instrument x 5 days of 500 (2,500 files) 492
 against 644 ms, the whole 500 x 20 table (10,000 files) 1.97 against 2.04 s."""
-PARALLEL_READ_MIN_FILES = 64
-"""Local files read row group by row group in one thread per core, each at least this many."""
+PARALLEL_READ_MIN_GROUPS = 64
+"""Local files read row group by row group go in one run of files per core, each run at least
+this many row groups (many small files, or a few compacted ones read in many groups)."""
 NEW_FILES_INDEXED_MAX_ROWS = 1 << 23
 """A read of several files not seen before (a new process) that hold more rows than this in
 all goes to pyarrow's scan, which prunes row groups by their statistics without building
@@ -184,7 +185,8 @@ class FragmentCache:
                                                   row_filter=None if every_row else row_filter)]
 
                 # pyarrow decodes without the GIL: one run's Python overlaps another's decoding
-                table = assemble(map_in_runs(read_run, list(zip(fragments, direct, every)), min_run=PARALLEL_READ_MIN_FILES),
+                table = assemble(map_in_runs(read_run, list(zip(fragments, direct, every)),
+                                             min_run=PARALLEL_READ_MIN_GROUPS, weigh=lambda item: len(item[1][1])),
                                  schema, columns)
             elif view_types:
                 table = pa.concat_tables([read_fragment(f, schema, row_filter, columns) for f in fragments])
