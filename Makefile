@@ -72,7 +72,7 @@ screenshots: setup-deploy-tests
 	CB_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:cacheprovider -q cb_storage_dagster_tests/test_ui_browser.py
 
 ## make bench-peer: the product (both layouts) against ArcticDB 6.28.2 (own venv benchmarks/.venv-arcticdb) at 2,000 x 30
-## (not in CI; not run at full size yet: 500 x 20 took ~5 min, full size is ~6x the rows; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
+## (not in CI: ~13 min at full size, ~2 min at 500 x 20; `benchmarks/peer_bench.py --instruments N --days N` resizes it). docs/PERFORMANCE.md
 bench-peer: setup
 	$(BIN)/python benchmarks/peer_bench.py
 
