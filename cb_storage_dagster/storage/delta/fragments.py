@@ -17,8 +17,9 @@ both layouts, before and after maintenance): the scan pays a scanner per file an
 the scope's filter row by row. The scan still reads a new process's first read of many rows'
 worth of new files (:data:`NEW_FILES_INDEXED_MAX_ROWS`), which would otherwise index every row
 group of every file before reading any (~1 ms per exchange-day file of 2,000 coins), reads of
-thousands of files (:data:`DIRECT_READ_MAX_FILES`), which it decodes on every core, and files
-with view-typed columns (:mod:`.fragment_read`). New files' footers are parsed in parallel (pyarrow releases the GIL).
+more than :data:`DIRECT_READ_MAX_FILES` files, and files with view-typed columns
+(:mod:`.fragment_read`). Reads of many row groups go in one run of files per core, and new
+files' footers are parsed in parallel (pyarrow releases the GIL while it decodes and parses).
 Files on an object store are each fetched by a thread of a bounded pool
 (:data:`.fetch_pool.MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
 (:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column

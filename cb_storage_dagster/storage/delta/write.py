@@ -139,7 +139,7 @@ def replace_rows(
     ``RecordBatchReader``), partitioned as the table is, its scope in the commit metadata."""
     from deltalake import CommitProperties, write_deltalake
 
-    if small_row_groups:  # exchange-day files: decoded for every read of one instrument, not compressed
+    if small_row_groups:  # exchange-day files and streamed runs: decoded for every read of one instrument
         properties = writer_properties(data.schema, compression="UNCOMPRESSED",  # type: ignore[attr-defined]
                                        max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
     else:
