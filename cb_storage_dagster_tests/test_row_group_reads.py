@@ -46,6 +46,7 @@ def small_row_groups(monkeypatch):
 
     monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
     monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(compact, "INSTRUMENT_COMPACTED_ROW_GROUP_ROWS", 50)
 
 
 @pytest.fixture
