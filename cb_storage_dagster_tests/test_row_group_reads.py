@@ -46,7 +46,6 @@ def small_row_groups(monkeypatch):
 
     monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
     monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
-    monkeypatch.setattr(compact, "INSTRUMENT_COMPACTED_ROW_GROUP_ROWS", 50)
 
 
 @pytest.fixture

@@ -24,11 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cb_storage_dagster.domain.errors import ConfigurationError
-from cb_storage_dagster.storage.delta.writer_settings import (
-    COMPACTED_ROW_GROUP_ROWS,
-    INSTRUMENT_COMPACTED_ROW_GROUP_ROWS,
-    writer_properties,
-)
+from cb_storage_dagster.storage.delta.writer_settings import writer_properties
 from cb_storage_dagster.storage.layout import layout_of, sort_columns
 from cb_storage_dagster.storage.maintenance.actions import (
     PartitionKey,
@@ -61,6 +57,10 @@ if TYPE_CHECKING:
 
 DEFAULT_TARGET_FILE_SIZE = 128 * 1024 * 1024
 """Bytes per compacted file: a month of 1-minute candles (~2.5 MB) is one file."""
+COMPACTED_ROW_GROUP_ROWS = 4 * 1024
+"""Rows per row group of a rewritten month, both layouts (~3 days of one coin's candles, not a
+month or 16 Ki rows). Measured 500 x 20, exchange layout, 16 Ki -> 4 Ki: one instrument x 1
+day 5.0 -> 3.6 ms, every instrument x 1 day 448 -> 377 ms; new process 21 -> 27 ms (footer 4x)."""
 _COMPACTION_GROUP_ROWS = 2_000_000
 """Rows held in memory at once while rewriting an exchange-month sorted by coin (~150 MB of
 candles): the month is streamed to the writer in groups of coins of about this many rows."""
@@ -96,12 +96,13 @@ def compact_table(
     before = table_file_stats(delta_table)
     version_before = delta_table.version()
     columns = list(delta_table.metadata().partition_columns)
-    wanted = (partitions_written_since_last_maintenance(delta_table) if partitions is None
-              else [dict(p) for p in partitions])
+    if partitions is None:
+        wanted = partitions_written_since_last_maintenance(delta_table)
+    else:
+        wanted = [dict(p) for p in partitions]
     multi = multi_file_partitions(add_actions(delta_table), columns)
     todo = [p for p in wanted if partition_key(p) in multi or not columns]
-    schema = pa.schema(delta_table.schema().to_arrow())
-    writer = writer_properties(schema, max_row_group_size=INSTRUMENT_COMPACTED_ROW_GROUP_ROWS)
+    writer = writer_properties(pa.schema(delta_table.schema().to_arrow()), max_row_group_size=COMPACTED_ROW_GROUP_ROWS)
     metadata = {MAINTENANCE_MARKER: "compaction", MAINTENANCE_STARTED: str(started_ms)}
     added = removed = attempts_used = 0
 
