@@ -115,3 +115,20 @@ def test_a_commit_the_replay_does_not_implement_is_refused_by_both_parsers(actio
     for parse in (commit_actions._parsed_by_arrow, commit_actions._parsed_by_python, parse_commit):
         with pytest.raises(Unreplayable):
             parse(raw, schema)
+
+
+@pytest.mark.parametrize("second", [
+    {"metaData": {"id": "x", "format": {"provider": "parquet"}, "schemaString": "{}", "partitionColumns": []}},
+    {"remove": {"path": "b.parquet", "dataChange": True}},
+], ids=["an unreplayable action", "a second file action"])
+def test_a_line_with_two_actions_is_read_by_python_which_sees_every_key(second):
+    schema = pa.schema([("path", pa.string()), ("size_bytes", pa.int64())])
+    line = {"add": {"path": "a.parquet", "size": 1, "partitionValues": {}, "dataChange": True}, **second}
+    raw = json.dumps(line).encode()
+    with pytest.raises(commit_actions._NotForArrow):
+        commit_actions._parsed_by_arrow(raw, schema)
+    if "metaData" in second:
+        with pytest.raises(Unreplayable):
+            parse_commit(raw, schema)
+    else:
+        assert parse_commit(raw, schema) == commit_actions._parsed_by_python(raw, schema)

@@ -117,10 +117,8 @@ def test_each_read_equals_pyarrows_scan(store, monkeypatch, case):
 def test_each_read_split_across_threads_equals_pyarrows_scan(store, monkeypatch, case):
     """Reads of many row groups go in one run of files per core (fetch_pool.map_in_runs);
     here every read of two or more files is split in up to four runs."""
-    from cb_storage_dagster.storage.delta import fetch_pool
-
     monkeypatch.setattr(fragments, "PARALLEL_READ_MIN_GROUPS", 1)
-    monkeypatch.setattr(fetch_pool.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(fragments, "PARALLEL_READ_CORES", 4)
     frame = both_ways(monkeypatch, store, READS[case])
     if case in EXPECTED_ROWS:
         assert len(frame) == EXPECTED_ROWS[case]

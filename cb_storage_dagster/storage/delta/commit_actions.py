@@ -39,6 +39,8 @@ change what a read sees (``cdc`` files are change data, never read as table data
 
 _ACTION = re.compile(rb'[ \t]*\{[ \t]*"([A-Za-z]+)"[ \t]*:')
 """The action of a commit line: a Delta commit has one action object per line."""
+_OTHER_ACTIONS = ("metaData", "protocol", "checkpointMetadata", "sidecar")
+"""Delta actions the replay refuses, counted when the Arrow path checks one action per line."""
 
 
 class Unreplayable(Exception):
@@ -76,8 +78,12 @@ def _parsed_by_arrow(raw: bytes, schema: pa.Schema) -> tuple[pa.Table, set[str]]
                   ("deletionVector", pa.struct([("storageType", pa.string())]))]
     if partitions:
         add_fields.append(("partitionValues", pa.struct([(name, pa.string()) for name in partitions])))
-    actions = _read_json(b"\n".join(lines), pa.schema([("add", pa.struct(add_fields)),
-                                                       ("remove", pa.struct([("path", pa.string())]))]))
+    counted = [*sorted(REPLAYED_ACTIONS - {"add", "remove"}), *_OTHER_ACTIONS]
+    actions = _read_json(b"\n".join(lines), pa.schema(
+        [("add", pa.struct(add_fields)), ("remove", pa.struct([("path", pa.string())]))]
+        + [(name, pa.struct([])) for name in counted]))
+    if actions.num_rows != len(lines) or not _one_action_per_row(actions):
+        raise _NotForArrow  # a line with several actions: the Python path reads every key
     removes = actions.column("remove").combine_chunks()
     gone = {unquote(path) for path in removes.field("path").filter(removes.is_valid()).to_pylist()}
     adds = actions.column("add").combine_chunks()
@@ -86,6 +92,15 @@ def _parsed_by_arrow(raw: bytes, schema: pa.Schema) -> tuple[pa.Table, set[str]]
         raise Unreplayable("a commit adds a file with a deletion vector")
     gone |= {unquote(path) for path in adds.field("path").to_pylist()}
     return (_index_rows(adds, schema) if len(adds) else schema.empty_table()), gone
+
+
+def _one_action_per_row(actions: pa.Table) -> bool:
+    """Whether each row (line) of ``actions`` holds exactly one of its action columns."""
+    present = [pc.cast(column.is_valid(), pa.int8()) for column in actions.columns]
+    total = present[0]
+    for flags in present[1:]:
+        total = pc.add(total, flags)
+    return bool(pc.all(pc.equal(total, 1)).as_py())
 
 
 def _index_rows(adds: pa.StructArray, schema: pa.Schema) -> pa.Table:

@@ -48,9 +48,9 @@ def map_concurrently(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
 
 
 def map_in_runs(function: Callable[[list[T]], list[R]], items: list[T], *, min_run: int,
-                weigh: Callable[[T], int] | None = None) -> list[R]:
+                weigh: Callable[[T], int] | None = None, cores: int | None = None) -> list[R]:
     """``function`` of consecutive runs of ``items``, its results joined in order: one run per
-    core, each weighing at least ``min_run`` (``weigh(item)``, else 1 per item; less in all:
+    core (``cores``, default the machine's), each weighing at least ``min_run`` (``weigh(item)``, else 1 per item; less in all:
     one run, inline), the runs about equal in weight. For work that releases the GIL for much
     of its time (pyarrow decoding).
 
@@ -61,7 +61,7 @@ def map_in_runs(function: Callable[[list[T]], list[R]], items: list[T], *, min_r
     """
     weights = [weigh(item) for item in items] if weigh is not None else [1] * len(items)
     total = sum(weights)
-    runs = min(os.cpu_count() or 1, total // max(min_run, 1), len(items))
+    runs = min(cores or os.cpu_count() or 1, total // max(min_run, 1), len(items))
     if runs <= 1:
         return function(items)
     cuts, reached = [0], 0

@@ -75,6 +75,8 @@ against 644 ms, the whole 500 x 20 table (10,000 files) 1.97 against 2.04 s."""
 PARALLEL_READ_MIN_GROUPS = 64
 """Local files read row group by row group go in one run of files per core, each run at least
 this many row groups (many small files, or a few compacted ones read in many groups)."""
+PARALLEL_READ_CORES: int | None = None
+"""Runs of one read at most (``None``: one per core of the machine)."""
 NEW_FILES_INDEXED_MAX_ROWS = 1 << 23
 """A read of several files not seen before (a new process) that hold more rows than this in
 all goes to pyarrow's scan, which prunes row groups by their statistics without building
@@ -134,7 +136,7 @@ class FragmentCache:
         """Keep the new fragments, whose footers a read has just parsed."""
         for key, fragment, new in zip(keys, fragments, fresh):
             if new and self._files.get(key) is None:  # (a row-group read may have kept it already)
-                self._files.put(key, _CachedFile(fragment))
+                self._files.put(key, _CachedFile.parsed(fragment))
 
     # -- reading ----------------------------------------------------------------------------
     def read(
@@ -187,7 +189,8 @@ class FragmentCache:
 
                 # pyarrow decodes without the GIL: one run's Python overlaps another's decoding
                 table = assemble(map_in_runs(read_run, list(zip(fragments, direct, every)),
-                                             min_run=PARALLEL_READ_MIN_GROUPS, weigh=lambda item: len(item[1][1])),
+                                             min_run=PARALLEL_READ_MIN_GROUPS, cores=PARALLEL_READ_CORES,
+                                             weigh=lambda item: len(item[1][1])),
                                  schema, columns)
             elif view_types:
                 table = pa.concat_tables([read_fragment(f, schema, row_filter, columns) for f in fragments])
@@ -216,7 +219,7 @@ class FragmentCache:
         for key, fragment in zip(keys, fragments):
             entry = self._files.get(key)
             if entry is None:
-                entry = _CachedFile(fragment)
+                entry = _CachedFile.parsed(fragment)
                 self._files.put(key, entry)
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
@@ -261,15 +264,22 @@ class _CachedFile:
     entry is evicted)."""
 
     fragment: ds.ParquetFileFragment
+    footer_bytes: int
     index: RowGroupIndex | None = None
     mapped: MappedFile | None = None
+
+    @classmethod
+    def parsed(cls, fragment: ds.ParquetFileFragment) -> _CachedFile:
+        """The entry of a fragment whose footer a read has parsed (its size is read here: on
+        an object store an unparsed footer would cost a request)."""
+        return cls(fragment, fragment.metadata.serialized_size)
 
 
 def _footer_bytes(entry: _CachedFile) -> int:
     """Memory a kept file costs, estimated from its footer's size: measured with pyarrow 26,
     ~8 bytes per serialized footer byte plus ~8 KB of objects (1.6 KB footer: 21.6 KB kept;
     41 KB: 312 KB)."""
-    return 8 * entry.fragment.metadata.serialized_size + 8192
+    return 8 * entry.footer_bytes + 8192
 
 
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:
