@@ -96,6 +96,31 @@ def test_the_plan_prunes_from_the_log_before_any_file_is_touched(filled):
     assert (plan.file_count, plan.files_in_table) == (1, len(INSTRUMENTS) * len(DAYS))
 
 
+def test_a_repeated_read_derives_nothing_again_from_the_log(filled, monkeypatch):
+    """What a read works out from a plan's add actions (the files it reads whole, the scope's
+    filter) is kept with the plan: the same read again derives nothing, another time range
+    derives its own, and a new table version plans afresh."""
+    from cb_storage_dagster.storage.delta import read as delta_read
+
+    calls = []
+    real = delta_read.wholly_selected
+    monkeypatch.setattr(delta_read, "wholly_selected", lambda *args: calls.append(args[2]) or real(*args))
+    key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
+    whole_days, part_of_a_day = (at(2024, 1, 10), at(2024, 1, 12)), (at(2024, 1, 10), at(2024, 1, 11, 0, 5))
+    first = filled.get_range(key, *whole_days)
+    for _ in range(3):
+        assert filled.get_range(key, *whole_days).equals(first)
+    assert calls == [whole_days]
+    filled.get_range(key, *part_of_a_day)
+    assert calls == [whole_days, part_of_a_day]
+
+    rewritten = ohlcv(dt.date(2024, 1, 10), n=30, coin="ETH", price=7.0)
+    filled.save_entry({**key, "date": dt.date(2024, 1, 10)}, rewritten)
+    again = filled.get_range(key, *whole_days)
+    assert len(calls) == 3 and len(again) == len(first)
+    assert again["close"].iloc[:30].tolist() == rewritten["close"].tolist()
+
+
 def test_files_wholly_inside_the_request_are_read_whole_and_partial_ones_filtered(filled, monkeypatch):
     """Files whose every row the request selects (from their partition values and statistics)
     are read without evaluating the row filter; a read that cuts into a file filters it.
@@ -106,9 +131,9 @@ def test_files_wholly_inside_the_request_are_read_whole_and_partial_ones_filtere
 
     key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
     ranges = [(at(2024, 1, 10), at(2024, 1, 13)), (at(2024, 1, 10, 0, 10), at(2024, 1, 12, 0, 5))]
-    with monkeypatch.context() as scanning_only:
+    with monkeypatch.context() as scanning_only:  # (a manager of its own: plans keep what they derived)
         scanning_only.setattr(delta_read, "wholly_selected", lambda actions, scope, time_range: [False] * actions.num_rows)
-        expected = [filled.get_range(key, *r) for r in ranges]
+        expected = [StorageManagerImpl(filled.backend).get_range(key, *r) for r in ranges]
     assert [len(frame) for frame in expected] == [90, 20 + 30 + 5]
 
     counter = filled.delta._scans._fragments

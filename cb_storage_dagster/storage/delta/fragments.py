@@ -20,12 +20,8 @@ group of every file before reading any (~1 ms per exchange-day file of 2,000 coi
 more than :data:`DIRECT_READ_MAX_FILES` files, and files with view-typed columns
 (:mod:`.fragment_read`). Reads of many row groups go in one run of files per core, and new
 files' footers are parsed in parallel (pyarrow releases the GIL while it decodes and parses).
-Files on an object store are each fetched by a thread of a bounded pool
-(:data:`.fetch_pool.MAX_CONCURRENT_FETCHES`). A small file is fetched whole in one request and kept
-(:mod:`.small_files`: a warm read of it costs no request); of a large one, the needed column
-chunks are coalesced into one ranged request (``pre_buffer``), and the first read costs one
-more request for its footer. A read so costs one or two round trips however many files it
-touches instead of two per file one after another. Both use the filesystem the scan planner gives
+Files on an object store are fetched concurrently (:mod:`.remote_read`: one or two round
+trips for a read however many files it touches, small files fetched whole and kept). Both use the filesystem the scan planner gives
 (:func:`.scan._filesystem`: pyarrow's local filesystem, or delta-rs' object-store handler
 with the backend's credentials).
 
@@ -44,16 +40,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.cache import BoundedCache
-from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently, map_in_runs
+from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
 from cb_storage_dagster.storage.delta.fragment_read import has_view_types, read_fragment
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
+from cb_storage_dagster.storage.delta.remote_read import FileKey, read_remote
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
-from cb_storage_dagster.storage.delta.row_groups import FileRows, assemble, read_file
+from cb_storage_dagster.storage.delta.row_groups import read_files
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster.storage.delta.small_files import SmallFiles
-
-FileKey = tuple[str, str, int]
-"""(table URI, path in the table, size in bytes): a data file, which never changes."""
 
 FRAGMENT_CACHE_ENTRIES = 16384
 """Data files whose parsed footer is kept, at most (and at most :data:`FRAGMENT_CACHE_BYTES`).
@@ -74,7 +68,11 @@ coins (2,000 files) 418 against 688 ms, every instrument x 5 days of 500 (2,500 
 against 644 ms, the whole 500 x 20 table (10,000 files) 1.97 against 2.04 s."""
 PARALLEL_READ_MIN_GROUPS = 64
 """Local files read row group by row group go in one run of files per core, each run at least
-this many row groups (many small files, or a few compacted ones read in many groups)."""
+this many row groups (many small files, or a few compacted ones read in many groups). Smaller
+runs were measured (session 13, two cores): one instrument x 30 exchange-days of 2,000 coins,
+30 groups of 16 Ki rows, in two runs 12.3 against 10.8 ms in one, each run's thread on the CPU
+about half its time; decoding alone in two threads halves, but decoding on the pool ahead of
+a thread that cuts and filters was slower still for every read shape tried."""
 PARALLEL_READ_CORES: int | None = None
 """Runs of one read at most (``None``: one per core of the machine)."""
 NEW_FILES_INDEXED_MAX_ROWS = 1 << 23
@@ -121,6 +119,13 @@ class FragmentCache:
         """The fragment of each of ``keys`` and, per fragment, whether it is new (its footer
         not read yet). ``make(positions)`` gives, for the files at ``positions`` of ``keys``
         missing from the cache, a filesystem, their paths on it and their guarantees."""
+        _, found, fresh = self._lookup(keys, make)
+        return found, fresh
+
+    def _lookup(
+        self, keys: Sequence[FileKey], make: Callable[[list[int]], tuple[Any, list[str], list[ds.Expression]]],
+    ) -> tuple[list[_CachedFile | None], list[ds.ParquetFileFragment], list[bool]]:
+        """Per key: its cache entry (``None`` if new), its fragment, whether it is new."""
         entries = [self._files.get(key) for key in keys]
         found = [None if entry is None else entry.fragment for entry in entries]
         missing = [i for i, fragment in enumerate(found) if fragment is None]
@@ -130,7 +135,7 @@ class FragmentCache:
             for position, path, guarantee in zip(missing, paths, guarantees):
                 found[position] = _FORMAT.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
                 fresh[position] = True
-        return found, fresh  # type: ignore[return-value]
+        return entries, found, fresh  # type: ignore[return-value]
 
     def remember(self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool]) -> None:
         """Keep the new fragments, whose footers a read has just parsed."""
@@ -162,36 +167,29 @@ class FragmentCache:
         ``window``: where the rows can be (:class:`.row_window.RowWindow`); local files are
         then read by :func:`.row_groups.read_file` (only the row groups the window needs);
         ``own_filter``: the caller's filters within ``row_filter`` (see there)."""
-        fragments, fresh = self.fragments(keys, make)
+        entries, fragments, fresh = self._lookup(keys, make)
         if whole is not None:
             self.unfiltered_files += sum(1 for every_row in whole if every_row) if remote or all(whole) else 0
         if remote:
-            table = self._read_concurrently(keys, fragments, fresh, whole, schema, row_filter, columns,
-                                            keep_small_files)
+            table = read_remote(keys, fragments, fresh, whole, schema=schema, row_filter=row_filter, columns=columns,
+                                small_files=self._small_files if keep_small_files else None)
             fresh = [new and not SmallFiles.fetched_whole(key[2]) for key, new in zip(keys, fresh)]
         else:
             map_concurrently(_parse_footer, [fragment for fragment, new in zip(fragments, fresh) if new])
+            kept = [entry if entry is not None else self._kept(key, fragment)
+                    for key, entry, fragment in zip(keys, entries, fragments)]
             if whole is not None and all(whole):
                 row_filter = None  # every row of every file is selected: nothing to evaluate (~25% less)
-            view_types = any(has_view_types(fragment) for fragment in fragments)
+            view_types = any(entry.view_types for entry in kept)
             direct = (None if window is None or view_types or not ROW_GROUP_READS
-                      else self._direct_read(keys, fragments, fresh, window, keep_open=keep_small_files))
+                      else self._direct_read(kept, fresh, window, keep_open=keep_small_files))
             if direct is not None:
                 self.direct_files += len(keys)
                 every = whole if whole is not None else [False] * len(keys)
-
-                def read_run(run: list[tuple[ds.ParquetFileFragment, Any, bool]]) -> list[FileRows]:
-                    return [part
-                            for fragment, (index, groups, mapped), every_row in run
-                            for part in read_file(fragment, index, groups, window, schema=schema,
-                                                  own_filter=own_filter, columns=columns, mapped=mapped,
-                                                  row_filter=None if every_row else row_filter)]
-
-                # pyarrow decodes without the GIL: one run's Python overlaps another's decoding
-                table = assemble(map_in_runs(read_run, list(zip(fragments, direct, every)),
-                                             min_run=PARALLEL_READ_MIN_GROUPS, cores=PARALLEL_READ_CORES,
-                                             weigh=lambda item: len(item[1][1])),
-                                 schema, columns)
+                table = read_files([(fragment, *selected, every_row)
+                                    for fragment, selected, every_row in zip(fragments, direct, every)],
+                                   window, schema=schema, row_filter=row_filter, own_filter=own_filter,
+                                   columns=columns, min_run=PARALLEL_READ_MIN_GROUPS, cores=PARALLEL_READ_CORES)
             elif view_types:
                 table = pa.concat_tables([read_fragment(f, schema, row_filter, columns) for f in fragments])
             else:
@@ -200,9 +198,16 @@ class FragmentCache:
         self.remember(keys, fragments, fresh)
         return table
 
+    def _kept(self, key: FileKey, fragment: ds.ParquetFileFragment) -> _CachedFile:
+        """The cache entry of a local file whose footer was just parsed (kept from now on)."""
+        entry = self._files.get(key)  # (another thread may have kept it meanwhile)
+        if entry is None:
+            entry = _CachedFile.parsed(fragment)
+            self._files.put(key, entry)
+        return entry
+
     def _direct_read(
-        self, keys: Sequence[FileKey], fragments: Sequence[ds.ParquetFileFragment], fresh: Sequence[bool],
-        window: RowWindow, *, keep_open: bool,
+        self, entries: Sequence[_CachedFile], fresh: Sequence[bool], window: RowWindow, *, keep_open: bool,
     ) -> list[tuple[RowGroupIndex, list[int], MappedFile | None]] | None:
         """Per file, the index of its row groups (built once, kept in its cache entry), the
         groups ``window`` needs and the file kept open to read them from, if any; ``None``
@@ -210,17 +215,14 @@ class FragmentCache:
         holding more than :data:`NEW_FILES_INDEXED_MAX_ROWS` rows. With ``keep_open``, a read
         of one instrument keeps each file open in its entry (:attr:`_CachedFile.mapped`) and
         any read uses a file kept so; without it (a past version), none is used or kept."""
-        if len(keys) > DIRECT_READ_MAX_FILES:
+        if len(entries) > DIRECT_READ_MAX_FILES:
             return None
-        if len(keys) > 1 and any(fresh) and \
-                sum(fragment.metadata.num_rows for fragment in fragments) > NEW_FILES_INDEXED_MAX_ROWS:
+        if len(entries) > 1 and any(fresh) and \
+                sum(entry.fragment.metadata.num_rows for entry in entries) > NEW_FILES_INDEXED_MAX_ROWS:
             return None
         selected = []
-        for key, fragment in zip(keys, fragments):
-            entry = self._files.get(key)
-            if entry is None:
-                entry = _CachedFile.parsed(fragment)
-                self._files.put(key, entry)
+        for entry in entries:
+            fragment = entry.fragment
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
             if keep_open and entry.mapped is None and window.coin is not None:
@@ -228,30 +230,6 @@ class FragmentCache:
                                           ds.get_partition_keys(fragment.partition_expression))
             selected.append((entry.index, entry.index.select(window), entry.mapped if keep_open else None))
         return selected
-
-    def _read_concurrently(
-        self,
-        keys: Sequence[FileKey],
-        fragments: list[ds.ParquetFileFragment],
-        fresh: list[bool],
-        whole: Sequence[bool] | None,
-        schema: pa.Schema,
-        row_filter: ds.Expression | None,
-        columns: list[str] | None,
-        keep_small_files: bool,
-    ) -> pa.Table:
-        def read_one(item: tuple[FileKey, ds.ParquetFileFragment, bool, bool]) -> pa.Table:
-            key, fragment, new, every_row = item
-            if SmallFiles.fetched_whole(key[2]):  # one request, or none once kept
-                data = (self._small_files.get_or_fetch(key, lambda: _whole(fragment)) if keep_small_files
-                        else _whole(fragment))
-                fragment = _in_memory(fragment, data)
-            elif new:
-                fragment.ensure_complete_metadata()  # the footer: one request, then cached
-            return read_fragment(fragment, schema, None if every_row else row_filter, columns)
-
-        every = whole if whole is not None else [False] * len(keys)
-        return pa.concat_tables(map_concurrently(read_one, list(zip(keys, fragments, fresh, every))))
 
 
 @dataclass
@@ -265,6 +243,8 @@ class _CachedFile:
 
     fragment: ds.ParquetFileFragment
     footer_bytes: int
+    view_types: bool
+    """Whether the file stores a view-typed column (:func:`.fragment_read.has_view_types`)."""
     index: RowGroupIndex | None = None
     mapped: MappedFile | None = None
 
@@ -272,7 +252,7 @@ class _CachedFile:
     def parsed(cls, fragment: ds.ParquetFileFragment) -> _CachedFile:
         """The entry of a fragment whose footer a read has parsed (its size is read here: on
         an object store an unparsed footer would cost a request)."""
-        return cls(fragment, fragment.metadata.serialized_size)
+        return cls(fragment, fragment.metadata.serialized_size, has_view_types(fragment))
 
 
 def _footer_bytes(entry: _CachedFile) -> int:
@@ -284,17 +264,6 @@ def _footer_bytes(entry: _CachedFile) -> int:
 
 def _parse_footer(fragment: ds.ParquetFileFragment) -> None:
     fragment.ensure_complete_metadata()  # pyarrow parses without the GIL: footers in parallel
-
-
-def _whole(fragment: ds.ParquetFileFragment) -> pa.Buffer:
-    """All bytes of the fragment's file (one ranged GET: the filesystem knows its size)."""
-    with fragment.filesystem.open_input_file(fragment.path) as stream:
-        return stream.read_buffer()
-
-
-def _in_memory(fragment: ds.ParquetFileFragment, data: pa.Buffer) -> ds.ParquetFileFragment:
-    """The fragment read from ``data``, with the same guarantee."""
-    return _FORMAT.make_fragment(data, partition_expression=fragment.partition_expression)
 
 
 __all__ = ["DIRECT_READ_MAX_FILES", "FRAGMENT_CACHE_BYTES", "FRAGMENT_CACHE_ENTRIES", "NEW_FILES_INDEXED_MAX_ROWS", "ROW_GROUP_READS", "FileKey", "FragmentCache"]

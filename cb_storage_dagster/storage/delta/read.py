@@ -84,9 +84,11 @@ def _read_snapshot(
 ) -> pa.Table:
     _check_columns(request.columns, snapshot.schema.names, table)
     plan = scans.plan(snapshot, request.scope)
-    row_filter = _combine(scope_range_expression(request.scope), request.row_filter)
+    row_filter = _combine(plan.derived("scope filter", lambda: scope_range_expression(request.scope)),
+                          request.row_filter)
     # Files every row of which the request selects are read without evaluating the row filter.
-    whole = None if request.filters else wholly_selected(plan.actions, request.scope, request.time_range)
+    whole = None if request.filters else plan.derived(
+        ("whole", request.time_range), lambda: wholly_selected(plan.actions, request.scope, request.time_range))
     return scans.read(
         snapshot, plan, whole=whole, latest=request.as_of_version is None and request.as_of_timestamp is None,
         row_filter=row_filter, columns=request.columns, window=RowWindow.of(request.scope, request.time_range).within_filters(request.filters),

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from cb_storage_dagster.storage.delta.fetch_pool import map_in_runs
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
@@ -106,6 +107,34 @@ def read_file(
             rows = _in_schema([FileRows(rows, partition_values, False)], schema, schema.names)
             parts.append(FileRows(rows.filter(remaining), partition_values, True))
     return parts
+
+
+def read_files(
+    files: list[tuple[ds.ParquetFileFragment, RowGroupIndex, list[int], MappedFile | None, bool]],
+    window: RowWindow,
+    *,
+    schema: pa.Schema,
+    row_filter: ds.Expression | None,
+    own_filter: ds.Expression | None,
+    columns: list[str] | None,
+    min_run: int,
+    cores: int | None,
+) -> pa.Table:
+    """The rows of ``files`` (each: fragment, index, groups to read, the file kept open or
+    ``None``, whether every row of it is selected), in order, as one table of ``schema``
+    projected to ``columns``: :func:`read_file` of each, in one run of files per core
+    (``cores``, default the machine's) where the runs would each read ``min_run`` row groups
+    or more; pyarrow decodes without the GIL, so one run's Python overlaps another's decoding."""
+
+    def read_run(run: list[tuple[ds.ParquetFileFragment, RowGroupIndex, list[int], MappedFile | None, bool]],
+                 ) -> list[FileRows]:
+        return [part
+                for fragment, index, groups, mapped, every_row in run
+                for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
+                                      columns=columns, mapped=mapped, row_filter=None if every_row else row_filter)]
+
+    return assemble(map_in_runs(read_run, files, min_run=min_run, cores=cores, weigh=lambda file: len(file[2])),
+                    schema, columns)
 
 
 def assemble(parts: list[FileRows], schema: pa.Schema, columns: list[str] | None) -> pa.Table:
@@ -232,4 +261,4 @@ def _in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.T
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
 
 
-__all__ = ["FileRows", "assemble", "read_file"]
+__all__ = ["FileRows", "assemble", "read_file", "read_files"]

@@ -27,8 +27,8 @@ by a newer engine) is read by delta-rs' DataFusion reader instead (``delta_sql``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
@@ -57,6 +57,8 @@ FILE_CACHE_ENTRIES = 8192
 """Per-file facts kept (what ``date``, or which ``(coin, date)`` pairs, a data file holds)."""
 PLAN_CACHE_ENTRIES = 256
 """Plans kept: (table version, scope) -> files to read (a warm repeated read plans nothing)."""
+DERIVED_PER_PLAN = 8
+"""Values a plan keeps of what reads derived from it (:meth:`ScanPlan.derived`)."""
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -75,16 +77,30 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """The files a read touches, in output order, with their add actions."""
+    """The files a read touches, in output order, with their add actions, and what reads of
+    them have worked out from those alone (:meth:`derived`: a warm read re-plans nothing)."""
 
     paths: list[str]
     sizes: list[int]
     actions: pa.Table
     files_in_table: int
+    _derived: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def file_count(self) -> int:
         return len(self.paths)
+
+    def derived(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, kept under ``key`` for the next read of this plan (it must depend only
+        on the plan and ``key``); at most :data:`DERIVED_PER_PLAN` values are kept."""
+        try:
+            return self._derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = compute()
+            if len(self._derived) >= DERIVED_PER_PLAN:
+                self._derived.clear()
+            self._derived[key] = value
+            return value
 
 
 class DeltaScanPlanner:
@@ -181,7 +197,7 @@ class DeltaScanPlanner:
             return filesystem, paths, file_guarantees(sub, snapshot.schema, snapshot.partition_columns)
 
         return self._fragments.read(
-            [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)], make, schema=snapshot.schema,
+            plan.derived("file keys", lambda: [(uri, p, s) for p, s in zip(plan.paths, plan.sizes)]), make, schema=snapshot.schema,
             row_filter=row_filter, columns=columns, remote=local_root(uri) is None, whole=whole,
             keep_small_files=latest, window=window, own_filter=own_filter,
         )
