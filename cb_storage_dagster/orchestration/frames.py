@@ -23,6 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from cb_storage_dagster.storage.reading import as_frame
+
 __all__ = ["as_annotated", "to_storable"]
 
 
@@ -55,4 +57,4 @@ def as_annotated(data: pa.Table, typing_type: Any) -> Any:
     if polars is not None and typing_type in (polars.DataFrame, polars.LazyFrame):
         frame = polars.from_arrow(data)
         return frame.lazy() if typing_type is polars.LazyFrame else frame
-    return data.to_pandas()
+    return as_frame(data)

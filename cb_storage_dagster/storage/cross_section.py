@@ -27,6 +27,7 @@ import pyarrow as pa
 from cb_storage_dagster.domain.errors import InvalidKeyError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot, decode_instrument, validate_name
 from cb_storage_dagster.domain.scope import WriteScope
+from cb_storage_dagster.storage.reading import as_frame
 from cb_storage_dagster.storage.sql import coin_filter, validate_filters
 from cb_storage_dagster.storage.times import days_in_range, time_range
 
@@ -137,7 +138,7 @@ def get_many(
         parts = [manager.read_partitions(data_type, WriteScope(), columns=columns, table=table)]
     # One read per exchange, exchanges in sorted order: the concatenation stays sorted.
     result = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
-    return result if as_arrow else result.to_pandas(split_blocks=True)
+    return result if as_arrow else as_frame(result)
 
 
 __all__ = ["SLOT_SCOPE_LIMIT", "Selection", "get_many", "parse_selection", "read_requests"]

@@ -121,6 +121,7 @@ class IStorageManager(ABC):
         """
         from cb_storage_dagster.domain.keys import MarketDataKey
         from cb_storage_dagster.domain.scope import WriteScope
+        from cb_storage_dagster.storage.reading import as_frame
         from cb_storage_dagster.storage.times import days_in_range, time_range
 
         key = MarketDataKey.from_context(context)
@@ -131,7 +132,7 @@ class IStorageManager(ABC):
             table=table, time_range=(start, end),
             as_of_version=as_of_version, as_of_timestamp=as_of_timestamp,
         )
-        return table_data.to_pandas(split_blocks=True)  # one block per column: ~2x faster, same frame
+        return as_frame(table_data)
 
     def get_many(
         self,
