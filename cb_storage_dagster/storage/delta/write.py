@@ -140,7 +140,7 @@ def replace_rows(
     from deltalake import CommitProperties, write_deltalake
 
     if small_row_groups:  # exchange-day files and streamed runs: decoded for every read of one instrument
-        properties = writer_properties(data.schema, compression="UNCOMPRESSED",  # type: ignore[attr-defined]
+        properties = writer_properties(data.schema,  # type: ignore[attr-defined]
                                        max_row_group_size=EXCHANGE_LAYOUT_ROW_GROUP_ROWS)
     else:
         properties = writer_properties(data.schema)  # type: ignore[attr-defined]
