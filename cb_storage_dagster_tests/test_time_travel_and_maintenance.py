@@ -167,6 +167,25 @@ class TestCompaction:
             pd.testing.assert_frame_equal(after, before[key["coin"]])
         assert manager.list_dates("binance", "BTC", "ohlcv") == JANUARY + [dt.date(2024, 2, 1), dt.date(2024, 2, 2)]
 
+    def test_instruments_of_a_month_are_rewritten_in_groups_one_commit_each(self, manager, monkeypatch):
+        from cb_storage_dagster.storage.maintenance import instrument_rewrite
+
+        fill(manager, list(reversed(JANUARY)), keys=(BTC, ETH))
+        before = {k["coin"]: read_all(manager, k) for k in (BTC, ETH)}
+        monkeypatch.setattr(instrument_rewrite, "GROUP_ROWS", 60 * len(JANUARY))  # one instrument-month each
+
+        result = mt.compact_table(manager.backend, "ohlcv")
+
+        assert result.version_after == result.version_before + 2  # one overwrite per group
+        assert (result.files_removed, result.files_added, result.after.files) == (2 * len(JANUARY), 2, 2)
+        for key in (BTC, ETH):
+            after = read_all(manager, key)
+            pd.testing.assert_frame_equal(after, before[key["coin"]])
+            assert after["timestamp"].is_monotonic_increasing
+        history = manager.delta.open("ohlcv").history(2)
+        assert all(entry["operation"] == "WRITE" for entry in history)
+        assert mt.compact_table(manager.backend, "ohlcv").partitions == []  # nothing left to rewrite
+
     def test_compacted_files_are_sorted_by_time(self, manager):
         fill(manager, list(reversed(JANUARY)))
         mt.compact_table(manager.backend, "ohlcv")
