@@ -287,3 +287,30 @@ def test_data_files_stored_as_string_view_read_like_the_others(tmp_path):
     assert manager.list_coins("binance", "ohlcv") == ["BTC", "ETH", "SOL"]
     both = manager.get_many("ohlcv", "binance", at(2024, 1, 2), at(2024, 1, 4))
     assert list(both["coin"]) == ["BTC"] * 3 + ["ETH"] * 2 + ["SOL"] * 2
+
+
+def test_compaction_of_the_instrument_layout_reads_string_view_files_in_the_tables_types(tmp_path):
+    """A foreign merge's files store ``trade_id`` and ``side`` as ``string_view``; the sorted
+    compaction of the instrument layout reads them next to plain files and loses nothing."""
+    from cb_storage_dagster_tests.support.data import trades
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"))
+    key = {"data_type": "trades", "exchange": "binance", "coin": "BTC"}
+    later = DAY + dt.timedelta(days=1)
+    for day in (DAY, later):
+        manager.save_entry({**key, "date": day}, trades(day, n=5))
+    extra = normalize(trades(later, n=8), "trades").slice(5)
+    (open_table(manager, "trades").merge(extra, "t.coin = s.coin AND t.trade_id = s.trade_id", source_alias="s",
+                                         target_alias="t").when_not_matched_insert_all().execute())
+    import pyarrow.parquet as pq
+
+    stored = {pq.read_schema(path).field("trade_id").type for path in table_path(manager, "trades").rglob("*.parquet")
+              if "_delta_log" not in path.parts and "_cb_registry" not in path.parts}
+    assert stored == {pa.string(), pa.string_view()}
+    before = manager.get_range(key, at(2024, 1, 2), at(2024, 1, 4))
+    assert len(before) == 5 + 8
+
+    result = mt.compact_table(manager.backend, "trades")
+
+    assert result.after.files == 1 and result.files_removed == 3
+    pd.testing.assert_frame_equal(manager.get_range(key, at(2024, 1, 2), at(2024, 1, 4)), before)

@@ -11,7 +11,8 @@ Two algorithms of sorted rewrites, chosen by the table's layout (``storage/layou
 
 A table of neither layout (another tool's partitioning) is compacted by delta-rs' optimize: a
 z-order on ``timestamp``, or bin-packing without ``sort_by_time``, as is the instrument layout
-without it. Every commit is marked as maintenance and retried on a fresh snapshot when a
+without it or with a feature the product's reader does not implement (deletion vectors, column
+mapping: :func:`.fast_path.fast_path_refusal`), whose files must not be read directly. Every commit is marked as maintenance and retried on a fresh snapshot when a
 concurrent writer conflicts: delta-rs refuses the commit when a writer removed a file the
 compaction read, so no write is ever lost or resurrected.
 """
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from cb_storage_dagster.domain.errors import ConfigurationError
+from cb_storage_dagster.storage.delta.fast_path import fast_path_refusal
 from cb_storage_dagster.storage.delta.writer_settings import writer_properties
 from cb_storage_dagster.storage.layout import layout_of, sort_columns
 from cb_storage_dagster.storage.maintenance.actions import (
@@ -133,7 +135,7 @@ def compact_table(
             attempts=attempts, backoff_seconds=backoff_seconds)
         return _result(table, delta_table, todo, before, version_before, started, (added, removed), attempts_used,
                        sort_columns("exchange"))
-    if layout_of(columns) == "instrument" and sort_by_time:
+    if layout_of(columns) == "instrument" and sort_by_time and fast_path_refusal(delta_table) is None:
         added, removed, attempts_used = compact_instrument_months(
             backend, table, delta_table, todo, target_size=target_size, writer=writer, metadata=metadata,
             attempts=attempts, backoff_seconds=backoff_seconds)
