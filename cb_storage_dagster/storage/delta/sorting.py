@@ -105,8 +105,9 @@ def _sorted_by_instrument_runs(table: pa.Table, keys: list[str]) -> bool:
     """:func:`is_sorted` for string keys then an int64-like one, in two cheap passes: where the
     string keys change (one comparison per column), and where the last key falls (numpy).
     The rows are in order if the string keys strictly increase at each change and the last
-    key falls nowhere else. Half the time of the generic pass on every instrument x 1 day of
-    2,000 coins (2.9 M rows), whose multi-key string comparisons dominate it."""
+    key falls nowhere else. Every instrument x 1 day of 2,000 coins (2.9 M rows in 2,000
+    chunks): 33-40 ms against 43-50 ms for the generic pass, whose multi-key string comparisons
+    dominate it."""
     import numpy as np
 
     n = table.num_rows
