@@ -187,15 +187,18 @@ class TestCompaction:
         assert mt.compact_table(manager.backend, "ohlcv").partitions == []  # nothing left to rewrite
 
     def test_compacted_files_are_sorted_by_time(self, manager):
-        fill(manager, list(reversed(JANUARY)))
+        coins = [{**BTC, "coin": f"C{i}"} for i in range(12)]
+        fill(manager, list(reversed(JANUARY)), keys=coins)
         mt.compact_table(manager.backend, "ohlcv")
         delta_table = manager.delta.open("ohlcv")
         from cb_storage_dagster.storage.delta.sorting import is_sorted
 
         plan = manager.delta._scans.plan(manager.delta._scans.snapshot(delta_table), None)
-        assert plan.file_count == 1
-        raw = manager.read_partitions("ohlcv", None)
-        assert is_sorted(raw, ["timestamp"], single_instrument=True)
+        assert plan.file_count == len(coins)
+        for fragment in delta_table.to_pyarrow_dataset().get_fragments():  # each file as stored
+            times = fragment.to_table(columns=["timestamp"])
+            assert times.num_rows == 60 * len(JANUARY)
+            assert is_sorted(times, ["timestamp"], single_instrument=True)
 
     def test_unsorted_compaction_still_reads_in_time_order(self, manager):
         fill(manager, JANUARY)

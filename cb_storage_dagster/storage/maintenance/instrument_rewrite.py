@@ -105,7 +105,9 @@ def rewrite_group(
 
     files = _group_files(add_actions(delta_table), exchange, month, coins)
     schema = pa.schema(delta_table.schema().to_arrow())
-    rows = _read_in_time_order(delta_table.table_uri, files, schema, storage_options)
+    # One chunk: delta-rs writes the batches of its input in parallel, so rows of one
+    # instrument-month given in several batches (one per day file) reach its file out of order.
+    rows = _read_in_time_order(delta_table.table_uri, files, schema, storage_options).combine_chunks()
     write_deltalake(
         delta_table, rows, mode="overwrite", predicate=predicate(exchange, month, coins), partition_by=list(columns),
         target_file_size=target_size, writer_properties=writer, commit_properties=CommitProperties(custom_metadata=metadata),
