@@ -172,7 +172,9 @@ class TestCompaction:
 
         fill(manager, list(reversed(JANUARY)), keys=(BTC, ETH))
         before = {k["coin"]: read_all(manager, k) for k in (BTC, ETH)}
-        monkeypatch.setattr(instrument_rewrite, "GROUP_ROWS", 60 * len(JANUARY))  # one instrument-month each
+        sizes = [size for *_, size in instrument_rewrite.months_to_rewrite(
+            manager.delta.open("ohlcv"), [{"exchange": "binance", "coin": c, "month": "2024-01"} for c in ("BTC", "ETH")])]
+        monkeypatch.setattr(instrument_rewrite, "GROUP_BYTES", max(sizes) + 1)  # one instrument-month each
 
         result = mt.compact_table(manager.backend, "ohlcv")
 
@@ -185,6 +187,21 @@ class TestCompaction:
         history = manager.delta.open("ohlcv").history(2)
         assert all(entry["operation"] == "WRITE" for entry in history)
         assert mt.compact_table(manager.backend, "ohlcv").partitions == []  # nothing left to rewrite
+
+    def test_an_instrument_month_too_large_for_a_group_is_z_ordered_alone(self, manager, monkeypatch):
+        from cb_storage_dagster.storage.maintenance import instrument_rewrite
+
+        fill(manager, list(reversed(JANUARY)), keys=(BTC, ETH))
+        before = {k["coin"]: read_all(manager, k) for k in (BTC, ETH)}
+        monkeypatch.setattr(instrument_rewrite, "GROUP_BYTES", 1)  # every instrument-month is "large"
+
+        result = mt.compact_table(manager.backend, "ohlcv")
+
+        assert result.version_after == result.version_before + 2  # one z-order commit per instrument-month
+        assert (result.files_removed, result.files_added, result.after.files) == (2 * len(JANUARY), 2, 2)
+        assert [entry["operation"] for entry in manager.delta.open("ohlcv").history(2)] == ["OPTIMIZE"] * 2
+        for key in (BTC, ETH):
+            pd.testing.assert_frame_equal(read_all(manager, key), before[key["coin"]])
 
     def test_compacted_files_are_sorted_by_time(self, manager):
         coins = [{**BTC, "coin": f"C{i}"} for i in range(12)]

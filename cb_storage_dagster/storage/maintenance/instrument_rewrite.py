@@ -3,12 +3,14 @@ rewritten by one overwrite per group of instruments of an exchange-month.
 
 delta-rs' ``optimize.z_order(["timestamp"])`` sorts each instrument-month by time, but as one
 DataFusion plan per partition: ~150 ms per instrument-month, ~300 s for the 2,000 instruments
-x 30 days of the peer benchmark (60,000 day files), 20x ArcticDB's maintenance; 39 s this way
-(session 13, idle: ~0.45 s of delta-rs writing and ~0.4 s of reading per group). Here the months of
-about :data:`GROUP_ROWS` rows of instruments (~46 instrument-months of 1-minute candles) are
-read at once, sorted by coin and time, and written back by one ``write_deltalake`` overwrite
-whose predicate names exactly those instrument-months (``exchange``, ``month`` and the
-``coin`` list): one file per instrument-month, as before, and one commit per group.
+x 30 days of the peer benchmark (60,000 day files), 20x ArcticDB's maintenance; 39-47 s this
+way (session 13, idle: ~0.45 s of delta-rs writing and ~0.4 s of reading per group). Here the
+instrument-months of about :data:`GROUP_BYTES` of data files (~46 instrument-months of
+1-minute candles, ~2 M rows) are read at once, sorted by coin and time, and written back by
+one ``write_deltalake`` overwrite whose predicate names exactly those instrument-months
+(``exchange``, ``month`` and the ``coin`` list): one file per instrument-month, as before, and
+one commit per group. An instrument-month larger than that alone (a month of trades of a
+liquid pair) keeps delta-rs' z-order, which does not hold it in memory at once.
 
 A group is its own transaction: a concurrent write to one of its instrument-months conflicts
 with that group's commit only, which is retried on a fresh snapshot (delta-rs refuses an
@@ -16,7 +18,7 @@ overwrite whose read files a concurrent commit removed, so no write is ever lost
 write to another instrument never conflicts.
 
 >>> groups([("binance", "BTC", "2024-01", 30), ("binance", "ETH", "2024-01", 30),
-...         ("binance", "BTC", "2024-02", 5)], max_rows=50)
+...         ("binance", "BTC", "2024-02", 5)], max_bytes=50)
 [('binance', '2024-01', ['BTC']), ('binance', '2024-01', ['ETH']), ('binance', '2024-02', ['BTC'])]
 """
 
@@ -42,28 +44,29 @@ if TYPE_CHECKING:
 
     from cb_storage_dagster.storage.interfaces import IStorageBackend
 
-GROUP_ROWS = 2_000_000
-"""Rows of one rewrite, about (~150 MB of candles in memory at once)."""
+GROUP_BYTES = 128 * 1024 * 1024
+"""Bytes of data files of one rewrite, about (uncompressed files: ~2 M rows of candles, held in
+memory twice while sorted and written)."""
 _FORMAT = ds.ParquetFileFormat()
 
 
-def groups(months: Sequence[tuple[str, str, str, int]], *, max_rows: int | None = None,
+def groups(months: Sequence[tuple[str, str, str, int]], *, max_bytes: int | None = None,
            ) -> list[tuple[str, str, list[str]]]:
-    """``(exchange, coin, month, rows)`` instrument-months as ``(exchange, month, coins)``
-    groups of at most ``max_rows`` rows (default :data:`GROUP_ROWS`; an instrument-month
-    larger than that alone)."""
-    max_rows = GROUP_ROWS if max_rows is None else max_rows
+    """``(exchange, coin, month, bytes)`` instrument-months as ``(exchange, month, coins)``
+    groups of at most ``max_bytes`` (default :data:`GROUP_BYTES`; an instrument-month larger
+    than that alone)."""
+    max_bytes = GROUP_BYTES if max_bytes is None else max_bytes
     out: list[tuple[str, str, list[str]]] = []
     current: tuple[str, str] | None = None
     coins: list[str] = []
     held = 0
-    for exchange, coin, month, rows in sorted(months, key=lambda m: (m[0], m[2], m[1])):
-        if (exchange, month) != current or (coins and held + rows > max_rows):
+    for exchange, coin, month, size in sorted(months, key=lambda m: (m[0], m[2], m[1])):
+        if (exchange, month) != current or (coins and held + size > max_bytes):
             if coins and current is not None:
                 out.append((current[0], current[1], coins))
             current, coins, held = (exchange, month), [], 0
         coins.append(coin)
-        held += rows
+        held += size
     if coins and current is not None:
         out.append((current[0], current[1], coins))
     return out
@@ -71,16 +74,15 @@ def groups(months: Sequence[tuple[str, str, str, int]], *, max_rows: int | None 
 
 def months_to_rewrite(delta_table: DeltaTable, todo: Sequence[Mapping[str, str]]) -> list[tuple[str, str, str, int]]:
     """The partitions ``todo`` (``exchange``/``coin``/``month``) as ``(exchange, coin, month,
-    rows)``, rows from the log's statistics."""
+    bytes)``, the bytes of their data files from the log."""
     actions = add_actions(delta_table)
-    rows: dict[tuple[str, str, str], int] = {}
+    sizes: dict[tuple[str, str, str], int] = {}
     if actions.num_rows:
         keys = zip(*(actions.column(f"partition.{c}").to_pylist() for c in ("exchange", "coin", "month")))
-        counts = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else []
-        for key, count in zip(keys, counts or [0] * actions.num_rows):
-            rows[key] = rows.get(key, 0) + int(count or 0)
+        for key, size in zip(keys, actions.column("size_bytes").to_pylist()):
+            sizes[key] = sizes.get(key, 0) + int(size or 0)
     wanted = [(p["exchange"], p["coin"], p["month"]) for p in todo]
-    return [(e, c, m, rows.get((e, c, m), 0)) for e, c, m in wanted]
+    return [(e, c, m, sizes.get((e, c, m), 0)) for e, c, m in wanted]
 
 
 def predicate(exchange: str, month: str, coins: Sequence[str]) -> str:
@@ -162,10 +164,14 @@ def compact_instrument_months(
     """Rewrite the instrument-months ``todo`` sorted by time, one commit per group (see the
     module), each retried on a fresh snapshot when a concurrent commit conflicts. Returns
     (files added, files removed, most attempts a group took)."""
+    from deltalake import CommitProperties
+
     columns = list(delta_table.metadata().partition_columns)
     storage_options = backend.get_storage_options()
+    months = months_to_rewrite(delta_table, todo)
+    large = [(e, c, m) for e, c, m, size in months if size > GROUP_BYTES]
     added = removed = attempts_used = 0
-    for exchange, month, coins in groups(months_to_rewrite(delta_table, todo)):
+    for exchange, month, coins in groups([month for month in months if month[3] <= GROUP_BYTES]):
         def attempt(n: int, exchange: str = exchange, month: str = month, coins: list[str] = coins) -> tuple[int, int]:
             if n > 1:
                 delta_table.update_incremental()
@@ -174,10 +180,20 @@ def compact_instrument_months(
 
         (new_files, old_files), used = with_conflict_retries(
             backend, table, attempt, "sorted compaction", attempts=attempts, backoff_seconds=backoff_seconds)
-        added += new_files
-        removed += old_files
-        attempts_used = max(attempts_used, used)
+        added, removed, attempts_used = added + new_files, removed + old_files, max(attempts_used, used)
+    for exchange, coin, month in large:
+        def z_order(n: int, exchange: str = exchange, coin: str = coin, month: str = month) -> tuple[int, int]:
+            if n > 1:
+                delta_table.update_incremental()
+            metrics = delta_table.optimize.z_order(
+                ["timestamp"], partition_filters=[("coin", "=", coin), ("exchange", "=", exchange), ("month", "=", month)],
+                target_size=target_size, writer_properties=writer, commit_properties=CommitProperties(custom_metadata=metadata))
+            return int(metrics.get("numFilesAdded", 0)), int(metrics.get("numFilesRemoved", 0))
+
+        (new_files, old_files), used = with_conflict_retries(
+            backend, table, z_order, "compaction", attempts=attempts, backoff_seconds=backoff_seconds)
+        added, removed, attempts_used = added + new_files, removed + old_files, max(attempts_used, used)
     return added, removed, attempts_used
 
 
-__all__ = ["GROUP_ROWS", "compact_instrument_months", "groups", "months_to_rewrite", "predicate", "rewrite_group"]
+__all__ = ["GROUP_BYTES", "compact_instrument_months", "groups", "months_to_rewrite", "predicate", "rewrite_group"]
