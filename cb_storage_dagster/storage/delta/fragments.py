@@ -21,9 +21,9 @@ more than :data:`DIRECT_READ_MAX_FILES` files, and files with view-typed columns
 (:mod:`.fragment_read`). Reads of many row groups go in one run of files per core, and new
 files' footers are parsed in parallel (pyarrow releases the GIL while it decodes and parses).
 Files on an object store are fetched concurrently (:mod:`.remote_read`: one or two round
-trips for a read however many files it touches, small files fetched whole and kept). Both use the filesystem the scan planner gives
-(:func:`.scan._filesystem`: pyarrow's local filesystem, or delta-rs' object-store handler
-with the backend's credentials).
+trips for a read however many files it touches, small files fetched whole and kept). Both use
+the filesystem the scan planner gives (:func:`.scan._filesystem`: pyarrow's local filesystem,
+or delta-rs' object-store handler with the backend's credentials).
 
 >>> cache = FragmentCache()
 >>> cache.cached_files
