@@ -146,6 +146,11 @@ class TestExchangeLayout:
         ranges = coin_ranges(large)
         assert result.before.files == 4 and len(ranges) == result.after.files > 1
         assert all(ranges[i][1] <= ranges[i + 1][0] for i in range(len(ranges) - 1))  # disjoint
+        from cb_storage_dagster.storage.delta.sorting import is_sorted
+
+        for fragment in large.delta.open("ohlcv").to_pyarrow_dataset().get_fragments():  # each file as stored
+            assert is_sorted(fragment.to_table(columns=["coin", "timestamp"]), ["coin", "timestamp"],
+                             single_instrument=False)
         after = large.read_partitions("ohlcv", None)
         assert after.equals(before)
         assert mt.compact_table(large.backend, "ohlcv", target_size=5_000).partitions == []  # done
