@@ -111,17 +111,6 @@ class FragmentCache:
         """Bytes of small remote files kept whole (:mod:`.small_files`)."""
         return self._small_files.held_bytes
 
-    def fragments(
-        self,
-        keys: Sequence[FileKey],
-        make: Callable[[list[int]], tuple[Any, list[str], list[ds.Expression]]],
-    ) -> tuple[list[ds.ParquetFileFragment], list[bool]]:
-        """The fragment of each of ``keys`` and, per fragment, whether it is new (its footer
-        not read yet). ``make(positions)`` gives, for the files at ``positions`` of ``keys``
-        missing from the cache, a filesystem, their paths on it and their guarantees."""
-        _, found, fresh = self._lookup(keys, make)
-        return found, fresh
-
     def _lookup(
         self, keys: Sequence[FileKey], make: Callable[[list[int]], tuple[Any, list[str], list[ds.Expression]]],
     ) -> tuple[list[_CachedFile | None], list[ds.ParquetFileFragment], list[bool]]:

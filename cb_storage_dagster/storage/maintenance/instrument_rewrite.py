@@ -34,6 +34,7 @@ import pyarrow.dataset as ds
 
 from cb_storage_dagster.storage.delta.fragment_read import has_view_types, read_fragment
 from cb_storage_dagster.storage.delta.locations import filesystem_for
+from cb_storage_dagster.storage.delta.pruning import file_guarantees
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.maintenance.actions import add_actions
 from cb_storage_dagster.storage.maintenance.guards import with_conflict_retries
@@ -140,21 +141,14 @@ def _read_in_time_order(table_uri: str, files: pa.Table, schema: pa.Schema, stor
         return schema.empty_table()
     paths = [unquote(path) for path in files.column("path").to_pylist()]
     filesystem, located = filesystem_for(table_uri, paths, files.column("size_bytes").to_pylist(), storage_options)
-    names = ("exchange", "coin", "month")
-    values = zip(*(files.column(f"partition.{name}").to_pylist() for name in names))
-    fragments = [_FORMAT.make_fragment(path, filesystem=filesystem, partition_expression=_partition(names, value))
-                 for path, value in zip(located, values)]
+    guarantees = file_guarantees(files, schema, ("exchange", "coin", "month"))  # the read path's, from the log
+    fragments = [_FORMAT.make_fragment(path, filesystem=filesystem, partition_expression=guarantee)
+                 for path, guarantee in zip(located, guarantees)]
     if any(has_view_types(fragment) for fragment in fragments):  # (a merge's files): read each, cast
         rows = pa.concat_tables([read_fragment(fragment, schema, None, None) for fragment in fragments])
     else:
         rows = ds.FileSystemDataset(fragments, schema, _FORMAT, filesystem).to_table(columns=schema.names)
     return sort_rows(rows, ["coin", "timestamp"], single_instrument=False)
-
-
-def _partition(names: Sequence[str], values: Sequence[object]) -> ds.Expression:
-    """A file's partition values as the guarantee its rows are read with."""
-    terms = [ds.field(name).is_null() if value is None else ds.field(name) == value for name, value in zip(names, values)]
-    return terms[0] & terms[1] & terms[2]
 
 
 def compact_instrument_months(
