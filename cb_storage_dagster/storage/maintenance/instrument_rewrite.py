@@ -3,10 +3,10 @@ rewritten by one overwrite per group of instruments of an exchange-month.
 
 delta-rs' ``optimize.z_order(["timestamp"])`` sorts each instrument-month by time, but as one
 DataFusion plan per partition: ~150 ms per instrument-month, ~300 s for the 2,000 instruments
-x 30 days of the peer benchmark (60,000 day files), 20x ArcticDB's maintenance; 39-47 s this
-way (session 13, idle: ~0.45 s of delta-rs writing and ~0.4 s of reading per group). Here the
-instrument-months of about :data:`GROUP_BYTES` of data files (~46 instrument-months of
-1-minute candles, ~2 M rows) are read at once, sorted by coin and time, and written back by
+x 30 days of the peer benchmark (60,000 day files), 20x ArcticDB's maintenance; 48 s this
+way (session 13, idle, 33 groups; the process peaked at 1.5 GB resident). Here the
+instrument-months of about :data:`GROUP_BYTES` of data files (~61 instrument-months of
+1-minute candles, ~2.6 M rows) are read at once, sorted by coin and time, and written back by
 one ``write_deltalake`` overwrite whose predicate names exactly those instrument-months
 (``exchange``, ``month`` and the ``coin`` list): one file per instrument-month, as before, and
 one commit per group. An instrument-month larger than that alone (a month of trades of a
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from cb_storage_dagster.storage.interfaces import IStorageBackend
 
 GROUP_BYTES = 128 * 1024 * 1024
-"""Bytes of data files of one rewrite, about (uncompressed files: ~2 M rows of candles, held in
-memory twice while sorted and written)."""
+"""Bytes of data files of one rewrite, about (uncompressed files: ~2.6 M rows of candles, held
+in memory as read and as one combined chunk while written)."""
 _FORMAT = ds.ParquetFileFormat()
 
 
