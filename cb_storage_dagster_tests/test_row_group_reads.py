@@ -233,3 +233,19 @@ def test_a_window_is_exact_only_for_one_instrument_over_consecutive_days(layout)
     assert window.end_us == int(at(2024, 2, 2).timestamp() * 1e6)  # the scope's last day ends first
     assert RowWindow.of(apart, None).exact is False
     assert RowWindow.of(WriteScope.of_exchange_days([("binance", DAYS[0])]), None).coin is None
+
+
+def test_groups_of_a_file_in_coin_order_are_found_by_bisection_as_by_comparison(layout, tmp_path):
+    """A file sorted by coin (the exchange layout's) is searched by bisection; the groups
+    found are those the comparison of every group's bounds keeps (a set of one coin)."""
+    coins = [f"C{i:03d}" for i in range(40) for _ in range(7)]
+    times = pa.array([(i % 7) * 60_000_000 for i in range(len(coins))], pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"coin": coins, "timestamp": times}), tmp_path / "f.parquet", row_group_size=5)
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "f.parquet").metadata)
+
+    for coin in ["A", "C000", "C007", "C0075", "C039", "D"]:
+        for start_us, end_us in [(None, None), (0, 60_000_000), (120_000_000, None), (None, 60_000_000)]:
+            bisected = index.select(RowWindow(coin=coin, start_us=start_us, end_us=end_us))
+            compared = index.select(RowWindow(coins=(coin,), start_us=start_us, end_us=end_us))
+            assert bisected == compared, (coin, start_us, end_us)
+    assert index.select(RowWindow(coin="C007")) == [9, 10, 11]

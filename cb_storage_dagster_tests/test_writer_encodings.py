@@ -1,5 +1,5 @@
-"""Every data file the product writes stores prices and volumes as plain values and keys
-(coin, timestamp) with a dictionary (``storage/delta/writer_settings.py``): day writes in
+"""Every data file the product writes stores prices, volumes and times as plain values and
+keys (coin, date) with a dictionary (``storage/delta/writer_settings.py``): day writes in
 both layouts, merges and compaction, all of them uncompressed (decoding is most of a read).
 """
 
@@ -16,7 +16,7 @@ from cb_storage_dagster.storage import maintenance as mt
 from cb_storage_dagster_tests.support.data import ohlcv
 
 DAYS = [dt.date(2024, 3, 1), dt.date(2024, 3, 2)]
-PRICES_AND_VOLUMES = {"open", "high", "low", "close", "volume"}
+PLAIN = {"timestamp", "open", "high", "low", "close", "volume"}
 
 
 def data_files(root: Path) -> list[Path]:
@@ -40,25 +40,25 @@ def dictionary_encoded(seen: dict[str, set[tuple[str, bool, str]]], column: str)
 
 
 @pytest.mark.parametrize("layout", ["exchange", "instrument"])
-def test_prices_are_plain_and_keys_keep_a_dictionary_in_day_writes_merges_and_compaction(tmp_path, layout):
+def test_prices_and_times_are_plain_and_keys_keep_a_dictionary_in_day_writes_merges_and_compaction(tmp_path, layout):
     manager = StorageManagerImpl(LocalFileBackend(tmp_path), default_layout=layout)
     for day in DAYS:
         for coin in ("BTC", "ETH"):
             manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": coin, "date": day},
                                ohlcv(day, n=120, coin=coin, price=100.0))
     written = encodings(tmp_path / "ohlcv")
-    assert {name for name in written if not dictionary_encoded(written, name)} == PRICES_AND_VOLUMES
-    assert dictionary_encoded(written, "timestamp")
+    assert {name for name in written if not dictionary_encoded(written, name)} == PLAIN
+    assert dictionary_encoded(written, "date")
 
     before = set(data_files(tmp_path))
     result = manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": "BTC", "date": DAYS[0]},
                                 ohlcv(DAYS[0], n=130, coin="BTC", price=101.0), mode="merge")
     assert result.rows_inserted == 10 and set(data_files(tmp_path)) - before  # the merge wrote files
     merged = encodings(tmp_path / "ohlcv")
-    assert {name for name in merged if not dictionary_encoded(merged, name)} == PRICES_AND_VOLUMES
+    assert {name for name in merged if not dictionary_encoded(merged, name)} == PLAIN
     mt.maintain_table(manager.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
     maintained = encodings(tmp_path / "ohlcv")
-    assert {name for name in maintained if not dictionary_encoded(maintained, name)} == PRICES_AND_VOLUMES
+    assert {name for name in maintained if not dictionary_encoded(maintained, name)} == PLAIN
     assert {codec for name in maintained for _, _, codec in maintained[name]} == {"UNCOMPRESSED"}
 
 

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cb_storage_dagster.storage.delta.column_slices import RowGroupSlices
+
 
 def map_file(path: str) -> pa.Buffer:
     """The whole local file at ``path`` as a read-only memory map, its descriptor closed (the
@@ -47,6 +49,32 @@ class MappedFile:
         self.partition_values = partition_values
         self._readers: dict[bool, pq.ParquetFile] = {}
         self._lock = threading.Lock()
+        self._slices: dict[int, RowGroupSlices] = {}
+        self._arrow_schema: pa.Schema | None = None
+        self._schemas: dict[tuple[str, ...], pa.Schema] = {}
+
+    def slices(self, group: int) -> RowGroupSlices:
+        """Row group ``group``, its columns located for reads by position (worked out at the
+        first read that needs them, then kept: a few arrays per column)."""
+        found = self._slices.get(group)
+        if found is None:
+            found = self._slices.setdefault(group, RowGroupSlices.of(self.data, self.metadata, group,
+                                                                     self.arrow_schema))
+        return found
+
+    def schema_of(self, names: tuple[str, ...]) -> pa.Schema:
+        """The fields ``names`` of :attr:`arrow_schema` (kept per set of names)."""
+        found = self._schemas.get(names)
+        if found is None:
+            found = self._schemas.setdefault(names, pa.schema([self.arrow_schema.field(name) for name in names]))
+        return found
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        """The file's schema as Arrow types (worked out once)."""
+        if self._arrow_schema is None:
+            self._arrow_schema = self.metadata.schema.to_arrow_schema()
+        return self._arrow_schema
 
     def _open(self, dictionary: bool) -> pq.ParquetFile:
         return pq.ParquetFile(pa.BufferReader(self.data), metadata=self.metadata,

@@ -45,7 +45,7 @@ def write(
 
     # Sources usually deliver rows in this order already: sort_rows checks first, which is
     # far cheaper than a three-key sort of an exchange-day (2.9 M rows at 2,000 instruments).
-    data = sort_rows(data, SORT_KEYS, single_instrument=False)
+    data = in_one_chunk(sort_rows(data, SORT_KEYS, single_instrument=False))
     predicate = delta_predicate(scope)
     scope_text = describe_scope(scope)
 
@@ -158,8 +158,16 @@ def replace_rows(
     )
 
 
+def in_one_chunk(data: pa.Table) -> pa.Table:
+    """``data`` as one chunk per column. delta-rs writes the batches of a table in parallel,
+    so a table of several chunks (one per instrument, as sources deliver them) would be
+    stored in another order than sorted: exchange-day files with coins out of order, whose
+    row groups a read of one instrument could no longer find by bisection."""
+    return data if data.num_columns == 0 or data.column(0).num_chunks <= 1 else data.combine_chunks()
+
+
 def describe_scope(scope: WriteScope) -> str:
     return ",".join(scope.describe())[:_SCOPE_METADATA_CHARS]
 
 
-__all__ = ["FORMAT", "SORT_KEYS", "delete", "describe_scope", "merge", "replace_rows", "write"]
+__all__ = ["FORMAT", "SORT_KEYS", "delete", "describe_scope", "in_one_chunk", "merge", "replace_rows", "write"]

@@ -1,0 +1,244 @@
+"""A read of one instrument takes its rows by position from the pages of the files it keeps
+mapped (``storage/delta/positional_read.py``, ``column_slices.py``, ``page_headers.py``,
+``hybrid_rle.py``), and gets exactly what decoding the row groups gets.
+
+The pieces are checked against pyarrow's own decoding of files written every way a writer
+may write them (plain and dictionary pages, page format 1 and 2, required and nullable
+columns, every bit width of dictionary indices); columns that cannot be read by position
+(compressed, with nulls, in several pages, strings) are refused, and their files decoded
+by pyarrow. The whole read is checked against reads with positional reads switched off,
+on both layouts, before and after maintenance, on files of a foreign writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from cb_storage_dagster.domain.schemas import normalize
+from cb_storage_dagster.domain.scope import WriteScope
+from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
+from cb_storage_dagster.storage import maintenance as mt
+from cb_storage_dagster.storage.delta import positional_read, row_groups
+from cb_storage_dagster.storage.delta.column_slices import DictionaryValues, PlainValues, RowGroupSlices
+from cb_storage_dagster.storage.delta.mapped_file import MappedFile, map_file
+from cb_storage_dagster.storage.delta.row_window import RowWindow
+from cb_storage_dagster_tests.support.data import at, ohlcv
+
+COINS = ["BTC", "ETH", "SOL"]
+DAYS = [dt.date(2024, 1, 30), dt.date(2024, 1, 31), dt.date(2024, 2, 1)]
+ROWS_PER_DAY = 60
+TYPES = {"i32": pa.int32(), "i64": pa.int64(), "f32": pa.float32(), "f64": pa.float64(), "day": pa.date32(),
+         "time": pa.timestamp("us", tz="UTC")}
+
+
+def key(coin: str) -> dict[str, str]:
+    return {"data_type": "ohlcv", "exchange": "binance", "coin": coin}
+
+
+def columns_table(rows: int, seed: int = 0, distinct: int | None = None) -> pa.Table:
+    """A column of each fixed-width type, ``distinct`` values each (default: all distinct)."""
+    rng = np.random.default_rng(seed)
+    draw = (lambda: rng.integers(0, distinct, rows)) if distinct else (lambda: rng.permutation(rows))
+    def column(typ: pa.DataType) -> pa.Array:
+        if pa.types.is_floating(typ):
+            return pa.array(draw() / 7.0).cast(typ)
+        integers = pa.array(draw(), pa.int64())
+        return integers.cast(pa.int32()).cast(typ) if typ == pa.date32() else integers.cast(typ)
+
+    return pa.table({name: column(typ) for name, typ in TYPES.items()})
+
+
+def slices_of(path) -> list[RowGroupSlices]:
+    metadata = pq.ParquetFile(path).metadata
+    data = map_file(str(path))
+    return [RowGroupSlices.of(data, metadata, group) for group in range(metadata.num_row_groups)]
+
+
+def assert_takes_equal_pyarrows(path, table_columns: list[str], ranges: int = 20) -> None:
+    decoded = pq.ParquetFile(path)
+    rng = np.random.default_rng(1)
+    for group, slices in enumerate(slices_of(path)):
+        expected = decoded.read_row_group(group)
+        for name in table_columns:
+            column = slices.columns[name]
+            assert column is not None, name
+            values = expected.column(name).combine_chunks()
+            for _ in range(ranges):
+                first, end = sorted(int(x) for x in rng.integers(0, slices.rows + 1, 2))
+                taken = column.take(first, end)
+                got = pa.Array.from_buffers(values.type, len(taken), [None, pa.py_buffer(np.ascontiguousarray(taken))])
+                assert got.equals(values.slice(first, end - first)), (name, first, end)
+
+
+# -- the pieces ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("page_version", ["1.0", "2.0"])
+@pytest.mark.parametrize("dictionary", [False, True])
+@pytest.mark.parametrize("nullable", [True, False])
+def test_every_fixed_width_type_is_taken_as_pyarrow_decodes_it(tmp_path, page_version, dictionary, nullable):
+    table = columns_table(5_000, distinct=300 if dictionary else None)
+    if not nullable:
+        table = table.cast(pa.schema([pa.field(f.name, f.type, nullable=False) for f in table.schema]))
+    path = tmp_path / "f.parquet"
+    pq.write_table(table, path, compression="NONE", use_dictionary=dictionary, data_page_version=page_version,
+                   row_group_size=2_000)
+
+    kinds = {type(column) for slices in slices_of(path) for column in slices.columns.values()}
+    assert kinds == {DictionaryValues if dictionary else PlainValues}
+    assert_takes_equal_pyarrows(path, list(TYPES))
+
+
+@pytest.mark.parametrize("distinct", [1, 2, 3, 9, 200, 1_500, 70_000])
+def test_dictionary_indices_of_every_width_decode_from_any_row(tmp_path, distinct):
+    """1 to 17 bits per index, runs of repeats (RLE) and of distinct values (bit-packed)."""
+    rng = np.random.default_rng(distinct)
+    codes = np.repeat(rng.integers(0, distinct, 3_000), rng.integers(1, 12, 3_000))[:20_000]
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"i64": pa.array(codes * 3 + 1, pa.int64())}), path, compression="NONE",
+                   dictionary_pagesize_limit=1 << 30, data_page_size=1 << 30)
+    assert isinstance(slices_of(path)[0].columns["i64"], DictionaryValues)
+    assert_takes_equal_pyarrows(path, ["i64"], ranges=60)
+
+
+def test_the_files_the_product_writes_are_read_by_position_in_both_layouts(tmp_path):
+    for layout in ("exchange", "instrument"):
+        manager = StorageManagerImpl(LocalFileBackend(tmp_path / layout), default_layout=layout)
+        manager.write_partitions("ohlcv", pa.concat_tables([normalize(ohlcv(DAYS[0], n=300, coin=c), "ohlcv")
+                                                            for c in COINS]),
+                                 WriteScope.of_exchange_days([("binance", DAYS[0])]))
+        for path in (tmp_path / layout).rglob("part-*.parquet"):
+            stored = pq.read_schema(path).names
+            assert_takes_equal_pyarrows(path, [name for name in stored if name != "coin"])
+            if "coin" in stored:
+                assert [slices.coin_run("ETH") for slices in slices_of(path)] == [(300, 600)]
+
+
+@pytest.mark.parametrize("refused", ["snappy", "nulls", "pages", "strings"])
+def test_columns_that_cannot_be_taken_by_position_are_refused(tmp_path, refused):
+    table = columns_table(5_000)
+    options = {"compression": "NONE", "use_dictionary": False}
+    if refused == "snappy":
+        options["compression"] = "snappy"
+    elif refused == "nulls":
+        table = table.set_column(3, "f64", pa.array([None] + [1.0] * 4_999))
+    elif refused == "pages":
+        options["data_page_size"] = 1_024
+    else:
+        table = table.append_column("name", pa.array([f"n{i}" for i in range(5_000)]))
+    path = tmp_path / "f.parquet"
+    pq.write_table(table, path, **options)
+
+    columns = slices_of(path)[0].columns
+    refused_columns = {"snappy": list(TYPES), "nulls": ["f64"], "pages": list(TYPES), "strings": ["name"]}[refused]
+    assert all(columns[name] is None for name in refused_columns)
+    if refused == "nulls":
+        assert all(columns[name] is not None for name in TYPES if name != "f64")
+
+
+def test_a_coin_in_two_runs_of_a_group_is_left_to_pyarrow(tmp_path):
+    times = pa.array([0, 60_000_000, 0, 60_000_000], pa.timestamp("us", tz="UTC"))
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"coin": ["BTC", "ETH", "BTC", "ETH"], "timestamp": times, "close": [1.0, 2.0, 3.0, 4.0]}),
+                   path, compression="NONE", use_dictionary=["coin"])
+    kept = MappedFile(str(path), pq.ParquetFile(path).metadata, {"exchange": "binance"})
+
+    assert kept.slices(0).coin_run("BTC") is None
+    assert positional_read.read_by_position(kept, [0], RowWindow(coin="BTC", start_us=0, end_us=1 << 40),
+                                            ["coin", "timestamp", "close"], every_row=False) is None
+
+
+# -- whole reads --------------------------------------------------------------------------------
+@pytest.fixture(params=["exchange", "instrument"])
+def store(tmp_path, request, monkeypatch) -> StorageManagerImpl:
+    from cb_storage_dagster.storage.delta import write
+    from cb_storage_dagster.storage.maintenance import compact
+
+    monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)  # an instrument-day straddles groups
+    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout=request.param)
+    for i, day in enumerate(DAYS):
+        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
+        manager.write_partitions("ohlcv", pa.concat_tables([normalize(f, "ohlcv") for f in frames]),
+                                 WriteScope.of_exchange_days([("binance", day)]))
+    manager.save_entry({**key("ETH"), "date": DAYS[1]}, ohlcv(DAYS[1], n=ROWS_PER_DAY, coin="ETH", price=7.0))
+    return manager
+
+
+READS = {
+    "three days": lambda m: m.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2)),
+    "inside a day": lambda m: m.get_range(key("SOL"), at(2024, 1, 31, 0, 7), at(2024, 1, 31, 0, 53)),
+    "across the month": lambda m: m.get_range(key("ETH"), at(2024, 1, 31, 0, 30), at(2024, 2, 1, 0, 10)),
+    "unknown coin": lambda m: m.get_range(key("XRP"), at(2024, 1, 30), at(2024, 2, 2)),
+    "filtered and projected": lambda m: m.get_range(
+        key("BTC"), at(2024, 1, 30), at(2024, 2, 2), filters=[("close", ">", 120.0)], columns=["timestamp", "close"]),
+}
+EXPECTED_ROWS = {"three days": 180, "inside a day": 46, "across the month": 40, "unknown coin": 0}
+
+
+def by_position_and_decoded(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
+    """``read`` twice, each on a fresh manager read twice (the second read finds its files
+    mapped): with positional reads, and decoding every file. Equal frames, and the first
+    took files by position."""
+    taken = []
+    original = row_groups.read_by_position
+
+    def counted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(row_groups, "read_by_position", counted)
+    reader = StorageManagerImpl(manager.backend)
+    read(reader)
+    positional = read(reader)
+    monkeypatch.setattr(positional_read, "POSITIONAL_READS", False)
+    decoder = StorageManagerImpl(manager.backend)
+    read(decoder)
+    decoded = read(decoder)
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(positional.reset_index(drop=True), decoded.reset_index(drop=True))
+    assert any(taken) or not len(decoded)
+    return positional
+
+
+@pytest.mark.parametrize("case", list(READS))
+def test_a_read_by_position_equals_the_decoded_read(store, monkeypatch, case):
+    frame = by_position_and_decoded(monkeypatch, store, READS[case])
+    if case in EXPECTED_ROWS:
+        assert len(frame) == EXPECTED_ROWS[case]
+    if case == "across the month":
+        assert frame["close"].tolist() == [7.5 + 30 + i for i in range(30)] + [202.5 + i for i in range(10)]
+
+
+@pytest.mark.parametrize("case", list(READS))
+def test_a_read_by_position_equals_the_decoded_read_after_maintenance(store, monkeypatch, case):
+    mt.maintain_table(store.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    frame = by_position_and_decoded(monkeypatch, store, READS[case])
+    if case in EXPECTED_ROWS:
+        assert len(frame) == EXPECTED_ROWS[case]
+
+
+def test_files_of_a_foreign_writer_with_its_own_encodings_are_read_right(store, monkeypatch):
+    """delta-rs' default writer: every column dictionary-encoded (timestamps too), Snappy is
+    not used here so the dictionary pages are read by position; and one file out of order."""
+    from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+    day = dt.date(2024, 2, 2)
+    rows = pa.concat_tables([normalize(ohlcv(day, n=ROWS_PER_DAY, coin=c, price=50.0), "ohlcv") for c in COINS])
+    uri = store.table_uri("ohlcv")
+    partitions = DeltaTable(uri).metadata().partition_columns
+    write_deltalake(uri, rows, mode="append", partition_by=partitions,
+                    writer_properties=WriterProperties(compression="UNCOMPRESSED"))
+    frame = by_position_and_decoded(monkeypatch, store, lambda m: m.get_range(key("ETH"), at(2024, 2, 1), at(2024, 2, 3)))
+    assert len(frame) == 2 * ROWS_PER_DAY and frame["close"].iloc[-1] == 50.0 + ROWS_PER_DAY - 0.5
+
+    shuffled = rows.take(pa.array(list(reversed(range(rows.num_rows)))))
+    write_deltalake(uri, shuffled, mode="append", partition_by=partitions,
+                    writer_properties=WriterProperties(compression="UNCOMPRESSED"))
+    frame = by_position_and_decoded(monkeypatch, store, lambda m: m.get_range(key("SOL"), at(2024, 2, 2), at(2024, 2, 3)))
+    assert len(frame) == 2 * ROWS_PER_DAY and frame["timestamp"].is_monotonic_increasing
