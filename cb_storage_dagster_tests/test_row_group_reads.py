@@ -249,3 +249,17 @@ def test_groups_of_a_file_in_coin_order_are_found_by_bisection_as_by_comparison(
             compared = index.select(RowWindow(coins=(coin,), start_us=start_us, end_us=end_us))
             assert bisected == compared, (coin, start_us, end_us)
     assert index.select(RowWindow(coin="C007")) == [9, 10, 11]
+
+
+def test_a_file_of_one_group_is_kept_or_skipped_as_the_comparison_of_bounds_decides(layout, tmp_path):
+    times = pa.array([60_000_000, 120_000_000], pa.timestamp("us", tz="UTC"))
+    pq.write_table(pa.table({"coin": ["B", "B"], "timestamp": times}), tmp_path / "f.parquet")
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "f.parquet").metadata)
+
+    for coin in [None, "A", "B", "C"]:
+        for start_us, end_us in [(None, None), (0, 60_000_000), (0, 60_000_001), (120_000_000, None), (120_000_001, None)]:
+            window = RowWindow(coin=coin, start_us=start_us, end_us=end_us)
+            compared = index.select(RowWindow(coins=None if coin is None else (coin,), start_us=start_us, end_us=end_us))
+            assert index.select(window) == compared, (coin, start_us, end_us)
+    assert index.select(RowWindow(coin="B", start_us=0, end_us=60_000_001)) == [0]
+    assert index.select(RowWindow(coin="B", start_us=120_000_001)) == []

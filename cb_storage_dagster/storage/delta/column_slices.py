@@ -89,7 +89,7 @@ class DictionaryValues:
 
     def take(self, first: int, end: int) -> np.ndarray:
         """Values of rows ``[first, end)``."""
-        return self.dictionary[self.indices.take(first, end)]
+        return self.indices.take(first, end, self.dictionary)
 
 
 ColumnValues = PlainValues | DictionaryValues

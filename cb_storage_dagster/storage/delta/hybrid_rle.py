@@ -65,21 +65,33 @@ class HybridRuns:
         return cls(data, bit_width, count, np.array([*starts, count], np.int64), np.array(repeated, bool),
                    np.array(payload, np.int64))
 
-    def take(self, first: int, end: int) -> np.ndarray:
-        """Values ``[first, end)`` as an array of int64."""
+    def take(self, first: int, end: int, dictionary: np.ndarray | None = None) -> np.ndarray:
+        """Values ``[first, end)`` as an array of int64, or, given their ``dictionary``, the
+        dictionary's values they index (repeated values are looked up once per run)."""
         end = min(end, self.count)
         if end <= first:
-            return np.empty(0, np.int64)
-        run = int(np.searchsorted(self.starts, first, "right")) - 1
+            return np.empty(0, np.int64) if dictionary is None else dictionary[:0]
+        low = int(np.searchsorted(self.starts, first, "right")) - 1
+        high = int(np.searchsorted(self.starts, end, "left"))
+        if high - low == 1 and self.repeated[low]:  # one run of repeats: a day's date
+            code = self.payload[low]
+            return np.full(end - first, code if dictionary is None else dictionary[code],
+                           np.int64 if dictionary is None else dictionary.dtype)
+        if bool(self.repeated[low:high].all()):  # runs of repeats only (dates, coins): one np.repeat
+            bounds = np.clip(self.starts[low:high + 1], first, end)
+            codes = self.payload[low:high]
+            return np.repeat(codes if dictionary is None else dictionary[codes], np.diff(bounds))
+        dtype = np.dtype(np.int64) if dictionary is None else dictionary.dtype
         pieces = []
-        while first < end:
+        for run in range(low, high):
             run_start, run_end = int(self.starts[run]), int(self.starts[run + 1])
-            stop = min(end, run_end)
+            start, stop = max(first, run_start), min(end, run_end)
             if self.repeated[run]:
-                pieces.append(np.full(stop - first, self.payload[run], np.int64))
+                code = self.payload[run]
+                pieces.append(np.full(stop - start, code if dictionary is None else dictionary[code], dtype))
             else:
-                pieces.append(self._unpacked(int(self.payload[run]), first - run_start, stop - run_start))
-            first, run = stop, run + 1
+                codes = self._unpacked(int(self.payload[run]), start - run_start, stop - run_start)
+                pieces.append(codes if dictionary is None else dictionary[codes])
         return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
 
     def _unpacked(self, byte: int, first: int, end: int) -> np.ndarray:

@@ -60,6 +60,8 @@ class RowGroupIndex:
         """The row groups that may hold rows of ``window``."""
         if window.coin is not None and self._coin_order is not None:
             return self._select_in_coin_order(window)
+        if len(self.rows) == 1 and window.coins is None:  # a day file of one instrument: no arrays
+            return [0] if self._holds(0, window) else []
         keep = np.ones(len(self.rows), bool)
         if window.coin is not None and self.coin_min is not None and self.coin_max is not None:
             keep &= (self.coin_min <= window.coin) & (self.coin_max >= window.coin)
@@ -88,6 +90,16 @@ class RowGroupIndex:
             return None
         times = None if self.time_min is None or self.time_max is None else (self.time_min.tolist(), self.time_max.tolist())
         return lows, highs, *(times or (None, None))
+
+    def _holds(self, group: int, window: RowWindow) -> bool:
+        """Whether group ``group`` may hold rows of ``window`` (of one coin or any)."""
+        if window.coin is not None and self.coin_min is not None and self.coin_max is not None and \
+                not self.coin_min[group] <= window.coin <= self.coin_max[group]:
+            return False
+        if self.time_min is None or self.time_max is None:
+            return True
+        return (window.start_us is None or int(self.time_max[group]) >= window.start_us) and \
+            (window.end_us is None or int(self.time_min[group]) < window.end_us)
 
     def _select_in_coin_order(self, window: RowWindow) -> list[int]:
         """:meth:`select` of one coin in a file in coin order: the groups whose coin bounds
