@@ -73,3 +73,22 @@ def test_day_files_of_both_layouts_are_written_uncompressed(tmp_path):
     codecs = {layout: {codec for column in encodings(tmp_path / layout / "ohlcv").values() for _, _, codec in column}
               for layout in ("exchange", "instrument")}
     assert codecs == {"exchange": {"UNCOMPRESSED"}, "instrument": {"UNCOMPRESSED"}}
+
+
+def test_an_exchange_day_delivered_in_chunks_per_instrument_is_stored_in_coin_order(tmp_path):
+    """delta-rs writes the batches of a table in parallel; the writer hands it one chunk, so
+    the stored file keeps the rows' (coin, time) order."""
+    import pyarrow as pa
+
+    from cb_storage_dagster.domain.schemas import normalize
+    from cb_storage_dagster.domain.scope import WriteScope
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path), default_layout="exchange")
+    coins = ["ADA", "BTC", "ETH", "SOL", "XRP"]
+    chunks = pa.concat_tables([normalize(ohlcv(DAYS[0], n=200, coin=coin), "ohlcv") for coin in coins])
+    assert chunks.column("coin").num_chunks == len(coins)
+    manager.write_partitions("ohlcv", chunks, WriteScope.of_exchange_days([("binance", DAYS[0])]))
+
+    [path] = data_files(tmp_path / "ohlcv")
+    stored = pq.read_table(path).column("coin").to_pylist()
+    assert stored == [coin for coin in coins for _ in range(200)]

@@ -104,6 +104,7 @@ class RowGroupSlices:
     rows: int
     columns: dict[str, ColumnValues | None]
     _coin_runs: dict[str, tuple[int, int] | None] | None = field(default=None, repr=False)
+    _readable: dict[tuple[str, ...], tuple[ColumnValues, ...] | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, data: pa.Buffer, metadata: pq.FileMetaData, group: int,
@@ -125,6 +126,16 @@ class RowGroupSlices:
             except PageHeaderError:
                 columns[name] = None
         return cls(row_group.num_rows, columns)
+
+    def readable(self, names: tuple[str, ...]) -> tuple[ColumnValues, ...] | None:
+        """Columns ``names``, if each can be read by position as fixed-width values (kept per
+        set of names: a read asks for the same ones in every group)."""
+        found = self._readable.get(names, False)
+        if found is False:
+            columns = tuple(self.columns.get(name) for name in names)
+            usable = all(column is not None and column.fixed_width for column in columns)
+            found = self._readable.setdefault(names, columns if usable else None)  # type: ignore[arg-type]
+        return found  # type: ignore[return-value]
 
     def coin_run(self, coin: str) -> tuple[int, int] | None:
         """Rows ``[first, end)`` of ``coin`` (``(0, 0)``: none), or ``None`` where the group's

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,6 +69,21 @@ class MappedFile:
         if found is None:
             found = self._schemas.setdefault(names, pa.schema([self.arrow_schema.field(name) for name in names]))
         return found
+
+    @cached_property
+    def stores_coin(self) -> bool:
+        """Whether the file stores a ``coin`` column (the exchange layout's files do)."""
+        return "coin" in self.metadata.schema.names
+
+    @cached_property
+    def times_in_micros(self) -> bool:
+        """Whether the file's ``timestamp`` is a timestamp in microseconds (what a read's
+        window is in, so rows are cut by position on it)."""
+        fields = self.arrow_schema
+        if "timestamp" not in fields.names:
+            return False
+        typ = fields.field("timestamp").type
+        return pa.types.is_timestamp(typ) and typ.unit == "us"
 
     @property
     def arrow_schema(self) -> pa.Schema:

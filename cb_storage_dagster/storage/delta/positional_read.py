@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from cb_storage_dagster.storage.delta.column_slices import ColumnValues
+from cb_storage_dagster.storage.delta.column_slices import RowGroupSlices
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
@@ -53,34 +53,35 @@ def read_by_position(
     read selects (nothing to cut). ``None``: read the file otherwise."""
     if not POSITIONAL_READS or window.coin is None:
         return None
-    coin_stored = "coin" in mapped.metadata.schema.names
+    coin_stored = mapped.stores_coin
     if coin_stored and every_row:
         return None  # every row of a file of several coins: its coin column is wanted as stored
-    output = [name for name in stored if name != "coin"]
+    output = tuple(name for name in stored if name != "coin")
     timed = not every_row and (window.start_us is not None or window.end_us is not None)
-    pieces: dict[str, list[np.ndarray]] = {name: [] for name in output}
+    if timed and not mapped.times_in_micros:
+        return None
+    columns: tuple[list[np.ndarray], ...] = tuple([] for _ in output)
     for group in groups:
-        found = _group_rows(mapped, group, window, output, coin_stored=coin_stored, timed=timed)
+        found = _group_rows(mapped.slices(group), window, output, coin_stored=coin_stored, timed=timed)
         if found is None:
             return None
-        for name, values in found.items():
-            pieces[name].append(values)
-    columns = tuple(pieces[name] for name in output)
-    rows = PositionalRows(mapped.schema_of(tuple(output)), columns, sum(len(piece) for piece in columns[0]) if columns else 0)
+        for pieces, values in zip(columns, found):
+            pieces.append(values)
+    rows = PositionalRows(mapped.schema_of(output), columns, sum(len(piece) for piece in columns[0]) if columns else 0)
     values = dict(mapped.partition_values)
     if coin_stored:
         values["coin"] = window.coin
     exact = (timed and window.exact and values.get("exchange") == window.exchange
-             and values.get("coin") == window.coin and _dates_within(pieces.get("date"), rows, window))
+             and values.get("coin") == window.coin
+             and _dates_within(columns[output.index("date")] if "date" in output else None, rows, window))
     return rows, values, exact
 
 
-def _group_rows(mapped: MappedFile, group: int, window: RowWindow, output: list[str], *, coin_stored: bool,
-                timed: bool) -> dict[str, np.ndarray] | None:
-    """Per output column, the values of the window's rows in row group ``group``."""
-    slices = mapped.slices(group)
-    columns: list[ColumnValues | None] = [slices.columns.get(name) for name in output]
-    if any(column is None or not column.fixed_width for column in columns):
+def _group_rows(slices: RowGroupSlices, window: RowWindow, output: tuple[str, ...], *, coin_stored: bool,
+                timed: bool) -> list[np.ndarray] | None:
+    """Per output column, the values of the window's rows in one row group (``slices``)."""
+    columns = slices.readable(output)
+    if columns is None:
         return None  # a column pyarrow decodes, or strings
     first, end = 0, slices.rows
     if coin_stored:
@@ -90,16 +91,15 @@ def _group_rows(mapped: MappedFile, group: int, window: RowWindow, output: list[
         first, end = run
     if timed and end > first:
         times_column = slices.columns.get("timestamp")
-        field = mapped.arrow_schema.field("timestamp") if "timestamp" in mapped.arrow_schema.names else None
-        if times_column is None or field is None or not pa.types.is_timestamp(field.type) or field.type.unit != "us":
+        if times_column is None:
             return None
         times = times_column.take(first, end)
-        if not bool(np.all(times[1:] >= times[:-1])):
+        if len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
             return None
-        low = 0 if window.start_us is None else int(np.searchsorted(times, window.start_us, "left"))
-        high = len(times) if window.end_us is None else int(np.searchsorted(times, window.end_us, "left"))
+        low = 0 if window.start_us is None else int(times.searchsorted(window.start_us, "left"))
+        high = len(times) if window.end_us is None else int(times.searchsorted(window.end_us, "left"))
         first, end = first + low, first + max(high, low)
-    return {name: column.take(first, end) for name, column in zip(output, columns)}  # type: ignore[union-attr]
+    return [column.take(first, end) for column in columns]
 
 
 @dataclass(frozen=True)
