@@ -22,7 +22,13 @@ from cb_storage_dagster.storage.delta.coin_registry import instrument_days
 from cb_storage_dagster.storage.delta.listing_upkeep import keep_listings_current
 from cb_storage_dagster.storage.delta.sorting import sort_rows
 from cb_storage_dagster.storage.delta.tables import DeltaTables
-from cb_storage_dagster.storage.delta.write import FORMAT, SORT_KEYS, describe_scope, replace_rows
+from cb_storage_dagster.storage.delta.write import (
+    FORMAT,
+    SORT_KEYS,
+    describe_scope,
+    in_one_chunk,
+    replace_rows,
+)
 from cb_storage_dagster.storage.format import rows_per_partition
 from cb_storage_dagster.storage.layout import Layout, parse_layout
 from cb_storage_dagster.storage.sql import delta_predicate
@@ -71,7 +77,7 @@ def write_stream(
                 days.append(instrument_days(chunk))
                 for key, rows in rows_per_partition(chunk, scope).items():
                     counts[key] = counts.get(key, 0) + rows
-                yield from chunk.to_batches()
+                yield from in_one_chunk(chunk).to_batches()  # one batch: delta-rs keeps a batch's order
         except BaseException as exc:  # noqa: BLE001 - re-raised as it was after delta-rs gives up
             raised.append(exc)
             raise
