@@ -242,3 +242,75 @@ def test_files_of_a_foreign_writer_with_its_own_encodings_are_read_right(store, 
                     writer_properties=WriterProperties(compression="UNCOMPRESSED"))
     frame = by_position_and_decoded(monkeypatch, store, lambda m: m.get_range(key("SOL"), at(2024, 2, 2), at(2024, 2, 3)))
     assert len(frame) == 2 * ROWS_PER_DAY and frame["timestamp"].is_monotonic_increasing
+
+
+def test_a_new_processs_first_read_of_one_instrument_is_indexed_and_a_cross_section_is_scanned(store, monkeypatch):
+    """Files never seen, holding more rows than fragments.NEW_FILES_INDEXED_MAX_ROWS: a read of
+    one instrument indexes them and takes its rows by position (nothing to decode); a read of
+    every instrument leaves them to pyarrow's scan (it would decode whole row groups)."""
+    from cb_storage_dagster.storage.cross_section import get_many
+    from cb_storage_dagster.storage.delta import fragments
+
+    monkeypatch.setattr(fragments, "NEW_FILES_INDEXED_MAX_ROWS", 10)
+    files = lambda m: m.delta._scans._fragments  # noqa: E731
+    one = StorageManagerImpl(store.backend)
+    frame = one.get_range(key("SOL"), at(2024, 1, 30), at(2024, 2, 2))
+    assert len(frame) == 3 * ROWS_PER_DAY and files(one).direct_files > 0
+
+    many = StorageManagerImpl(store.backend)
+    assert len(get_many(many, "ohlcv", "binance", at(2024, 1, 30), at(2024, 2, 2))) == 3 * len(COINS) * ROWS_PER_DAY
+    assert files(many).direct_files == 0
+
+
+def test_a_page_header_skips_every_thrift_type_it_does_not_read():
+    """A data page header with a field of each Thrift compact type after the ones read
+    (booleans, a byte, a double, a binary, a list, a set, a map, a nested struct): the fields
+    read come out right and the header ends where its bytes end."""
+    from cb_storage_dagster.storage.delta.page_headers import (
+        DATA_PAGE,
+        PLAIN,
+        PageHeaderError,
+        read_page_header,
+    )
+
+    def zigzag(n: int) -> bytes:
+        raw, out = (n << 1) ^ (n >> 63), b""
+        while raw >= 0x80:
+            out, raw = out + bytes([(raw & 0x7F) | 0x80]), raw >> 7
+        return out + bytes([raw])
+
+    body = (b"\x15" + zigzag(1_000) + b"\x15" + zigzag(PLAIN) + b"\x15" + zigzag(3) + b"\x15" + zigzag(3)
+            + b"\x11" + b"\x12" + b"\x13\x07" + b"\x17" + b"\x00" * 8 + b"\x18\x03abc"
+            + b"\x19\x35" + zigzag(1) + zigzag(2) + zigzag(3) + b"\x1a\x21\x01\x02"
+            + b"\x1b\x02\x85" + b"\x01x" + zigzag(9) + b"\x01y" + zigzag(10)
+            + b"\x1c\x15\x02\x00" + b"\x00")
+    header = (b"\x15" + zigzag(DATA_PAGE) + b"\x15" + zigzag(8_000) + b"\x15" + zigzag(8_000)
+              + b"\x2c" + body + b"\x00")
+    data = b"PAR1" + header + b"\x00" * 8_000
+
+    parsed = read_page_header(data, 4)
+    assert (parsed.kind, parsed.num_values, parsed.encoding, parsed.size) == (DATA_PAGE, 1_000, PLAIN, 8_000)
+    assert parsed.offset == 4 + len(header) and parsed.end == len(data)
+    with pytest.raises(PageHeaderError):
+        read_page_header(data[:20], 4)  # cut short
+
+
+@pytest.mark.parametrize("scope_days", [1, 3])
+def test_a_cross_section_read_again_takes_the_instrument_layouts_files_by_position(tmp_path, monkeypatch, scope_days):
+    """Every instrument of an exchange over whole days, in the instrument layout (one coin per
+    file): the files a read finds indexed by an earlier read are kept open and their rows
+    taken by position; the frames equal those of reads that decode every file."""
+    from cb_storage_dagster.storage.cross_section import get_many
+
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout="instrument")
+    for i, day in enumerate(DAYS):
+        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
+        manager.write_partitions("ohlcv", pa.concat_tables([normalize(f, "ohlcv") for f in frames]),
+                                 WriteScope.of_exchange_days([("binance", day)]))
+    read = lambda m: get_many(m, "ohlcv", "binance", at(2024, 1, 31), at(2024, 1, 31) + dt.timedelta(days=scope_days))  # noqa: E731
+    reader = StorageManagerImpl(manager.backend)
+    first = read(reader)
+    assert reader.delta._scans._fragments.mapped_files == 0  # a first read decodes: nothing kept open
+    frame = by_position_and_decoded(monkeypatch, manager, read)
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), first.reset_index(drop=True))
+    assert len(frame) == len(COINS) * ROWS_PER_DAY * min(scope_days, 2)

@@ -58,8 +58,12 @@ class PageHeader:
 
 def read_page_header(data: bytes | memoryview, position: int) -> PageHeader:
     """The header of the page at ``position`` of ``data`` (a file's bytes)."""
-    reader = _CompactReader(data, position)
-    fields = reader.struct()
+    try:
+        fields, end = _struct(data, position)
+    except IndexError:
+        raise PageHeaderError("a page header runs past the end of the file") from None
+    except RecursionError:
+        raise PageHeaderError(f"the page header at byte {position} nests too deep") from None
     kind, size = fields.get(1), fields.get(3)
     if not isinstance(kind, int) or not isinstance(size, int) or size < 0:
         raise PageHeaderError(f"no page header at byte {position}")
@@ -68,91 +72,100 @@ def read_page_header(data: bytes | memoryview, position: int) -> PageHeader:
     if not isinstance(body, dict) or not isinstance(body.get(1), int) or not isinstance(body.get(encoding_field), int):
         raise PageHeaderError(f"page at byte {position}: type {kind} is not read here")
     if kind == DATA_PAGE_V2:
-        return PageHeader(kind, reader.position, size, body[1], body[4], num_nulls=body.get(2),
+        return PageHeader(kind, end, size, body[1], body[4], num_nulls=body.get(2),
                           levels_size=int(body.get(5, 0)) + int(body.get(6, 0)))
-    return PageHeader(kind, reader.position, size, body[1], body[2], level_encoding=int(body.get(3, RLE)))
+    return PageHeader(kind, end, size, body[1], body[2], level_encoding=int(body.get(3, RLE)))
 
 
-class _CompactReader:
-    """Thrift's compact protocol, reading structs into ``{field id: value}`` (nested structs
-    as dicts, lists and maps skipped as ``None``)."""
+def _varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
+    """The unsigned LEB128 integer at ``position`` and the position after it."""
+    byte = data[position]
+    if byte < 0x80:  # (most fields of a page header fit in one byte)
+        return byte, position + 1
+    value, shift = byte & 0x7F, 7
+    while True:
+        position += 1
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position + 1
+        shift += 7
+        if shift > 63:
+            raise PageHeaderError("a varint of a page header is too long")
 
-    def __init__(self, data: bytes | memoryview, position: int) -> None:
-        self.data, self.position = data, position
 
-    def byte(self) -> int:
-        try:
-            value = self.data[self.position]
-        except IndexError:
-            raise PageHeaderError("a page header runs past the end of the file") from None
-        self.position += 1
-        return value
-
-    def varint(self) -> int:
-        shift = result = 0
-        while True:
-            byte = self.byte()
-            result |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return result
-            shift += 7
-            if shift > 63:
-                raise PageHeaderError("a varint of a page header is too long")
-
-    def zigzag(self) -> int:
-        value = self.varint()
-        return (value >> 1) ^ -(value & 1)
-
-    def struct(self) -> dict[int, object]:
-        fields: dict[int, object] = {}
-        field_id = 0
-        while True:
-            header = self.byte()
-            kind = header & 0x0F
-            if kind == _STOP:
-                return fields
-            delta = header >> 4
-            field_id = field_id + delta if delta else self.zigzag()
-            fields[field_id] = self.value(kind)
-
-    def value(self, kind: int) -> object:
-        if kind in (_TRUE, _FALSE):
-            return kind == _TRUE
-        if kind == _BYTE:
-            return self.byte()
-        if kind in (_I16, _I32, _I64):
-            return self.zigzag()
-        if kind == _DOUBLE:
-            self.position += 8
-            return None
-        if kind == _BINARY:
-            length = self.varint()  # (read before the position it moves is added to)
-            self.position += length
-            return None
-        if kind in (_LIST, _SET):
-            header = self.byte()
-            count = header >> 4 if header >> 4 != 15 else self.varint()
-            for _ in range(count):
-                self.element(header & 0x0F)
-            return None
-        if kind == _MAP:
-            count = self.varint()
-            if count:
-                types = self.byte()
-                for _ in range(count):
-                    self.element(types >> 4)
-                    self.element(types & 0x0F)
-            return None
-        if kind == _STRUCT:
-            return self.struct()
-        raise PageHeaderError(f"unknown Thrift type {kind} in a page header")
-
-    def element(self, kind: int) -> None:
-        """One element of a list or map (booleans there take a byte)."""
-        if kind in (_TRUE, _FALSE):
-            self.position += 1
+def _struct(data: bytes | memoryview, position: int) -> tuple[dict[int, object], int]:
+    """Thrift's compact protocol: the struct at ``position`` as ``{field id: value}`` (nested
+    structs as dicts; binaries, doubles, lists and maps skipped as ``None``), and the position
+    after it. Written as one loop with the integers read inline: a page header is parsed for
+    every column of every row group a read first touches."""
+    fields: dict[int, object] = {}
+    field_id = 0
+    while True:
+        header = data[position]
+        position += 1
+        kind = header & 0x0F
+        if kind == _STOP:
+            return fields, position
+        delta = header >> 4
+        if delta:
+            field_id += delta
         else:
-            self.value(kind)
+            raw, position = _varint(data, position)
+            field_id = (raw >> 1) ^ -(raw & 1)
+        if kind in (_I32, _I64, _I16):
+            raw, position = _varint(data, position)
+            fields[field_id] = (raw >> 1) ^ -(raw & 1)
+        elif kind == _STRUCT:
+            fields[field_id], position = _struct(data, position)
+        elif kind == _BINARY:
+            length, position = _varint(data, position)
+            position += length
+        else:
+            fields[field_id], position = _other(data, position, kind)
+
+
+def _other(data: bytes | memoryview, position: int, kind: int) -> tuple[object, int]:
+    """A value of a type page headers seldom hold (booleans, bytes, doubles, lists, maps)."""
+    if kind in (_TRUE, _FALSE):
+        return kind == _TRUE, position
+    if kind == _BYTE:
+        return data[position], position + 1
+    if kind == _DOUBLE:
+        return None, position + 8
+    if kind in (_LIST, _SET):
+        header = data[position]
+        position += 1
+        count = header >> 4
+        if count == 15:
+            count, position = _varint(data, position)
+        for _ in range(count):
+            position = _element(data, position, header & 0x0F)
+        return None, position
+    if kind == _MAP:
+        count, position = _varint(data, position)
+        if count:
+            types = data[position]
+            position += 1
+            for _ in range(count):
+                position = _element(data, position, types >> 4)
+                position = _element(data, position, types & 0x0F)
+        return None, position
+    raise PageHeaderError(f"unknown Thrift type {kind} in a page header")
+
+
+def _element(data: bytes | memoryview, position: int, kind: int) -> int:
+    """The position after one element of a list or map (booleans there take a byte)."""
+    if kind in (_TRUE, _FALSE):
+        return position + 1
+    if kind in (_I32, _I64, _I16):
+        return _varint(data, position)[1]
+    if kind == _STRUCT:
+        return _struct(data, position)[1]
+    if kind == _BINARY:
+        length, position = _varint(data, position)
+        return position + length
+    return _other(data, position, kind)[1]
 
 
 __all__ = ["DATA_PAGE", "DATA_PAGE_V2", "DICTIONARY_PAGE", "INDEX_PAGE", "PLAIN", "PLAIN_DICTIONARY", "RLE",

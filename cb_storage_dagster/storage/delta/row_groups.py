@@ -29,6 +29,8 @@ not decoded at all: its rows are taken by position (:mod:`.positional_read`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -73,7 +75,8 @@ def read_file(
     if not groups:
         return [FileRows(schema.empty_table(), partition_values, True)]
     if mapped is not None:
-        by_position = read_by_position(mapped, groups, window, stored, every_row=row_filter is None)
+        by_position = read_by_position(mapped, groups, _of_the_file(window, mapped), stored,
+                                       every_row=row_filter is None)
         if by_position is not None:
             rows, values, exact = by_position
             return [_filtered(rows, values, row_filter if row_filter is None or not exact else own_filter, schema)]
@@ -94,6 +97,16 @@ def read_file(
             remaining = own_filter if exact else row_filter
         parts.append(_filtered(rows, partition_values, remaining, schema))
     return parts
+
+
+def _of_the_file(window: RowWindow, mapped: MappedFile) -> RowWindow:
+    """``window``, narrowed to the one instrument of a file that stores no ``coin`` (the
+    instrument layout's) for a read of every instrument: its rows can then be taken by
+    position like those of a read of that instrument."""
+    coin = mapped.partition_values.get("coin")
+    if window.coin is not None or window.coins is not None or mapped.stores_coin or not isinstance(coin, str):
+        return window
+    return replace(window, coin=coin)
 
 
 def _filtered(rows: pa.Table | PositionalRows, partition_values: dict[str, object], remaining: ds.Expression | None,
