@@ -314,3 +314,16 @@ def test_a_cross_section_read_again_takes_the_instrument_layouts_files_by_positi
     frame = by_position_and_decoded(monkeypatch, manager, read)
     pd.testing.assert_frame_equal(frame.reset_index(drop=True), first.reset_index(drop=True))
     assert len(frame) == len(COINS) * ROWS_PER_DAY * min(scope_days, 2)
+
+
+def test_a_read_wanting_no_stored_column_still_counts_the_files_rows(tmp_path):
+    """Only partition columns wanted (an instrument file stores no ``coin``): the rows taken
+    by position are counted all the same, so the partition columns get one value per row."""
+    times = pa.array([0, 60_000_000, 120_000_000], pa.timestamp("us", tz="UTC"))
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"timestamp": times, "close": [1.0, 2.0, 3.0]}), path, compression="NONE",
+                   use_dictionary=False)
+    kept = MappedFile(str(path), pq.ParquetFile(path).metadata, {"exchange": "binance", "coin": "BTC"})
+
+    rows, values, _ = positional_read.read_by_position(kept, [0], RowWindow(coin="BTC"), [], every_row=True)
+    assert rows.num_rows == 3 and rows.table().num_rows == 3 and values["coin"] == "BTC"

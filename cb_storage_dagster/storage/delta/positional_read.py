@@ -61,13 +61,15 @@ def read_by_position(
     if timed and not mapped.times_in_micros:
         return None
     columns: tuple[list[np.ndarray], ...] = tuple([] for _ in output)
+    count = 0
     for group in groups:
         found = _group_rows(mapped.slices(group), window, output, coin_stored=coin_stored, timed=timed)
         if found is None:
             return None
-        for pieces, values in zip(columns, found):
+        count += found[0]
+        for pieces, values in zip(columns, found[1]):
             pieces.append(values)
-    rows = PositionalRows(mapped.schema_of(output), columns, sum(len(piece) for piece in columns[0]) if columns else 0)
+    rows = PositionalRows(mapped.schema_of(output), columns, count)
     values = dict(mapped.partition_values)
     if coin_stored:
         values["coin"] = window.coin
@@ -78,8 +80,9 @@ def read_by_position(
 
 
 def _group_rows(slices: RowGroupSlices, window: RowWindow, output: tuple[str, ...], *, coin_stored: bool,
-                timed: bool) -> list[np.ndarray] | None:
-    """Per output column, the values of the window's rows in one row group (``slices``)."""
+                timed: bool) -> tuple[int, list[np.ndarray]] | None:
+    """How many of the window's rows one row group (``slices``) holds, and per output column
+    their values (none may be wanted: a read of partition columns only still counts rows)."""
     columns = slices.readable(output)
     if columns is None:
         return None  # a column pyarrow decodes, or strings
@@ -99,7 +102,7 @@ def _group_rows(slices: RowGroupSlices, window: RowWindow, output: tuple[str, ..
         low = 0 if window.start_us is None else int(times.searchsorted(window.start_us, "left"))
         high = len(times) if window.end_us is None else int(times.searchsorted(window.end_us, "left"))
         first, end = first + low, first + max(high, low)
-    return [column.take(first, end) for column in columns]
+    return end - first, [column.take(first, end) for column in columns]
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class PositionalRows:
                 arrays.append(pa.array([], field.type))
                 continue
             arrays.append(pa.Array.from_buffers(field.type, sum(len(piece) for piece in pieces), [None, _joined(pieces)]))
+        if not arrays:  # no stored column wanted: the rows still count
+            return pa.table({"_": pa.nulls(sum(part.num_rows for part in parts))}).drop_columns(["_"])
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
