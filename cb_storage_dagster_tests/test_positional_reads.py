@@ -327,3 +327,19 @@ def test_a_read_wanting_no_stored_column_still_counts_the_files_rows(tmp_path):
 
     rows, values, _ = positional_read.read_by_position(kept, [0], RowWindow(coin="BTC"), [], every_row=True)
     assert rows.num_rows == 3 and rows.table().num_rows == 3 and values["coin"] == "BTC"
+
+
+def test_a_file_whose_pages_are_not_where_its_footer_says_is_left_to_pyarrow(tmp_path):
+    """A column chunk whose page header bytes are garbage (a damaged file): no column of it is
+    read by position, so pyarrow, which reports damage, decodes the file."""
+    path = tmp_path / "f.parquet"
+    pq.write_table(columns_table(100), path, compression="NONE", use_dictionary=False)
+    metadata = pq.ParquetFile(path).metadata
+    damaged = bytearray(path.read_bytes())
+    start = metadata.row_group(0).column(0).data_page_offset
+    damaged[start:start + 8] = b"\xff" * 8
+    path.write_bytes(bytes(damaged))
+
+    slices = RowGroupSlices.of(map_file(str(path)), metadata, 0)
+    assert slices.columns["i32"] is None
+    assert all(slices.columns[name] is not None for name in TYPES if name != "i32")

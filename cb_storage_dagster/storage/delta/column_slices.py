@@ -123,7 +123,7 @@ class RowGroupSlices:
             try:
                 columns[name] = _chunk_values(octets, header_bytes, row_group.column(j), row_group.num_rows,
                                               arrow_schema.field(name).type, nullable=descr.max_definition_level == 1)
-            except PageHeaderError:
+            except (PageHeaderError, ValueError, IndexError):  # bytes not as the footer says: pyarrow decodes
                 columns[name] = None
         return cls(row_group.num_rows, columns)
 
@@ -151,6 +151,8 @@ def _runs(column: ColumnValues | None, rows: int) -> dict[str, tuple[int, int] |
     """Per distinct value of a string column, its rows if they form one run."""
     if not isinstance(column, DictionaryValues) or column.dictionary.dtype != object:
         return None
+    if not rows:
+        return {}
     indices = column.indices.take(0, rows)
     bounds = np.flatnonzero(indices[1:] != indices[:-1]) + 1
     starts, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [rows]])
