@@ -29,16 +29,19 @@ from cb_storage_dagster.storage.delta.column_slices import DictionaryValues, Pla
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile, map_file
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster_tests.support.data import at, ohlcv
+from cb_storage_dagster_tests.support.three_coins import (
+    ACROSS_THE_MONTH_CLOSES,
+    COINS,
+    DAYS,
+    ONE_INSTRUMENT_READS,
+    ONE_INSTRUMENT_ROWS,
+    ROWS_PER_DAY,
+    key,
+    write_three_coins,
+)
 
-COINS = ["BTC", "ETH", "SOL"]
-DAYS = [dt.date(2024, 1, 30), dt.date(2024, 1, 31), dt.date(2024, 2, 1)]
-ROWS_PER_DAY = 60
 TYPES = {"i32": pa.int32(), "i64": pa.int64(), "f32": pa.float32(), "f64": pa.float64(), "day": pa.date32(),
          "time": pa.timestamp("us", tz="UTC")}
-
-
-def key(coin: str) -> dict[str, str]:
-    return {"data_type": "ohlcv", "exchange": "binance", "coin": coin}
 
 
 def columns_table(rows: int, seed: int = 0, distinct: int | None = None) -> pa.Table:
@@ -155,29 +158,11 @@ def test_a_coin_in_two_runs_of_a_group_is_left_to_pyarrow(tmp_path):
 # -- whole reads --------------------------------------------------------------------------------
 @pytest.fixture(params=["exchange", "instrument"])
 def store(tmp_path, request, monkeypatch) -> StorageManagerImpl:
-    from cb_storage_dagster.storage.delta import write
-    from cb_storage_dagster.storage.maintenance import compact
-
-    monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)  # an instrument-day straddles groups
-    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
-    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout=request.param)
-    for i, day in enumerate(DAYS):
-        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
-        manager.write_partitions("ohlcv", pa.concat_tables([normalize(f, "ohlcv") for f in frames]),
-                                 WriteScope.of_exchange_days([("binance", day)]))
-    manager.save_entry({**key("ETH"), "date": DAYS[1]}, ohlcv(DAYS[1], n=ROWS_PER_DAY, coin="ETH", price=7.0))
-    return manager
+    return write_three_coins(tmp_path / "store", request.param, monkeypatch)
 
 
-READS = {
-    "three days": lambda m: m.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2)),
-    "inside a day": lambda m: m.get_range(key("SOL"), at(2024, 1, 31, 0, 7), at(2024, 1, 31, 0, 53)),
-    "across the month": lambda m: m.get_range(key("ETH"), at(2024, 1, 31, 0, 30), at(2024, 2, 1, 0, 10)),
-    "unknown coin": lambda m: m.get_range(key("XRP"), at(2024, 1, 30), at(2024, 2, 2)),
-    "filtered and projected": lambda m: m.get_range(
-        key("BTC"), at(2024, 1, 30), at(2024, 2, 2), filters=[("close", ">", 120.0)], columns=["timestamp", "close"]),
-}
-EXPECTED_ROWS = {"three days": 180, "inside a day": 46, "across the month": 40, "unknown coin": 0}
+READS = ONE_INSTRUMENT_READS
+EXPECTED_ROWS = ONE_INSTRUMENT_ROWS
 
 
 def by_position_and_decoded(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
@@ -212,7 +197,7 @@ def test_a_read_by_position_equals_the_decoded_read(store, monkeypatch, case):
     if case in EXPECTED_ROWS:
         assert len(frame) == EXPECTED_ROWS[case]
     if case == "across the month":
-        assert frame["close"].tolist() == [7.5 + 30 + i for i in range(30)] + [202.5 + i for i in range(10)]
+        assert frame["close"].tolist() == ACROSS_THE_MONTH_CLOSES
 
 
 @pytest.mark.parametrize("case", list(READS))

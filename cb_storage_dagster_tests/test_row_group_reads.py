@@ -20,44 +20,29 @@ import pytest
 from cb_storage_dagster.domain.keys import MarketDataKey
 from cb_storage_dagster.domain.schemas import normalize
 from cb_storage_dagster.domain.scope import WriteScope
-from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
+from cb_storage_dagster.storage import StorageManagerImpl
 from cb_storage_dagster.storage import maintenance as mt
 from cb_storage_dagster.storage.cross_section import get_many
 from cb_storage_dagster.storage.delta import fragments
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 from cb_storage_dagster_tests.support.data import at, ohlcv
+from cb_storage_dagster_tests.support.three_coins import (
+    ACROSS_THE_MONTH_CLOSES,
+    COINS,
+    DAYS,
+    ONE_INSTRUMENT_READS,
+    ONE_INSTRUMENT_ROWS,
+    ROWS_PER_DAY,
+    key,
+    write_three_coins,
+)
 
 pytestmark = pytest.mark.parametrize("layout", ["exchange", "instrument"])
 
-COINS = ["BTC", "ETH", "SOL"]
-DAYS = [dt.date(2024, 1, 30), dt.date(2024, 1, 31), dt.date(2024, 2, 1)]
-ROWS_PER_DAY = 60
-
-
-def key(coin: str) -> dict[str, str]:
-    return {"data_type": "ohlcv", "exchange": "binance", "coin": coin}
-
-
 @pytest.fixture
-def small_row_groups(monkeypatch):
-    from cb_storage_dagster.storage.delta import write
-    from cb_storage_dagster.storage.maintenance import compact
-
-    monkeypatch.setattr(write, "EXCHANGE_LAYOUT_ROW_GROUP_ROWS", 50)
-    monkeypatch.setattr(compact, "COMPACTED_ROW_GROUP_ROWS", 50)
-
-
-@pytest.fixture
-def store(tmp_path, layout, small_row_groups) -> StorageManagerImpl:
-    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout=layout)
-    for i, day in enumerate(DAYS):
-        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
-        data = pa.concat_tables([normalize(f, "ohlcv") for f in frames])
-        manager.write_partitions("ohlcv", data, WriteScope.of_exchange_days([("binance", day)]))
-    # a replace of one instrument-day, as a daily run of one coin leaves it
-    manager.save_entry({**key("ETH"), "date": DAYS[1]}, ohlcv(DAYS[1], n=ROWS_PER_DAY, coin="ETH", price=7.0))
-    return manager
+def store(tmp_path, layout, monkeypatch) -> StorageManagerImpl:
+    return write_three_coins(tmp_path / "store", layout, monkeypatch)
 
 
 def both_ways(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
@@ -79,12 +64,7 @@ def both_ways(monkeypatch, manager: StorageManagerImpl, read) -> pd.DataFrame:
 
 
 READS = {
-    "three days": lambda m: m.get_range(key("BTC"), at(2024, 1, 30), at(2024, 2, 2)),
-    "inside a day": lambda m: m.get_range(key("SOL"), at(2024, 1, 31, 0, 7), at(2024, 1, 31, 0, 53)),
-    "across the month": lambda m: m.get_range(key("ETH"), at(2024, 1, 31, 0, 30), at(2024, 2, 1, 0, 10)),
-    "unknown coin": lambda m: m.get_range(key("XRP"), at(2024, 1, 30), at(2024, 2, 2)),
-    "filtered and projected": lambda m: m.get_range(
-        key("BTC"), at(2024, 1, 30), at(2024, 2, 2), filters=[("close", ">", 120.0)], columns=["timestamp", "close"]),
+    **ONE_INSTRUMENT_READS,
     "days apart": lambda m: m.read_partitions("ohlcv", WriteScope.of_slots(
         [MarketDataKey(data_type="ohlcv", exchange="binance", coin="SOL").partition(d) for d in (DAYS[0], DAYS[2])])),
     "every coin, one day": lambda m: get_many(m, "ohlcv", "binance", at(2024, 1, 31), at(2024, 2, 1)),
@@ -98,8 +78,7 @@ READS = {
         "ohlcv", WriteScope.of_instruments([("binance", "ETH"), ("binance", "SOL")]), filters=[("coin", "=", "SOL")]),
     "the whole table, filtered": lambda m: m.read_partitions("ohlcv", None, filters=[("close", "<", 150.0)]),
 }
-EXPECTED_ROWS = {"three days": 180, "inside a day": 46, "across the month": 40, "unknown coin": 0,
-                 "days apart": 120, "every coin, one day": 180, "two coins, projected": 160,
+EXPECTED_ROWS = {**ONE_INSTRUMENT_ROWS, "days apart": 120, "every coin, one day": 180, "two coins, projected": 160,
                  "two coins, whole history": 360, "two coins by a coin filter": 360,
                  "a coin filter on one coin's slots": 180}
 
@@ -110,7 +89,7 @@ def test_each_read_equals_pyarrows_scan(store, monkeypatch, case):
     if case in EXPECTED_ROWS:
         assert len(frame) == EXPECTED_ROWS[case]
     if case == "across the month":
-        assert frame["close"].tolist() == [7.5 + 30 + i for i in range(30)] + [202.5 + i for i in range(10)]
+        assert frame["close"].tolist() == ACROSS_THE_MONTH_CLOSES
 
 
 @pytest.mark.parametrize("case", list(READS))
