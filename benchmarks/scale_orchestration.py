@@ -73,8 +73,8 @@ def tick(instance: dg.DagsterInstance, profile: str, keys: list[str]) -> tuple[i
         {"market_data_io_manager": dg.InMemoryIOManager(), "market_data_source": SyntheticMarketDataSource()},
     ).get_repository_def()
     schedule = repo.get_schedule_def("daily_market_data_schedule")
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=SCHEDULED, repository_def=repo)
-    data, seconds = timed(lambda: schedule.evaluate_tick(context))
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=SCHEDULED, repository_def=repo) as context:
+        data, seconds = timed(lambda: schedule.evaluate_tick(context))
     return len(data.run_requests or []), seconds
 
 

@@ -12,6 +12,11 @@ named, killed, and fails the module / the session (:func:`no_process_left_by_the
 The ``azure`` mark is applied at collection time (:func:`pytest_collection_modifyitems`) to
 every test that runs on Azurite, so that ``-m azure`` and ``-m "not azure"`` select what
 they say.
+
+Every Dagster instance a test enters during its call is exited by the end of its teardown
+(:func:`pytest_runtest_teardown`, :mod:`~cb_storage_dagster_tests.support.instance_guard`): one
+left entered resets Dagster's current definitions-state storage when it is garbage collected,
+in whichever test runs then.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pytest
 
 from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
 from cb_storage_dagster.storage.interfaces import IStorageBackend
+from cb_storage_dagster_tests.support.instance_guard import INSTANCES
 from cb_storage_dagster_tests.support.servers import describe, kill_all, leftover_children
 
 BACKENDS = ["local", "azure"]
@@ -64,6 +70,28 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     else:
         print(f"ERROR: {message}", file=sys.stderr)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    INSTANCES.watching = True
+    try:
+        return (yield)
+    finally:
+        INSTANCES.watching = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the test's fixtures are torn down: no Dagster instance its call entered is still open
+    (e.g. ``build_schedule_context`` used without ``with``). Fails the test, naming where."""
+    result = yield
+    left = INSTANCES.left_open()
+    if left:
+        pytest.fail(f"{item.nodeid} left {len(left)} Dagster instance(s) entered and never exited; "
+                    "use the context (build_schedule_context, ...) as `with ... as context:`. Entered at:\n"
+                    + "\n".join(left), pytrace=False)
+    return result
 
 
 def needs_azurite(item: pytest.Item) -> bool:

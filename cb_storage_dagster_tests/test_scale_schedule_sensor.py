@@ -60,9 +60,9 @@ def sensor_tick(instance: dg.DagsterInstance):
 def evaluate_daily_tick(instance: dg.DagsterInstance, profile: str) -> list[dg.RunRequest]:
     repo = repository(profile)
     schedule = repo.get_schedule_def("daily_market_data_schedule")
-    context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=MARCH_1ST_0030, repository_def=repo)
-    return list(schedule.evaluate_tick(context).run_requests or [])
+    with dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=MARCH_1ST_0030, repository_def=repo) as context:
+        return list(schedule.evaluate_tick(context).run_requests or [])
 
 
 def covered_partitions(instance, profile: str, requests: list[dg.RunRequest]) -> Counter[str]:

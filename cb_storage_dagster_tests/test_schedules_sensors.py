@@ -80,10 +80,8 @@ class TestDailySchedule:
         self, instance, daily_market_data_schedule
     ):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=MARCH_1ST_0030
-        )
-        [request] = daily_market_data_schedule(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=MARCH_1ST_0030) as context:
+            [request] = daily_market_data_schedule(context)
         assert request.partition_key is None  # a range, not one partition
         assert request.tags[RANGE_START] == "2024-02-29|binance:BTC"
         assert request.tags[RANGE_END] == "2024-02-29|coinbase:BTC"
@@ -99,22 +97,20 @@ class TestDailySchedule:
         self, instance, daily_market_data_schedule, instrument_pipeline
     ):
         instance.add_dynamic_partitions("instruments", INSTRUMENTS)
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=MARCH_1ST_0030,
             repository_def=repository(instrument_pipeline),
-        )
-        [request] = daily_market_data_schedule.evaluate_tick(context).run_requests
+        ) as context:
+            [request] = daily_market_data_schedule.evaluate_tick(context).run_requests
         job = repository(instrument_pipeline).get_job("market_data_job")
         keys = job.partitions_def.get_partition_keys_in_range(
             request.partition_key_range, dynamic_partitions_store=instance)
         assert sorted(keys) == sorted(f"2024-02-29|{i}" for i in INSTRUMENTS)
 
     def test_skips_while_no_instrument_is_registered(self, instance, daily_market_data_schedule):
-        context = dg.build_schedule_context(
-            instance=instance, scheduled_execution_time=MARCH_1ST_0030
-        )
-        data = daily_market_data_schedule.evaluate_tick(context)
+        with dg.build_schedule_context(instance=instance, scheduled_execution_time=MARCH_1ST_0030) as context:
+            data = daily_market_data_schedule.evaluate_tick(context)
         assert not data.run_requests
         assert "instruments_sensor" in data.skip_message
 
