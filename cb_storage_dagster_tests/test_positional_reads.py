@@ -301,6 +301,32 @@ def test_a_cross_section_read_again_takes_the_instrument_layouts_files_by_positi
     assert len(frame) == len(COINS) * ROWS_PER_DAY * min(scope_days, 2)
 
 
+def test_a_cross_section_of_a_compacted_month_maps_the_instrument_layouts_files_at_the_first_read(tmp_path, monkeypatch):
+    """After maintenance each file is an instrument's month, its row groups holding days the
+    read of one day does not want (decoding them costs more than mapping the file): the first
+    read maps every file and takes its rows by position, with the frame of a read that decodes."""
+    from cb_storage_dagster.storage.cross_section import get_many
+    from cb_storage_dagster.storage.delta import fragments
+
+    monkeypatch.setattr(fragments, "NEW_FILES_INDEXED_MAX_ROWS", 1 << 40)  # no first scan by pyarrow
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout="instrument")
+    for i, day in enumerate(DAYS):
+        frames = [ohlcv(day, n=ROWS_PER_DAY, coin=c, price=100.0 * (j + 1) + i) for j, c in enumerate(COINS)]
+        manager.write_partitions("ohlcv", pa.concat_tables([normalize(f, "ohlcv") for f in frames]),
+                                 WriteScope.of_exchange_days([("binance", day)]))
+    mt.maintain_table(manager.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    read = lambda m: get_many(m, "ohlcv", "binance", at(2024, 1, 31), at(2024, 2, 1))  # noqa: E731
+
+    reader = StorageManagerImpl(manager.backend)
+    first = read(reader)
+    kept = reader.delta._scans._fragments
+    assert kept.direct_files > 0 and kept.mapped_files == kept.direct_files  # every file read, mapped
+    monkeypatch.setattr(positional_read, "POSITIONAL_READS", False)
+    decoded = read(StorageManagerImpl(manager.backend))
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), decoded.reset_index(drop=True))
+    assert len(first) == len(COINS) * ROWS_PER_DAY
+
+
 def test_a_read_wanting_no_stored_column_still_counts_the_files_rows(tmp_path):
     """Only partition columns wanted (an instrument file stores no ``coin``): the rows taken
     by position are counted all the same, so the partition columns get one value per row."""

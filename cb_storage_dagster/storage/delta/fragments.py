@@ -210,10 +210,13 @@ class FragmentCache:
         read of every instrument of an exchange keeps open the files of one instrument (the
         instrument layout's) it reads a second time: their rows are then taken by position
         (:mod:`.positional_read`). Mapping a file and locating its columns costs more than
-        decoding it once (a first read of 2,000 instrument-day files that mapped them: ~750
-        against ~530 ms), so a one-off cross-section pays nothing more; the read that maps
-        costs ~450-600 against ~300-400 ms, and every later one ~130-190 ms. Any read uses a
-        file kept so; without ``keep_open`` (a past version), none is used or kept."""
+        decoding a file the read wants whole (a first read of 2,000 instrument-day files that
+        mapped them: ~750 against ~530 ms), so such a one-off cross-section pays nothing more;
+        the read that maps costs ~450-600 against ~300-400 ms, and every later one ~130-190 ms.
+        A file whose row groups hold rows outside the read's time range
+        (:meth:`RowGroupIndex.spills_past`: a day of a compacted month) is mapped at the first
+        read, which decoding those groups would cost more than. Any read uses a file kept so;
+        without ``keep_open`` (a past version), none is used or kept."""
         if len(entries) > DIRECT_READ_MAX_FILES:
             return None
         positional = keep_open and window.coin is not None  # (rows taken by position: nothing decoded)
@@ -226,11 +229,13 @@ class FragmentCache:
             read_before = entry.index is not None
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
+            groups = entry.index.select(window)
             if keep_open and entry.mapped is None and (window.coin is not None or (
-                    read_before and window.coins is None and "coin" not in entry.index.columns)):
+                    window.coins is None and "coin" not in entry.index.columns
+                    and (read_before or entry.index.spills_past(groups, window)))):
                 entry.mapped = MappedFile(fragment.path, fragment.metadata,
                                           ds.get_partition_keys(fragment.partition_expression))
-            selected.append((entry.index, entry.index.select(window), entry.mapped if keep_open else None))
+            selected.append((entry.index, groups, entry.mapped if keep_open else None))
         return selected
 
 
