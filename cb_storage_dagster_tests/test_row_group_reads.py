@@ -242,3 +242,24 @@ def test_a_file_of_one_group_is_kept_or_skipped_as_the_comparison_of_bounds_deci
             assert index.select(window) == compared, (coin, start_us, end_us)
     assert index.select(RowWindow(coin="B", start_us=0, end_us=60_000_001)) == [0]
     assert index.select(RowWindow(coin="B", start_us=120_000_001)) == []
+
+
+def test_a_group_is_inside_a_window_only_if_its_times_and_for_an_exact_window_its_dates_are(layout, tmp_path):
+    """What spares a group the cut to the time range and the check of its dates: its statistics
+    (a group of 00:01-00:02 on 1970-01-01, and one whose ``date`` says 1970-01-02 for one of
+    those times, as a foreign writer may store it)."""
+    times = pa.array([60_000_000, 120_000_000], pa.timestamp("us", tz="UTC"))
+    first_day = dt.date(1970, 1, 1)
+    for dates, dates_agree in [([first_day, first_day], True), ([first_day, dt.date(1970, 1, 2)], False)]:
+        path = tmp_path / f"{dates_agree}.parquet"
+        pq.write_table(pa.table({"coin": ["B", "B"], "timestamp": times, "date": pa.array(dates, pa.date32())}), path)
+        index = RowGroupIndex.of(pq.ParquetFile(path).metadata)
+        assert index.inside(0, RowWindow(coin="B", start_us=0, end_us=180_000_000))
+        assert index.inside(0, RowWindow(coin="B"))
+        assert not index.inside(0, RowWindow(coin="B", start_us=60_000_001))
+        assert not index.inside(0, RowWindow(coin="B", end_us=120_000_000))
+        exact = RowWindow(coin="B", start_us=0, end_us=86_400_000_000, first_day=first_day, last_day=first_day, exact=True)
+        assert index.inside(0, exact) is dates_agree
+    pq.write_table(pa.table({"coin": ["B"], "timestamp": times[:1]}), tmp_path / "no_date.parquet")
+    no_dates = RowGroupIndex.of(pq.ParquetFile(tmp_path / "no_date.parquet").metadata)
+    assert not no_dates.inside(0, RowWindow(coin="B", first_day=first_day, last_day=first_day, exact=True))

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from cb_storage_dagster.storage.delta.column_slices import RowGroupSlices
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
+from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
 POSITIONAL_READS = True
@@ -45,12 +46,16 @@ _EPOCH_DAY = dt.date(1970, 1, 1)
 
 def read_by_position(
     mapped: MappedFile, groups: list[int], window: RowWindow, stored: list[str], *, every_row: bool,
+    index: RowGroupIndex | None = None,
 ) -> tuple[PositionalRows, dict[str, object], bool] | None:
     """The rows of ``window``'s instrument in row groups ``groups`` of ``mapped``: its
     ``stored`` columns other than ``coin`` (the file's own types), the file's partition
     values with the instrument's ``coin``, and whether the rows are exactly the window's
     (as :func:`.row_groups.read_file` means it). ``every_row``: the file holds only rows the
-    read selects (nothing to cut). ``None``: read the file otherwise."""
+    read selects (nothing to cut). ``index``: the file's row groups, whose statistics spare
+    the groups lying inside the window (:meth:`RowGroupIndex.inside`, a day file of a
+    month's read) the cut to the time range and the check of their dates; the read's rows
+    are put in time order afterwards in any case. ``None``: read the file otherwise."""
     if not POSITIONAL_READS or window.coin is None:
         return None
     coin_stored = mapped.stores_coin
@@ -62,8 +67,11 @@ def read_by_position(
         return None
     columns: tuple[list[np.ndarray], ...] = tuple([] for _ in output)
     count = 0
+    every_group_inside = timed and index is not None
     for group in groups:
-        found = _group_rows(mapped.slices(group), window, output, coin_stored=coin_stored, timed=timed)
+        inside = timed and index is not None and index.inside(group, window)
+        every_group_inside = every_group_inside and inside
+        found = _group_rows(mapped.slices(group), window, output, coin_stored=coin_stored, timed=timed and not inside)
         if found is None:
             return None
         count += found[0]
@@ -75,7 +83,7 @@ def read_by_position(
         values["coin"] = window.coin
     exact = (timed and window.exact and values.get("exchange") == window.exchange
              and values.get("coin") == window.coin
-             and _dates_within(columns[output.index("date")] if "date" in output else None, rows, window))
+             and (every_group_inside or _dates_within(columns[output.index("date")] if "date" in output else None, rows, window)))
     return rows, values, exact
 
 

@@ -76,7 +76,7 @@ def read_file(
         return [FileRows(schema.empty_table(), partition_values, True)]
     if mapped is not None:
         by_position = read_by_position(mapped, groups, _of_the_file(window, mapped), stored,
-                                       every_row=row_filter is None)
+                                       every_row=row_filter is None, index=index)
         if by_position is not None:
             rows, values, exact = by_position
             return [_filtered(rows, values, row_filter if row_filter is None or not exact else own_filter, schema)]
