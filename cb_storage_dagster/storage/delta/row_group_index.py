@@ -100,7 +100,7 @@ class RowGroupIndex:
                 (window.end_us is not None and int(self.time_max[group]) >= window.end_us):
             return False
         if window.first_day is None or window.last_day is None:
-            return True
+            return not window.exact  # (an exact window names its days)
         if self.date_min is None or self.date_max is None:
             return False
         return window.first_day.toordinal() - _EPOCH_ORDINAL <= int(self.date_min[group]) and \
