@@ -263,3 +263,16 @@ def test_a_group_is_inside_a_window_only_if_its_times_and_for_an_exact_window_it
     pq.write_table(pa.table({"coin": ["B"], "timestamp": times[:1]}), tmp_path / "no_date.parquet")
     no_dates = RowGroupIndex.of(pq.ParquetFile(tmp_path / "no_date.parquet").metadata)
     assert not no_dates.inside(0, RowWindow(coin="B", first_day=first_day, last_day=first_day, exact=True))
+
+
+def test_coin_statistics_are_read_from_their_bytes_and_bytes_that_are_no_text_are_not_trusted(layout, tmp_path):
+    """Coin bounds come from the statistics' UTF-8 bytes; a bound cut mid-character (a writer
+    truncating it) is widened to admit every coin, and a binary ``coin`` column gives no bounds."""
+    from cb_storage_dagster.storage.delta.row_group_index import _trusted
+
+    pq.write_table(pa.table({"coin": ["ÉTH", "ÉTH"]}), tmp_path / "text.parquet")
+    index = RowGroupIndex.of(pq.ParquetFile(tmp_path / "text.parquet").metadata)
+    assert index.coin_min.tolist() == ["ÉTH"] and index.coin_max.tolist() == ["ÉTH"]
+    assert _trusted("ÉTH".encode()[:1], "") == "" and _trusted(b"BTC", "") == "BTC"
+    pq.write_table(pa.table({"coin": pa.array([b"BTC"], pa.binary())}), tmp_path / "binary.parquet")
+    assert RowGroupIndex.of(pq.ParquetFile(tmp_path / "binary.parquet").metadata).coin_min is None

@@ -78,7 +78,8 @@ class HybridRuns:
             return np.full(end - first, code if dictionary is None else dictionary[code],
                            np.int64 if dictionary is None else dictionary.dtype)
         if bool(self.repeated[low:high].all()):  # runs of repeats only (dates, coins): one np.repeat
-            bounds = np.clip(self.starts[low:high + 1], first, end)
+            bounds = self.starts[low:high + 1].copy()  # (the runs' starts, cut to [first, end))
+            bounds[0], bounds[-1] = first, end
             codes = self.payload[low:high]
             return np.repeat(codes if dictionary is None else dictionary[codes], np.diff(bounds))
         dtype = np.dtype(np.int64) if dictionary is None else dictionary.dtype

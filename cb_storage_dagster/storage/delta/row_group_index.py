@@ -41,20 +41,17 @@ class RowGroupIndex:
     time_min: np.ndarray | None
     time_max: np.ndarray | None
     columns: tuple[str, ...]
-    date_min: np.ndarray | None = None
-    """Per group, its lowest ``date`` in days since the epoch (``None``: no statistics)."""
-    date_max: np.ndarray | None = None
     _spans: dict[int, tuple[int, int]] = field(default_factory=dict, compare=False, repr=False)
+    _dates: dict[int, tuple[int, int] | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, metadata: pq.FileMetaData) -> RowGroupIndex:
         names = tuple(metadata.schema.column(i).path for i in range(metadata.num_columns))
         groups = [metadata.row_group(r) for r in range(metadata.num_row_groups)]
-        coin = _string_ranges(groups, names.index("coin")) if "coin" in names else None
+        coin = _string_ranges(metadata, groups, names.index("coin")) if "coin" in names else None
         time = _time_ranges(metadata, groups, names.index("timestamp")) if "timestamp" in names else None
-        dates = _date_ranges(metadata, groups, names.index("date")) if "date" in names else None
         return cls(metadata, np.array([group.num_rows for group in groups], np.int64),
-                   *(coin or (None, None)), *(time or (None, None)), names, *(dates or (None, None)))
+                   *(coin or (None, None)), *(time or (None, None)), names)
 
     def span(self, groups: list[int]) -> tuple[int, int]:
         """The first byte and the end of the bytes of row groups ``groups``."""
@@ -101,10 +98,11 @@ class RowGroupIndex:
             return False
         if window.first_day is None or window.last_day is None:
             return not window.exact  # (an exact window names its days)
-        if self.date_min is None or self.date_max is None:
-            return False
-        return window.first_day.toordinal() - _EPOCH_ORDINAL <= int(self.date_min[group]) and \
-            int(self.date_max[group]) <= window.last_day.toordinal() - _EPOCH_ORDINAL
+        dates = self._dates.get(group, False)
+        if dates is False:  # (worked out for the groups a read asks about: a new process reads one a file)
+            dates = self._dates.setdefault(group, _date_range(self.metadata, group, self.columns))
+        return dates is not None and window.first_day.toordinal() - _EPOCH_ORDINAL <= dates[0] and \
+            dates[1] <= window.last_day.toordinal() - _EPOCH_ORDINAL
 
     def spills_past(self, groups: list[int], window: RowWindow) -> bool:
         """Whether row groups ``groups`` hold rows outside ``window``'s time range, by their
@@ -170,17 +168,34 @@ def _group_span(group: pq.RowGroupMetaData) -> tuple[int, int]:
     return (min(starts), max(ends)) if starts else (0, 0)
 
 
-def _string_ranges(groups: list[pq.RowGroupMetaData], column: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Coin ranges; a bound of :data:`.pruning.STRING_STATS_TRUSTED_LENGTH` characters or
-    more may be truncated by its writer and is widened to admit every coin."""
+def _string_ranges(
+    metadata: pq.FileMetaData, groups: list[pq.RowGroupMetaData], column: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Coin ranges, where the column holds strings; a bound of
+    :data:`.pruning.STRING_STATS_TRUSTED_LENGTH` characters or more may be truncated by its
+    writer and is widened to admit every coin (as is one that is not UTF-8: cut mid-character).
+    Read from the statistics' bytes: pyarrow's own conversion to ``str`` costs ~3x as much,
+    and a new process reads one instrument from files of ~150 groups each."""
+    descr = metadata.schema.column(column)
+    if descr.physical_type != "BYTE_ARRAY" or (descr.logical_type.type != "STRING" and descr.converted_type != "UTF8"):
+        return None
     lows, highs = [], []
     for group in groups:
         stats = group.column(column).statistics
-        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+        if stats is None or not stats.has_min_max:
             return None
-        lows.append(stats.min if len(stats.min) < STRING_STATS_TRUSTED_LENGTH else "")
-        highs.append(stats.max if len(stats.max) < STRING_STATS_TRUSTED_LENGTH else _ABOVE_EVERY_STRING)
+        lows.append(_trusted(stats.min_raw, ""))
+        highs.append(_trusted(stats.max_raw, _ABOVE_EVERY_STRING))
     return np.array(lows, dtype=object), np.array(highs, dtype=object)
+
+
+def _trusted(raw: bytes, otherwise: str) -> str:
+    """A string statistic as written, or ``otherwise`` where it may be truncated."""
+    try:
+        value = raw.decode()
+    except UnicodeDecodeError:
+        return otherwise
+    return value if len(value) < STRING_STATS_TRUSTED_LENGTH else otherwise
 
 
 def _time_ranges(
@@ -200,20 +215,18 @@ def _time_ranges(
     return np.array(lows, np.int64), np.array(highs, np.int64)
 
 
-def _date_ranges(
-    metadata: pq.FileMetaData, groups: list[pq.RowGroupMetaData], column: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """``date`` ranges in days since the epoch, where the column is a Parquet DATE."""
+def _date_range(metadata: pq.FileMetaData, group: int, names: tuple[str, ...]) -> tuple[int, int] | None:
+    """Group ``group``'s ``date`` range in days since the epoch, where the column is a Parquet
+    DATE with statistics."""
+    if "date" not in names:
+        return None
+    column = names.index("date")
     if json.loads(metadata.schema.column(column).logical_type.to_json() or "{}").get("Type") != "Date":
         return None
-    lows, highs = [], []
-    for group in groups:
-        stats = group.column(column).statistics
-        if stats is None or not stats.has_min_max or stats.physical_type != "INT32":
-            return None
-        lows.append(stats.min_raw)
-        highs.append(stats.max_raw)
-    return np.array(lows, np.int64), np.array(highs, np.int64)
+    stats = metadata.row_group(group).column(column).statistics
+    if stats is None or not stats.has_min_max or stats.physical_type != "INT32":
+        return None
+    return stats.min_raw, stats.max_raw
 
 
 def _one_group_file() -> pq.FileMetaData:
