@@ -71,3 +71,17 @@ def test_many_instrument_changes_take_the_generic_check(monkeypatch):
 def test_unsorted_rows_come_back_sorted():
     table = candles([IN_ORDER[i] for i in (6, 2, 0, 4, 1, 5, 3)])
     assert by_sorting(sort_rows(table, KEYS, single_instrument=False).combine_chunks())
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_one_instruments_times_are_judged_as_sorting_judges_them(chunks):
+    """A read of one instrument checks only its times (one chunk: compared on the buffer,
+    a slice of a larger array included)."""
+    chooser = random.Random(11)
+    for _ in range(200):
+        minutes = sorted(chooser.randrange(6) for _ in range(chooser.randrange(2, 10)))
+        if chooser.random() < 0.6:
+            i, j = chooser.randrange(len(minutes)), chooser.randrange(len(minutes))
+            minutes[i], minutes[j] = minutes[j], minutes[i]
+        table = candles([("binance", "BTC", m) for m in [99, *minutes]], chunks).slice(1)  # (an offset)
+        assert is_sorted(table, KEYS, single_instrument=True) == by_sorting(table), minutes

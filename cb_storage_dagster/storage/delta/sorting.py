@@ -69,6 +69,10 @@ def is_sorted(table: pa.Table, keys: list[str], *, single_instrument: bool) -> b
         return True
     if any(table.column(name).null_count for name in present):
         return False
+    if len(present) == 1:
+        ascending = _ascending(table.column(present[0]))
+        if ascending is not None:
+            return ascending
     if _by_instrument_runs(table, present):
         return _sorted_by_instrument_runs(table, present)
     ordered: pa.ChunkedArray | None = None  # rows i, i+1 in order on the keys seen so far
@@ -87,6 +91,24 @@ def is_sorted(table: pa.Table, keys: list[str], *, single_instrument: bool) -> b
         if tied is not None and not last and not pc.any(tied).as_py():
             break  # no ties: later keys cannot matter
     return bool(pc.all(ordered).as_py())
+
+
+def _ascending(column: pa.ChunkedArray) -> bool | None:
+    """Whether one chunk of int64-like values without nulls never falls, compared in numpy on
+    its buffer (a read of one instrument: its times; ~25 against ~65 us for 43,200 rows);
+    ``None`` for other columns.
+
+    >>> _ascending(pa.chunked_array([pa.array([1, 2, 2], pa.int64())])), _ascending(pa.chunked_array([["a"]]))
+    (True, None)
+    """
+    import numpy as np
+
+    typ = column.type
+    if column.num_chunks != 1 or not (pa.types.is_int64(typ) or pa.types.is_timestamp(typ)):
+        return None
+    values = column.chunk(0)
+    times = np.frombuffer(values.buffers()[1], np.int64, len(values), values.offset * 8)
+    return bool((times[1:] >= times[:-1]).all())
 
 
 RUN_CHECK_MAX_CHANGES = 65536
