@@ -12,6 +12,7 @@ pays that per read, not per file.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,10 +92,28 @@ def _constant(value: object, typ: pa.DataType, count: int) -> pa.Array:
     """
     if isinstance(value, str) and pa.types.is_string(typ) and (count + 1) * len(value.encode()) < 1 << 31:
         encoded = value.encode()
-        offsets = pa.allocate_buffer((count + 1) * 4)
-        np.multiply(np.arange(count + 1, dtype=np.int32), len(encoded), out=np.frombuffer(offsets, np.int32))
-        return pa.StringArray.from_buffers(count, offsets, pa.py_buffer(encoded * count))
+        return pa.StringArray.from_buffers(count, _offsets(len(encoded), count), pa.py_buffer(encoded * count))
     return pa.repeat(pa.scalar(value, typ), count)
+
+
+def _offsets(width: int, count: int) -> pa.Buffer:
+    """The offsets of ``count`` strings of ``width`` bytes each: kept for the last few
+    (width, count) up to :data:`_KEPT_OFFSETS_MAX_ROWS` rows (buffers are immutable: arrays
+    share them), as one instrument's reads ask for the same ones again (43,200 rows: ~15 us)."""
+    if count > _KEPT_OFFSETS_MAX_ROWS:
+        return _new_offsets(width, count)
+    return _kept_offsets(width, count)
+
+
+def _new_offsets(width: int, count: int) -> pa.Buffer:
+    offsets = pa.allocate_buffer((count + 1) * 4)
+    np.multiply(np.arange(count + 1, dtype=np.int32), width, out=np.frombuffer(offsets, np.int32))
+    return offsets
+
+
+_KEPT_OFFSETS_MAX_ROWS = 1 << 18
+"""The largest constant column whose offsets are kept (1 MB of them; 16 kept at most)."""
+_kept_offsets = functools.lru_cache(maxsize=16)(_new_offsets)
 
 
 def _repeated(values: list[object], counts: list[int], typ: pa.DataType) -> pa.Array:
