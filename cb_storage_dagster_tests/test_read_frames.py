@@ -60,3 +60,11 @@ def test_constant_partition_columns_of_equal_width_share_their_offsets_and_keep_
     large = _constant("binance", pa.string(), _KEPT_OFFSETS_MAX_ROWS + 1)  # not kept: built for it
     large.validate(full=True)
     assert len(large) == _KEPT_OFFSETS_MAX_ROWS + 1 and large[-1].as_py() == "binance"
+
+
+def test_a_frame_keeps_what_pandas_metadata_says_of_its_index_and_columns() -> None:
+    written = pd.DataFrame({"coin": ["BTC", "ETH"], "close": [1.0, 2.0]}, index=pd.Index([10, 20], name="minute"))
+    rows = pa.Table.from_pandas(written)  # (a foreign writer's file may carry pandas' metadata)
+    frame = as_frame(rows)
+    pd.testing.assert_frame_equal(frame, rows.to_pandas(), check_exact=True)
+    assert frame.index.name == "minute" and frame.index.tolist() == [10, 20]

@@ -37,7 +37,9 @@ def as_frame(rows: pa.Table) -> pd.DataFrame:
     """
     table = rows.combine_chunks()
     columns = [_wide_strings(column) if pa.types.is_string(column.type) else column for column in table.columns]
-    return pa.Table.from_arrays(columns, names=table.column_names).to_pandas(split_blocks=True)
+    schema = pa.schema([field.with_type(column.type) for field, column in zip(table.schema, columns)],
+                       metadata=table.schema.metadata)  # (pandas' own metadata: its index, its names)
+    return pa.Table.from_arrays(columns, schema=schema).to_pandas(split_blocks=True)
 
 
 def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:

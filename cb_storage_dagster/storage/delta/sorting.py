@@ -15,6 +15,7 @@ False
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -101,8 +102,6 @@ def _ascending(column: pa.ChunkedArray) -> bool | None:
     >>> _ascending(pa.chunked_array([pa.array([1, 2, 2], pa.int64())])), _ascending(pa.chunked_array([["a"]]))
     (True, None)
     """
-    import numpy as np
-
     typ = column.type
     if column.num_chunks != 1 or not (pa.types.is_int64(typ) or pa.types.is_timestamp(typ)):
         return None
