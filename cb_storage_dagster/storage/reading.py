@@ -36,6 +36,8 @@ def as_frame(rows: pa.Table) -> pd.DataFrame:
     [1.0, 2.0]
     """
     table = rows.combine_chunks()
+    if not any(pa.types.is_string(field.type) for field in table.schema):
+        return table.to_pandas(split_blocks=True)
     columns = [_wide_strings(column) if pa.types.is_string(column.type) else column for column in table.columns]
     schema = pa.schema([field.with_type(column.type) for field, column in zip(table.schema, columns)],
                        metadata=table.schema.metadata)  # (pandas' own metadata: its index, its names)
@@ -54,14 +56,16 @@ def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
         return column
     array = column.chunk(0)
     count = len(array)
-    if array.buffers()[2] is None:
+    validity, narrow, data = array.buffers()
+    if data is None:
         return column  # (every string empty or null: no values buffer)
-    validity = array.buffers()[0] if array.null_count else None
-    if validity is not None and array.offset:
+    if not array.null_count:
+        validity = None
+    elif array.offset:
         return column  # (a sliced validity bitmap: left to pandas' cast)
     offsets = pa.allocate_buffer((count + 1) * 8)
-    np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(array.buffers()[1], np.int32, count + 1, array.offset * 4))
-    return pa.LargeStringArray.from_buffers(count, offsets, array.buffers()[2], validity, array.null_count)
+    np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(narrow, np.int32, count + 1, array.offset * 4))
+    return pa.LargeStringArray.from_buffers(count, offsets, data, validity, array.null_count)
 
 
 def sort_keys(data_type: DataType) -> list[str]:
