@@ -174,6 +174,22 @@ class TestInputs:
         assert seen["coins"] == {"BTC"}
         assert len(reads) == 1
 
+    def test_a_downstream_asset_may_edit_its_input_frame_in_place(self, io_manager, manager, instance):
+        run([candles], io_manager, instance, partition_key="2024-01-02|binance:BTC")
+
+        @dg.asset(partitions_def=PARTITIONS, metadata={"data_type": "ohlcv"}, io_manager_key="market_data_io_manager")
+        def adjusted(candles: pd.DataFrame) -> pd.DataFrame:
+            candles.loc[candles.index[0], "close"] = 12345.0  # (a read-only column would refuse this)
+            candles.loc[:, "volume"] *= 2
+            return candles
+
+        result = run([candles.to_source_asset(), adjusted], io_manager, instance, partition_key="2024-01-02|binance:BTC")
+        assert result.success
+        original = stored(manager)
+        edited = stored(manager, "adjusted")
+        assert edited["close"].iloc[0] == 12345.0 and edited["close"].iloc[1:].tolist() == original["close"].iloc[1:].tolist()
+        assert edited["volume"].tolist() == (original["volume"] * 2).tolist()
+
     def test_an_unpartitioned_downstream_loads_every_partition_as_arrow(self, io_manager, manager, instance):
         run([candles], io_manager, instance, partition_key="2024-01-02|binance:BTC")
         run([candles], io_manager, instance, partition_key="2024-01-03|binance:ETH")

@@ -1,18 +1,22 @@
-"""A read's pandas frame (``storage/reading.py``: :func:`as_frame`) is exactly what pyarrow's
-own conversion gives for the same rows: same values, same dtypes, whatever the string
-columns hold (nulls, empty strings, non-ASCII text), however their arrays are sliced or
-chunked; string columns are handed to pandas with 64-bit offsets, as pandas keeps them."""
+"""A read's pandas frame (``storage/frame_conversion.py``: :func:`as_frame`) is exactly what
+pyarrow's own conversion gives for the same rows: same values, same dtypes, whatever the
+columns hold (nulls, empty strings, non-ASCII text, every Arrow type a table may have),
+however their arrays are sliced or chunked; string columns are handed to pandas with 64-bit
+offsets, as pandas keeps them. Every column of the frame can be written in place, and what is
+written there stays in that frame: the next read gives the stored values."""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
 from cb_storage_dagster.storage import LocalFileBackend, StorageManagerImpl
-from cb_storage_dagster.storage.reading import as_frame
+from cb_storage_dagster.storage.frame_conversion import as_frame
 
 STRINGS = {
     "plain": pa.array(["binance", "binance", "kraken"]),
@@ -68,3 +72,103 @@ def test_a_frame_keeps_what_pandas_metadata_says_of_its_index_and_columns() -> N
     frame = as_frame(rows)
     pd.testing.assert_frame_equal(frame, rows.to_pandas(), check_exact=True)
     assert frame.index.name == "minute" and frame.index.tolist() == [10, 20]
+
+
+UTC = dt.timezone.utc
+COLUMNS_OF_EVERY_KIND = {
+    "float": pa.array([1.5, 2.5, 3.5]),
+    "float with nulls": pa.array([1.5, None, 3.5]),
+    "float32": pa.array([1.5, 2.5, 3.5], pa.float32()),
+    "int": pa.array([1, 2, 3], pa.int64()),
+    "int with nulls": pa.array([1, None, 3], pa.int64()),
+    "uint8": pa.array([1, 2, 3], pa.uint8()),
+    "bool": pa.array([True, False, True]),
+    "timestamp UTC": pa.array([0, 60_000_000, 120_000_000], pa.timestamp("us", "UTC")),
+    "timestamp UTC with nulls": pa.array([0, None, 120_000_000], pa.timestamp("us", "UTC")),
+    "timestamp ns naive": pa.array([0, 1, 2], pa.timestamp("ns")),
+    "timestamp other zone": pa.array([0, 1, 2], pa.timestamp("ms", "Europe/Paris")),
+    "duration": pa.array([0, 1, 2], pa.duration("s")),
+    "date": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2), None], pa.date32()),
+    "decimal": pa.array([decimal.Decimal("1.10"), None, decimal.Decimal("2.25")], pa.decimal128(6, 2)),
+    "large string": pa.array(["a", None, "b"], pa.large_string()),
+    "binary": pa.array([b"a", None, b"b"]),
+    "dictionary": pa.array(["BTC", "ETH", "BTC"]).dictionary_encode(),
+    "list": pa.array([[1], [], None], pa.list_(pa.int64())),
+    "sliced float": pa.array([0.0, 1.5, 2.5, 3.5, 9.0]).slice(1, 3),
+    "chunked int": pa.chunked_array([[1], [2, 3]], pa.int64()),
+    "all null": pa.nulls(3),
+}
+
+
+@pytest.mark.parametrize("column", COLUMNS_OF_EVERY_KIND.values(), ids=COLUMNS_OF_EVERY_KIND.keys())
+def test_a_column_of_any_kind_converts_as_pyarrow_converts_it(column: pa.Array | pa.ChunkedArray) -> None:
+    rows = pa.table({"value": column, "close": [1.0, 2.0, 3.0]})
+    frame = as_frame(rows)
+    pd.testing.assert_frame_equal(frame, rows.to_pandas(), check_exact=True)
+    assert frame.dtypes.equals(rows.to_pandas().dtypes)
+
+
+def test_tables_without_rows_or_columns_convert_as_pyarrow_converts_them() -> None:
+    for rows in (pa.table({"close": pa.array([], pa.float64()), "coin": pa.array([], pa.string())}), pa.table({})):
+        pd.testing.assert_frame_equal(as_frame(rows), rows.to_pandas(), check_exact=True)
+
+
+def test_duplicate_column_names_are_kept_in_order_each_with_its_own_type() -> None:
+    rows = pa.Table.from_arrays([pa.array([1.0]), pa.array(["x"])], names=["v", "v"])
+    frame = as_frame(rows)  # (pyarrow's own conversion gives both the string dtype here)
+    assert frame.columns.tolist() == ["v", "v"]
+    assert [str(dtype) for dtype in frame.dtypes] == ["float64", "str"]
+    assert frame.iloc[0].tolist() == [1.0, "x"]
+
+
+def test_every_column_of_a_converted_frame_can_be_set_in_place() -> None:
+    rows = pa.table({column: values for column, values in COLUMNS_OF_EVERY_KIND.items()
+                     if column not in ("dictionary", "list", "all null", "decimal", "binary")})
+    frame = as_frame(rows)
+    first = {name: frame[name].iloc[1] for name in frame.columns}
+    for name in frame.columns:
+        frame.loc[0, name] = first[name]
+        assert frame[name].iloc[0] == first[name] or (pd.isna(first[name]) and pd.isna(frame[name].iloc[0]))
+
+
+def test_a_view_over_memory_pyarrow_did_not_allocate_is_a_copy() -> None:
+    stored = np.arange(3, dtype=np.float64)
+    stored.flags.writeable = False  # (memory nobody may write: a mapped file's pages)
+    rows = pa.table({"close": pa.Array.from_buffers(pa.float64(), 3, [None, pa.py_buffer(stored)])})
+    frame = as_frame(rows)
+    frame.loc[0, "close"] = 7.0
+    assert stored.tolist() == [0.0, 1.0, 2.0] and frame["close"].tolist() == [7.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("layout", ["exchange", "instrument"])
+def test_frames_of_reads_are_writable_and_an_edit_stays_in_its_frame(tmp_path, layout: str) -> None:
+    """``get_range`` and ``get_many`` frames (and the IO manager's, built alike) take edits like
+    any frame; the next read, warm or after maintenance, gives what is stored."""
+    from cb_storage_dagster.storage import maintenance
+
+    backend = LocalFileBackend(str(tmp_path))
+    manager = StorageManagerImpl(backend, default_layout=layout)
+    days = [dt.datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2)]
+    for coin in ("BTC", "ETH"):
+        for day in days:
+            manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": coin, "date": day.date()}, pd.DataFrame({
+                "timestamp": [day + dt.timedelta(minutes=m) for m in range(4)],
+                "open": [1.0] * 4, "high": [2.0] * 4, "low": [0.5] * 4, "close": [1.5] * 4, "volume": [10.0] * 4,
+            }))
+    key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
+    start, end = days[0], days[-1] + dt.timedelta(days=1)
+
+    def read_and_edit() -> None:
+        for frame in (manager.get_range(key, start, end), manager.get_many("ohlcv", "binance", start, end)):
+            assert frame["close"].tolist() == [1.5] * len(frame)
+            frame.loc[0, "close"] = -1.0
+            frame.loc[0, "timestamp"] = pd.Timestamp("2000-01-01", tz="UTC")
+            frame.loc[frame["coin"] == "ETH", "volume"] *= 2
+            frame["open"] += 1.0
+            assert frame["close"].iloc[0] == -1.0 and frame["timestamp"].iloc[0].year == 2000
+
+    read_and_edit()
+    read_and_edit()  # warm: the same files, the same caches
+    maintenance.maintain_table(backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    read_and_edit()
+    read_and_edit()

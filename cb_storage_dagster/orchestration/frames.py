@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cb_storage_dagster.storage.reading import as_frame
+from cb_storage_dagster.storage.frame_conversion import as_frame
 
 __all__ = ["as_annotated", "to_storable"]
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from cb_storage_dagster.domain.errors import InvalidKeyError
 from cb_storage_dagster.domain.keys import DataType, PartitionSlot, decode_instrument, validate_name
 from cb_storage_dagster.domain.scope import WriteScope
-from cb_storage_dagster.storage.reading import as_frame
+from cb_storage_dagster.storage.frame_conversion import as_frame
 from cb_storage_dagster.storage.sql import coin_filter, validate_filters
 from cb_storage_dagster.storage.times import days_in_range, time_range
 

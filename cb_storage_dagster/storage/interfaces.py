@@ -121,7 +121,7 @@ class IStorageManager(ABC):
         """
         from cb_storage_dagster.domain.keys import MarketDataKey
         from cb_storage_dagster.domain.scope import WriteScope
-        from cb_storage_dagster.storage.reading import as_frame
+        from cb_storage_dagster.storage.frame_conversion import as_frame
         from cb_storage_dagster.storage.times import days_in_range, time_range
 
         key = MarketDataKey.from_context(context)

@@ -8,8 +8,6 @@ import datetime as dt
 import time
 from collections.abc import Sequence
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -23,49 +21,6 @@ from cb_storage_dagster.storage.format import ReadRequest
 from cb_storage_dagster.storage.interfaces import Filter
 from cb_storage_dagster.storage.sql import validate_column, validate_filters
 from cb_storage_dagster.storage.times import utc_instant
-
-
-def as_frame(rows: pa.Table) -> pd.DataFrame:
-    """``rows`` as a pandas frame, each column one contiguous block: joined into one chunk per
-    column first, then converted a column at a time (``split_blocks``), which is faster than
-    pyarrow's conversion of many chunks (one instrument x 30 daily files, 43,200 rows: 0.29
-    against 0.47 ms; every instrument x 1 day, 2.9 M rows: 18-23 against 24-36 ms), and the
-    same frame. String columns are handed over with 64-bit offsets (:func:`_wide_strings`).
-
-    >>> as_frame(pa.table({"close": pa.chunked_array([[1.0], [2.0]])}))["close"].tolist()
-    [1.0, 2.0]
-    """
-    table = rows.combine_chunks()
-    if not any(pa.types.is_string(field.type) for field in table.schema):
-        return table.to_pandas(split_blocks=True)
-    columns = [_wide_strings(column) if pa.types.is_string(column.type) else column for column in table.columns]
-    schema = pa.schema([field.with_type(column.type) for field, column in zip(table.schema, columns)],
-                       metadata=table.schema.metadata)  # (pandas' own metadata: its index, its names)
-    return pa.Table.from_arrays(columns, schema=schema).to_pandas(split_blocks=True)
-
-
-def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
-    """A string column with 64-bit offsets, as pandas' Arrow-backed strings hold it: widened
-    here into pyarrow's pool (~13 us for 43,200 rows), pandas' own cast costs ~60 us more a
-    column (the same frame either way).
-
-    >>> _wide_strings(pa.chunked_array([pa.array(["a", None, "bc"]).slice(1)])).to_pylist()
-    [None, 'bc']
-    """
-    if column.num_chunks != 1 or not len(column):
-        return column
-    array = column.chunk(0)
-    count = len(array)
-    validity, narrow, data = array.buffers()
-    if data is None:
-        return column  # (every string empty or null: no values buffer)
-    if not array.null_count:
-        validity = None
-    elif array.offset:
-        return column  # (a sliced validity bitmap: left to pandas' cast)
-    offsets = pa.allocate_buffer((count + 1) * 8)
-    np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(narrow, np.int32, count + 1, array.offset * 4))
-    return pa.LargeStringArray.from_buffers(count, offsets, data, validity, array.null_count)
 
 
 def sort_keys(data_type: DataType) -> list[str]:

@@ -1,0 +1,118 @@
+"""A read's rows as the pandas frame the public API returns (:func:`as_frame`): the same frame
+pyarrow's ``Table.to_pandas()`` gives (values, dtypes, column index), one block per column,
+and every column writable.
+
+pyarrow converts a column without nulls of a numeric or timestamp type by pointing pandas at
+the Arrow memory (zero-copy, with ``split_blocks``), and marks the array read-only: pandas
+then refuses ``frame.loc[0, "close"] = 1.0`` (ValueError "assignment destination is
+read-only", apache/arrow#13316, pandas-dev/pandas#62144), where the consolidated conversion
+(without ``split_blocks``) copies those columns into one block first, ~0.7 ms more for one
+instrument x 30 days. Here those columns are numpy views over the read's own buffers,
+writable where pyarrow allocated them (a read's buffers are its own: nothing else holds them)
+and copied otherwise; every other column is pyarrow's own conversion, strings handed over
+with 64-bit offsets (:func:`_wide_strings`).
+
+>>> frame = as_frame(pa.table({"close": pa.chunked_array([[1.0], [2.0]])}))
+>>> frame.loc[0, "close"] = 5.0
+>>> frame["close"].tolist()
+[5.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
+
+_STRINGS = pd.StringDtype("pyarrow", na_value=np.nan)
+"""pandas' default string dtype (``str``), what pyarrow converts Arrow strings to."""
+
+
+def as_frame(rows: pa.Table) -> pd.DataFrame:
+    """``rows`` as a pandas frame equal to ``rows.to_pandas()``, built a column at a time from
+    one chunk per column (faster than converting many chunks: one instrument x 30 daily files,
+    43,200 rows, 0.29 against 0.47 ms for pyarrow's conversion), each column writable.
+
+    A table carrying pandas' own metadata (a foreign file written from a frame: its index,
+    its column names) is pyarrow's conversion, which reads that metadata.
+
+    >>> as_frame(pa.table({"coin": ["BTC", None]}))["coin"].tolist()
+    ['BTC', nan]
+    """
+    table = rows.combine_chunks()
+    if table.schema.pandas_metadata is not None or not table.num_columns:
+        return table.to_pandas()
+    blocks = [(_column_values(column), np.array([position])) for position, column in enumerate(table.columns)]
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(table.num_rows), columns=pd.Index(table.column_names))
+
+
+def _column_values(column: pa.ChunkedArray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """One column as a block's values: a 2-D ``(1, rows)`` numpy array, or an extension array."""
+    typ = column.type
+    if _viewable(column):
+        return _own_values(column.chunk(0))
+    if pa.types.is_string(typ):
+        return _STRINGS.__from_arrow__(_wide_strings(column))
+    values = column.to_pandas().array
+    if isinstance(values, pd.arrays.NumpyExtensionArray):
+        return np.asarray(values).reshape(1, -1)
+    return values
+
+
+def _viewable(column: pa.ChunkedArray) -> bool:
+    """Whether pyarrow would convert ``column`` without a copy (one chunk, no nulls, a numeric,
+    timestamp or duration type): it is then a view here, writable."""
+    typ = column.type
+    return (column.num_chunks == 1 and len(column) > 0 and not column.null_count
+            and (pa.types.is_integer(typ) or pa.types.is_floating(typ)
+                 or pa.types.is_timestamp(typ) or pa.types.is_duration(typ)))
+
+
+def _own_values(array: pa.Array) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """The values of ``array`` (see :func:`_viewable`) over its own buffer, writable: a view
+    where pyarrow allocated the buffer (mutable), else a copy (immutable memory, e.g. a
+    file's mapped pages)."""
+    typ = array.type
+    data = array.buffers()[1]
+    if pa.types.is_timestamp(typ) and typ.tz is not None:
+        # What pyarrow does itself: 64-bit integers read as instants of the zone (no copy).
+        instants = _writable(np.frombuffer(data, np.int64, len(array), array.offset * 8), data)
+        return pd.array(instants, dtype=pd.DatetimeTZDtype(typ.unit, typ.tz), copy=False)
+    if pa.types.is_timestamp(typ) or pa.types.is_duration(typ):
+        dtype = np.dtype(f"{'M8' if pa.types.is_timestamp(typ) else 'm8'}[{typ.unit}]")
+    else:
+        dtype = np.dtype(typ.to_pandas_dtype())
+    values = np.frombuffer(data, dtype, len(array), array.offset * dtype.itemsize)
+    return _writable(values, data).reshape(1, -1)
+
+
+def _writable(values: np.ndarray, data: pa.Buffer) -> np.ndarray:
+    return values if data.is_mutable and values.flags.writeable else values.copy()
+
+
+def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """A string column with 64-bit offsets, as pandas' Arrow-backed strings hold it: widened
+    here into pyarrow's pool (~13 us for 43,200 rows), pandas' own cast costs ~60 us more a
+    column (the same frame either way).
+
+    >>> _wide_strings(pa.chunked_array([pa.array(["a", None, "bc"]).slice(1)])).to_pylist()
+    [None, 'bc']
+    """
+    if column.num_chunks != 1 or not len(column):
+        return column
+    array = column.chunk(0)
+    count = len(array)
+    validity, narrow, data = array.buffers()
+    if data is None:
+        return column  # (every string empty or null: no values buffer)
+    if not array.null_count:
+        validity = None
+    elif array.offset:
+        return column  # (a sliced validity bitmap: left to pandas' cast)
+    offsets = pa.allocate_buffer((count + 1) * 8)
+    np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(narrow, np.int32, count + 1, array.offset * 4))
+    return pa.LargeStringArray.from_buffers(count, offsets, data, validity, array.null_count)
+
+
+__all__ = ["as_frame"]
