@@ -167,7 +167,7 @@ class FragmentCache:
                                 small_files=self._small_files if keep_small_files else None)
             fresh = [new and not SmallFiles.fetched_whole(key[2]) for key, new in zip(keys, fresh)]
         else:
-            map_concurrently(_parse_footer, [fragment for fragment, new in zip(fragments, fresh) if new])
+            map_concurrently(_parse_footer, [fragment for fragment, new in zip(fragments, fresh) if new], on_processor=True)
             kept = [entry if entry is not None else self._kept(key, fragment)
                     for key, entry, fragment in zip(keys, entries, fragments)]
             if whole is not None and all(whole):

@@ -34,7 +34,7 @@ def replay(actions: pa.Table, commits: Iterable[bytes]) -> pa.Table:
     later commit removes (or adds anew) are marked; one filter at the end drops them all."""
     tables, keys = [actions], [_unquoted(actions.column("path"))]
     alive = np.ones(actions.num_rows, bool)
-    parsed = map_concurrently(lambda raw: parse_commit(raw, actions.schema), list(commits))  # C++ parses, GIL free
+    parsed = map_concurrently(lambda raw: parse_commit(raw, actions.schema), list(commits), on_processor=True)  # C++ parses, GIL free
     for adds, gone in parsed:
         if gone:
             present = pc.is_in(pa.chunked_array([c for k in keys for c in k.chunks], pa.string()), value_set=pa.array(sorted(gone), pa.string()))
