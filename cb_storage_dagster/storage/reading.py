@@ -44,21 +44,25 @@ def empty_result(data_type: DataType, columns: list[str] | None) -> pa.Table:
 
 def project(data: pa.Table, data_type: DataType, columns: list[str] | None) -> pa.Table:
     """Drop the layout column; canonical columns first (or exactly ``columns``)."""
-    if MONTH_COLUMN in data.column_names and (columns is None or MONTH_COLUMN not in columns):
+    names = data.column_names
+    if MONTH_COLUMN in names and (columns is None or MONTH_COLUMN not in columns):
         data = data.drop_columns([MONTH_COLUMN])
+        names = data.column_names
     if columns is not None:
-        missing = [c for c in columns if c not in data.column_names]
+        missing = [c for c in columns if c not in names]
         if missing:
-            raise SchemaMismatchError(f"Unknown columns {missing}; available: {data.column_names}.")
+            raise SchemaMismatchError(f"Unknown columns {missing}; available: {names}.")
         return data.select(columns)
-    canonical = [n for n in canonical_schema(data_type).names if n in data.column_names]
-    extras = [n for n in data.column_names if n not in canonical]
-    data = data.select(canonical + extras)
+    present = set(names)
+    canonical = [n for n in canonical_schema(data_type).names if n in present]
+    ordered = canonical + [n for n in names if n not in set(canonical)]
+    if ordered != names:
+        data = data.select(ordered)
     # Delta returns partition columns as they are stored; give back canonical types.
     schema = CANONICAL_SCHEMAS[data_type]
     for name in ("exchange", "coin"):
-        if name in data.column_names and data.schema.field(name).type != schema.field(name).type:
-            i = data.column_names.index(name)
+        if name in present and data.schema.field(name).type != schema.field(name).type:
+            i = ordered.index(name)
             data = data.set_column(i, name, pc.cast(data.column(name), pa.string()))
     return data
 

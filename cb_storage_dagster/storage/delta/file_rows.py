@@ -60,19 +60,20 @@ def in_schema(run: list[FileRows], schema: pa.Schema, names: list[str]) -> pa.Ta
     """The rows of ``run`` (files decoded alike) as fields ``names`` of ``schema``: stored
     columns cast, partition columns from each file's values, nulls for the rest."""
     rows = _joined([part.rows for part in run])
+    stored = dict(zip(rows.column_names, rows.columns))
+    fields = [schema.field(name) for name in names]
     arrays: list[pa.Array | pa.ChunkedArray] = []
-    for name in names:
-        field = schema.field(name)
-        if name in rows.column_names:
-            column = rows.column(name)
+    for field in fields:
+        column = stored.get(field.name)
+        if column is not None:
             arrays.append(column if column.type == field.type else column.cast(field.type))
             continue
-        values = [part.partition_values.get(name) for part in run]
+        values = [part.partition_values.get(field.name) for part in run]
         if all(value == values[0] for value in values):
             arrays.append(_constant(values[0], field.type, rows.num_rows))
         else:
             arrays.append(_repeated(values, [part.rows.num_rows for part in run], field.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(name) for name in names]))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _joined(parts: list[pa.Table | PositionalRows]) -> pa.Table:
