@@ -89,6 +89,9 @@ COLUMNS_OF_EVERY_KIND = {
     "timestamp other zone": pa.array([0, 1, 2], pa.timestamp("ms", "Europe/Paris")),
     "duration": pa.array([0, 1, 2], pa.duration("s")),
     "date": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2), None], pa.date32()),
+    "date in runs": pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 1), dt.date(1969, 12, 31)], pa.date32()),
+    "sliced date": pa.array([dt.date(2000, 1, 1), dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 2),
+                             dt.date(2030, 1, 1)], pa.date32()).slice(1, 3),
     "decimal": pa.array([decimal.Decimal("1.10"), None, decimal.Decimal("2.25")], pa.decimal128(6, 2)),
     "large string": pa.array(["a", None, "b"], pa.large_string()),
     "binary": pa.array([b"a", None, b"b"]),
@@ -106,6 +109,16 @@ def test_a_column_of_any_kind_converts_as_pyarrow_converts_it(column: pa.Array |
     frame = as_frame(rows)
     pd.testing.assert_frame_equal(frame, rows.to_pandas(), check_exact=True)
     assert frame.dtypes.equals(rows.to_pandas().dtypes)
+
+
+def test_dates_in_more_runs_than_laid_out_convert_as_pyarrow_converts_them(monkeypatch) -> None:
+    from cb_storage_dagster.storage import frame_conversion
+
+    days = pa.array([dt.date(2024, 1, 1 + i % 2) for i in range(9)], pa.date32())
+    rows = pa.table({"date": days})
+    for runs_max in (2, 4096):  # (laid out by runs, and left to pyarrow)
+        monkeypatch.setattr(frame_conversion, "DATE_RUNS_MAX", runs_max)
+        pd.testing.assert_frame_equal(as_frame(rows), rows.to_pandas(), check_exact=True)
 
 
 def test_tables_without_rows_or_columns_convert_as_pyarrow_converts_them() -> None:

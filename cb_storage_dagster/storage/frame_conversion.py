@@ -9,8 +9,9 @@ read-only", apache/arrow#13316, pandas-dev/pandas#62144), where the consolidated
 (without ``split_blocks``) copies those columns into one block first, ~0.7 ms more for one
 instrument x 30 days. Here those columns are numpy views over the read's own buffers,
 writable where pyarrow allocated them (a read's buffers are its own: nothing else holds them)
-and copied otherwise; every other column is pyarrow's own conversion, strings handed over
-with 64-bit offsets (:func:`_wide_strings`).
+and copied otherwise; ``date`` columns are laid out by runs of equal days (:func:`_dates`);
+every other column is pyarrow's own conversion, strings handed over with 64-bit offsets
+(:func:`_wide_strings`).
 
 >>> frame = as_frame(pa.table({"close": pa.chunked_array([[1.0], [2.0]])}))
 >>> frame.loc[0, "close"] = 5.0
@@ -19,6 +20,8 @@ with 64-bit offsets (:func:`_wide_strings`).
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -54,6 +57,10 @@ def _column_values(column: pa.ChunkedArray) -> np.ndarray | pd.api.extensions.Ex
         return _own_values(column.chunk(0))
     if pa.types.is_string(typ):
         return _STRINGS.__from_arrow__(_wide_strings(column))
+    if pa.types.is_date32(typ) and column.num_chunks == 1 and len(column) and not column.null_count:
+        dates = _dates(column.chunk(0))
+        if dates is not None:
+            return dates
     values = column.to_pandas().array
     if isinstance(values, pd.arrays.NumpyExtensionArray):
         return np.asarray(values).reshape(1, -1)
@@ -85,6 +92,31 @@ def _own_values(array: pa.Array) -> np.ndarray | pd.api.extensions.ExtensionArra
         dtype = np.dtype(typ.to_pandas_dtype())
     values = np.frombuffer(data, dtype, len(array), array.offset * dtype.itemsize)
     return _writable(values, data).reshape(1, -1)
+
+
+def _dates(array: pa.Array) -> np.ndarray | None:
+    """A ``date32`` array without nulls as pyarrow converts it (``datetime.date`` objects, one
+    per distinct day), laid out by runs of equal days: a read of one instrument is a run per
+    day (43,200 rows in 30 runs: ~0.15 ms less than pyarrow's conversion, which looks every
+    row's day up). ``None`` past :data:`DATE_RUNS_MAX` runs (rows in another order).
+
+    >>> _dates(pa.array([dt.date(2024, 1, 2), dt.date(2024, 1, 2), dt.date(2024, 1, 3)], pa.date32())).tolist()
+    [[datetime.date(2024, 1, 2), datetime.date(2024, 1, 2), datetime.date(2024, 1, 3)]]
+    """
+    days = np.frombuffer(array.buffers()[1], np.int32, len(array), array.offset * 4)
+    cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+    if len(cuts) >= DATE_RUNS_MAX:
+        return None
+    values = np.empty(len(days), object)
+    bounds = [0, *cuts.tolist(), len(days)]
+    for start, end in zip(bounds, bounds[1:]):
+        values[start:end] = _EPOCH + dt.timedelta(days=int(days[start]))
+    return values.reshape(1, -1)
+
+
+DATE_RUNS_MAX = 4096
+"""Runs of equal days a ``date32`` column may have for :func:`_dates`; more go to pyarrow."""
+_EPOCH = dt.date(1970, 1, 1)
 
 
 def _writable(values: np.ndarray, data: pa.Buffer) -> np.ndarray:
