@@ -55,7 +55,8 @@ def project(data: pa.Table, data_type: DataType, columns: list[str] | None) -> p
         return data.select(columns)
     present = set(names)
     canonical = [n for n in canonical_schema(data_type).names if n in present]
-    ordered = canonical + [n for n in names if n not in set(canonical)]
+    chosen = set(canonical)
+    ordered = canonical + [n for n in names if n not in chosen]
     if ordered != names:
         data = data.select(ordered)
     # Delta returns partition columns as they are stored; give back canonical types.
