@@ -149,6 +149,15 @@ def test_every_column_of_a_converted_frame_can_be_set_in_place() -> None:
         assert frame[name].iloc[0] == first[name] or (pd.isna(first[name]) and pd.isna(frame[name].iloc[0]))
 
 
+def test_renaming_one_frames_columns_leaves_the_next_frames_alone() -> None:
+    rows = pa.table({"coin": ["BTC"], "close": [1.0]})
+    first = as_frame(rows)
+    first.columns.name = "fields"
+    second = as_frame(rows)
+    assert second.columns.name is None and second.columns.tolist() == ["coin", "close"]
+    pd.testing.assert_frame_equal(second, rows.to_pandas(), check_exact=True)
+
+
 def test_a_view_over_memory_pyarrow_did_not_allocate_is_a_copy() -> None:
     stored = np.arange(3, dtype=np.float64)
     stored.flags.writeable = False  # (memory nobody may write: a mapped file's pages)

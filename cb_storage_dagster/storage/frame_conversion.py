@@ -22,6 +22,7 @@ every other column is pyarrow's own conversion, strings handed over with 64-bit 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,15 @@ def as_frame(rows: pa.Table) -> pd.DataFrame:
     if table.schema.pandas_metadata is not None or not table.num_columns:
         return table.to_pandas()
     blocks = [(_column_values(column), np.array([position])) for position, column in enumerate(table.columns)]
-    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(table.num_rows), columns=pd.Index(table.column_names))
+    columns = _column_index(tuple(table.column_names)).copy()  # (a frame may rename its own)
+    return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(table.num_rows), columns=columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _column_index(names: tuple[str, ...]) -> pd.Index:
+    """The column index of a frame of ``names``: built once per list of names (~38 us; a
+    shallow copy of it ~4 us), as reads give the same few column lists again and again."""
+    return pd.Index(list(names))
 
 
 def _column_values(column: pa.ChunkedArray) -> np.ndarray | pd.api.extensions.ExtensionArray:
