@@ -87,6 +87,7 @@ COLUMNS_OF_EVERY_KIND = {
     "timestamp UTC with nulls": pa.array([0, None, 120_000_000], pa.timestamp("us", "UTC")),
     "timestamp ns naive": pa.array([0, 1, 2], pa.timestamp("ns")),
     "timestamp other zone": pa.array([0, 1, 2], pa.timestamp("ms", "Europe/Paris")),
+    "timestamp fixed offset": pa.array([0, 1, 2], pa.timestamp("us", "-05:30")),
     "timestamp naive with nulls": pa.array([0, None, 2], pa.timestamp("us")),
     "duration": pa.array([0, 1, 2], pa.duration("s")),
     "duration with nulls": pa.array([0, None, 2], pa.duration("ms")),
