@@ -98,21 +98,30 @@ def test_the_plan_prunes_from_the_log_before_any_file_is_touched(filled):
 
 def test_a_repeated_read_derives_nothing_again_from_the_log(filled, monkeypatch):
     """What a read works out from a plan's add actions (the files it reads whole, the scope's
-    filter) is kept with the plan: the same read again derives nothing, another time range
-    derives its own, and a new table version plans afresh."""
+    filter, the row filter of a read without filters) is kept with the plan: the same read
+    again derives nothing, another time range derives its own, a read with filters builds
+    its row filter each time, and a new table version plans afresh."""
+    from cb_storage_dagster.storage import format as storage_format
     from cb_storage_dagster.storage.delta import read as delta_read
 
-    calls = []
-    real = delta_read.wholly_selected
+    calls, row_filters = [], []
+    real, real_range = delta_read.wholly_selected, storage_format.time_range_expression
     monkeypatch.setattr(delta_read, "wholly_selected", lambda *args: calls.append(args[2]) or real(*args))
+    monkeypatch.setattr(storage_format, "time_range_expression",
+                        lambda *args: row_filters.append(args) or real_range(*args))
     key = {"data_type": "ohlcv", "exchange": "binance", "coin": "ETH"}
     whole_days, part_of_a_day = (at(2024, 1, 10), at(2024, 1, 12)), (at(2024, 1, 10), at(2024, 1, 11, 0, 5))
     first = filled.get_range(key, *whole_days)
     for _ in range(3):
         assert filled.get_range(key, *whole_days).equals(first)
-    assert calls == [whole_days]
+    assert calls == [whole_days] and row_filters == [whole_days]
     filled.get_range(key, *part_of_a_day)
-    assert calls == [whole_days, part_of_a_day]
+    assert calls == [whole_days, part_of_a_day] and row_filters == [whole_days, part_of_a_day]
+    cheap = [("close", "<", float(first["close"].median()))]
+    for _ in range(2):
+        filtered = filled.get_range(key, *whole_days, filters=cheap)
+        assert 0 < len(filtered) < len(first) and (filtered["close"] < first["close"].median()).all()
+    assert row_filters[2:] == [whole_days, whole_days]
 
     rewritten = ohlcv(dt.date(2024, 1, 10), n=30, coin="ETH", price=7.0)
     filled.save_entry({**key, "date": dt.date(2024, 1, 10)}, rewritten)

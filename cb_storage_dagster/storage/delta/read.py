@@ -84,8 +84,13 @@ def _read_snapshot(
 ) -> pa.Table:
     _check_columns(request.columns, snapshot.schema.names, table)
     plan = scans.plan(snapshot, request.scope)
-    row_filter = _combine(plan.derived("scope filter", lambda: scope_range_expression(request.scope)),
-                          request.row_filter)
+    def row_filter_of_request() -> ds.Expression | None:
+        return _combine(plan.derived("scope filter", lambda: scope_range_expression(request.scope)),
+                        request.row_filter)
+
+    # Without filters the row filter is the scope's and the time range's: kept with the plan.
+    row_filter = row_filter_of_request() if request.filters else plan.derived(
+        ("row filter", request.time_range), row_filter_of_request)
     # Files every row of which the request selects are read without evaluating the row filter.
     whole = None if request.filters else plan.derived(
         ("whole", request.time_range), lambda: wholly_selected(plan.actions, request.scope, request.time_range))
