@@ -66,6 +66,43 @@ def test_constant_partition_columns_of_equal_width_share_their_offsets_and_keep_
     assert len(large) == _KEPT_OFFSETS_MAX_ROWS + 1 and large[-1].as_py() == "binance"
 
 
+def test_a_constant_string_column_is_kept_whole_over_read_only_memory() -> None:
+    """The same constant again (an instrument's exchange and coin, read after read) is the
+    same values over the same read-only buffers: no memory and no copy per read, and nothing
+    a frame or table could change in place."""
+    from cb_storage_dagster.storage.delta.file_rows import _constant
+
+    first, again = _constant("kraken", pa.string(), 1_440), _constant("kraken", pa.string(), 1_440)
+    assert [b.address for b in first.buffers()[1:]] == [b.address for b in again.buffers()[1:]]
+    assert not any(b.is_mutable for b in first.buffers()[1:])
+    assert first.to_pylist() == ["kraken"] * 1_440
+    other_length = _constant("kraken", pa.string(), 1_439)
+    assert other_length.buffers()[2].address != first.buffers()[2].address and len(other_length) == 1_439
+
+
+def test_a_read_only_string_column_is_widened_once_and_a_mutable_one_each_time() -> None:
+    """pandas holds strings with 64-bit offsets. Those of a column over read-only memory are
+    widened once and kept (the memory cannot change); a column over memory that can change is
+    widened again for each frame. Either way the frame holds the column's strings."""
+    import numpy as np
+
+    from cb_storage_dagster.storage.frame_conversion import _wide_strings
+
+    read_only_offsets = np.array([0, 3, 6], np.int32)
+    read_only_offsets.flags.writeable = False
+    fixed = pa.StringArray.from_buffers(2, pa.py_buffer(read_only_offsets), pa.py_buffer(b"BTCETH"))
+    widened = [_wide_strings(pa.chunked_array([fixed])) for _ in range(2)]
+    assert widened[0].buffers()[1].address == widened[1].buffers()[1].address
+    assert widened[0].to_pylist() == ["BTC", "ETH"] and pa.types.is_large_string(widened[0].type)
+
+    changing = pa.array(["SOL", "XRP"])  # pyarrow's own (mutable) buffers
+    assert changing.buffers()[1].is_mutable
+    widened = [_wide_strings(pa.chunked_array([changing])) for _ in range(2)]
+    assert widened[0].buffers()[1].address != widened[1].buffers()[1].address
+    assert [w.to_pylist() for w in widened] == [["SOL", "XRP"]] * 2
+    assert as_frame(pa.table({"coin": fixed}))["coin"].tolist() == ["BTC", "ETH"]
+
+
 def test_a_frame_keeps_what_pandas_metadata_says_of_its_index_and_columns() -> None:
     written = pd.DataFrame({"coin": ["BTC", "ETH"], "close": [1.0, 2.0]}, index=pd.Index([10, 20], name="minute"))
     rows = pa.Table.from_pandas(written)  # (a foreign writer's file may carry pandas' metadata)

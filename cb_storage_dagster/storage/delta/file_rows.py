@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.positional_read import PositionalRows
 
 
@@ -86,30 +87,59 @@ def _joined(parts: list[pa.Table | PositionalRows]) -> pa.Table:
 
 def _constant(value: object, typ: pa.DataType, count: int) -> pa.Array:
     """``value`` ``count`` times, as an array of ``typ``. A string (a file's exchange, coin or
-    month) is laid out directly: 5x faster than ``pa.repeat`` (43,200 rows: 13 against 70 us).
+    month) is laid out directly, 5x faster than ``pa.repeat`` (43,200 rows: 13 against 70 us),
+    and the last few such columns are kept (:func:`_kept_strings`).
 
     >>> _constant("BTC", pa.string(), 2).to_pylist(), _constant(1.5, pa.float64(), 1).to_pylist()
     (['BTC', 'BTC'], [1.5])
     """
-    if isinstance(value, str) and pa.types.is_string(typ) and (count + 1) * len(value.encode()) < 1 << 31:
+    if isinstance(value, str) and pa.types.is_string(typ):
         encoded = value.encode()
-        return pa.StringArray.from_buffers(count, _offsets(len(encoded), count), pa.py_buffer(encoded * count))
+        if (count + 1) * len(encoded) < 1 << 31:
+            return _kept_strings(encoded, count)
     return pa.repeat(pa.scalar(value, typ), count)
 
 
+def _new_strings(encoded: bytes, count: int) -> pa.StringArray:
+    """``encoded`` ``count`` times as a string array over read-only memory: Arrow arrays are
+    immutable, so frames and tables may share it (and a frame's conversion may keep what it
+    derives from it, :mod:`..frame_conversion`)."""
+    return pa.StringArray.from_buffers(count, _offsets(len(encoded), count), pa.py_buffer(encoded * count))
+
+
+def _kept_strings(encoded: bytes, count: int) -> pa.StringArray:
+    """:func:`_new_strings`, kept for the last few columns (16 at most, 16 MB of values in
+    all): one instrument's reads ask for the same ones again (its exchange and coin, 43,200
+    rows for a month of minutes), which then cost a read no memory and no copy."""
+    key = (encoded, count)
+    strings = _KEPT_STRINGS.get(key)
+    if strings is None:
+        strings = _new_strings(encoded, count)
+        if len(encoded) * count <= _KEPT_STRINGS_MAX_BYTES // 4:
+            _KEPT_STRINGS.put(key, strings)
+    return strings
+
+
+_KEPT_STRINGS_MAX_BYTES = 16 << 20
+_KEPT_STRINGS = BoundedCache[tuple[bytes, int], pa.StringArray](
+    max_entries=16, weigh=lambda strings: strings.buffers()[2].size, max_weight=_KEPT_STRINGS_MAX_BYTES)
+
+
 def _offsets(width: int, count: int) -> pa.Buffer:
-    """The offsets of ``count`` strings of ``width`` bytes each: kept for the last few
-    (width, count) up to :data:`_KEPT_OFFSETS_MAX_ROWS` rows (buffers are immutable: arrays
-    share them), as one instrument's reads ask for the same ones again (43,200 rows: ~15 us)."""
+    """The offsets of ``count`` strings of ``width`` bytes each, read-only: kept for the last
+    few (width, count) up to :data:`_KEPT_OFFSETS_MAX_ROWS` rows (buffers are immutable:
+    arrays share them), as one instrument's reads ask for the same ones again (43,200 rows:
+    ~15 us)."""
     if count > _KEPT_OFFSETS_MAX_ROWS:
         return _new_offsets(width, count)
     return _kept_offsets(width, count)
 
 
 def _new_offsets(width: int, count: int) -> pa.Buffer:
-    offsets = pa.allocate_buffer((count + 1) * 4)
-    np.multiply(np.arange(count + 1, dtype=np.int32), width, out=np.frombuffer(offsets, np.int32))
-    return offsets
+    offsets = np.arange(count + 1, dtype=np.int32)
+    offsets *= width
+    offsets.flags.writeable = False
+    return pa.py_buffer(offsets)
 
 
 _KEPT_OFFSETS_MAX_ROWS = 1 << 18
