@@ -205,6 +205,36 @@ def test_a_view_over_memory_pyarrow_did_not_allocate_is_a_copy() -> None:
     assert stored.tolist() == [0.0, 1.0, 2.0] and frame["close"].tolist() == [7.0, 1.0, 2.0]
 
 
+def test_a_column_given_twice_is_two_columns_an_edit_of_one_leaves_the_other(tmp_path) -> None:
+    """A column asked for twice is the same Arrow memory twice: the frame views it once and
+    copies it for the second column."""
+    def twice_in_one_table(once: pa.Array) -> pa.Table:
+        return pa.Table.from_arrays([once, pa.array([5, 6]), once], names=["close", "n", "close again"])
+
+    def overlapping(values: pa.Array) -> pa.Table:
+        return pa.Table.from_arrays([values.slice(0, 2), values.slice(1, 2)], names=["a", "b"])
+
+    for twice in (twice_in_one_table(pa.array([1.0, 2.0])), overlapping(pa.array([1.0, 2.0, 3.0]))):
+        frame = as_frame(twice)
+        pd.testing.assert_frame_equal(frame, twice.to_pandas(), check_exact=True)
+        before = frame.copy()
+        frame.iloc[1, 0] = -1.0  # (memory the other column shows too: row 1, or row 0 of "b")
+        changed = frame.ne(before)
+        assert changed.to_numpy().sum() == 1 and changed.iloc[1, 0]
+
+    manager = StorageManagerImpl(LocalFileBackend(str(tmp_path)))
+    day = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    manager.save_entry({"data_type": "ohlcv", "exchange": "binance", "coin": "BTC", "date": day.date()}, pd.DataFrame({
+        "timestamp": [day + dt.timedelta(minutes=m) for m in range(3)],
+        "open": [1.0] * 3, "high": [2.0] * 3, "low": [0.5] * 3, "close": [1.5] * 3, "volume": [10.0] * 3,
+    }))
+    key = {"data_type": "ohlcv", "exchange": "binance", "coin": "BTC"}
+    for _ in range(2):  # (the second read is served by position from the kept file)
+        frame = manager.get_range(key, day, day + dt.timedelta(days=1), columns=["close", "close"])
+        frame.iloc[0, 0] = -1.0
+        assert frame.iloc[0].tolist() == [-1.0, 1.5] and frame.iloc[1].tolist() == [1.5, 1.5]
+
+
 @pytest.mark.parametrize("layout", ["exchange", "instrument"])
 def test_frames_of_reads_are_writable_and_an_edit_stays_in_its_frame(tmp_path, layout: str) -> None:
     """``get_range`` and ``get_many`` frames (and the IO manager's, built alike) take edits like

@@ -49,7 +49,7 @@ def as_frame(rows: pa.Table) -> pd.DataFrame:
     table = rows.combine_chunks()
     if table.schema.pandas_metadata is not None or not table.num_columns:
         return table.to_pandas()
-    blocks = [(_column_values(column), np.array([position])) for position, column in enumerate(table.columns)]
+    blocks = _blocks(table.columns)
     columns = _column_index(tuple(table.column_names)).copy()  # (a frame may rename its own)
     return create_dataframe_from_blocks(blocks, index=pd.RangeIndex(table.num_rows), columns=columns)
 
@@ -61,11 +61,37 @@ def _column_index(names: tuple[str, ...]) -> pd.Index:
     return pd.Index(list(names))
 
 
-def _column_values(column: pa.ChunkedArray) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """One column as a block's values: a 2-D ``(1, rows)`` numpy array, or an extension array."""
+def _blocks(columns: list[pa.ChunkedArray]) -> list[tuple[np.ndarray | pd.api.extensions.ExtensionArray, np.ndarray]]:
+    """The frame's blocks, one per column. Memory is viewed once: a column over memory an
+    earlier column views (a column asked for twice) is a copy, so that an edit of one column
+    never shows in another."""
+    blocks = []
+    viewed: list[tuple[int, int]] = []
+    for position, column in enumerate(columns):
+        view = True
+        if _viewable(column):
+            chunk = column.chunk(0)
+            width = chunk.type.bit_width // 8
+            view = _view_once(chunk.buffers()[1].address + chunk.offset * width, len(chunk) * width, viewed)
+        blocks.append((_column_values(column, view=view), np.array([position])))
+    return blocks
+
+
+def _view_once(address: int, size: int, viewed: list[tuple[int, int]]) -> bool:
+    """Whether ``size`` bytes at ``address`` overlap no memory an earlier column of the frame
+    views (then they are noted as viewed)."""
+    if any(address < end and start < address + size for start, end in viewed):
+        return False
+    viewed.append((address, address + size))
+    return True
+
+
+def _column_values(column: pa.ChunkedArray, *, view: bool = True) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """One column as a block's values: a 2-D ``(1, rows)`` numpy array, or an extension array.
+    ``view``: a column :func:`_viewable` may view its memory (else it is copied)."""
     typ = column.type
     if _viewable(column):
-        return _own_values(column.chunk(0))
+        return _own_values(column.chunk(0), view=view)
     if pa.types.is_string(typ):
         return _STRINGS.__from_arrow__(_wide_strings(column))
     if pa.types.is_date32(typ) and column.num_chunks == 1 and len(column) and not column.null_count:
@@ -87,22 +113,22 @@ def _viewable(column: pa.ChunkedArray) -> bool:
                  or pa.types.is_timestamp(typ) or pa.types.is_duration(typ)))
 
 
-def _own_values(array: pa.Array) -> np.ndarray | pd.api.extensions.ExtensionArray:
+def _own_values(array: pa.Array, *, view: bool = True) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """The values of ``array`` (see :func:`_viewable`) over its own buffer, writable: a view
-    where pyarrow allocated the buffer (mutable), else a copy (immutable memory, e.g. a
-    file's mapped pages)."""
+    where pyarrow allocated the buffer (mutable) and ``view`` allows it, else a copy
+    (immutable memory, e.g. a file's mapped pages)."""
     typ = array.type
     data = array.buffers()[1]
     if pa.types.is_timestamp(typ) and typ.tz is not None:
         # What pyarrow does itself: 64-bit integers read as instants of the zone (no copy).
-        instants = _writable(np.frombuffer(data, np.int64, len(array), array.offset * 8), data)
+        instants = _writable(np.frombuffer(data, np.int64, len(array), array.offset * 8), data, view)
         return _zoned(instants.view(f"M8[{typ.unit}]"), _zone_dtype(typ.unit, typ.tz))
     if pa.types.is_timestamp(typ) or pa.types.is_duration(typ):
         dtype = np.dtype(f"{'M8' if pa.types.is_timestamp(typ) else 'm8'}[{typ.unit}]")
     else:
         dtype = np.dtype(typ.to_pandas_dtype())
     values = np.frombuffer(data, dtype, len(array), array.offset * dtype.itemsize)
-    return _writable(values, data).reshape(1, -1)
+    return _writable(values, data, view).reshape(1, -1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -135,19 +161,20 @@ def _dates(array: pa.Array) -> np.ndarray | None:
     if len(cuts) >= DATE_RUNS_MAX:
         return None
     values = np.empty(len(days), object)
-    bounds = [0, *cuts.tolist(), len(days)]
-    for start, end in zip(bounds, bounds[1:]):
-        values[start:end] = _EPOCH + dt.timedelta(days=int(days[start]))
+    starts = [0, *cuts.tolist()]
+    for start, end, day in zip(starts, [*starts[1:], len(days)], days[starts].tolist()):
+        values[start:end] = _from_ordinal(_EPOCH_ORDINAL + day)
     return values.reshape(1, -1)
 
 
 DATE_RUNS_MAX = 4096
 """Runs of equal days a ``date32`` column may have for :func:`_dates`; more go to pyarrow."""
-_EPOCH = dt.date(1970, 1, 1)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_from_ordinal = dt.date.fromordinal
 
 
-def _writable(values: np.ndarray, data: pa.Buffer) -> np.ndarray:
-    return values if data.is_mutable and values.flags.writeable else values.copy()
+def _writable(values: np.ndarray, data: pa.Buffer, view: bool = True) -> np.ndarray:
+    return values if view and data.is_mutable and values.flags.writeable else values.copy()
 
 
 def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
