@@ -12,7 +12,21 @@ import pytest
 from cb_storage_dagster.storage.delta.fetch_pool import MAX_CONCURRENT_FETCHES, map_concurrently
 
 
-def test_processor_work_runs_on_at_most_one_thread_per_core_and_keeps_the_order() -> None:
+def test_processor_work_runs_on_at_most_one_thread_per_core_and_keeps_the_order(monkeypatch) -> None:
+    """The pool is handed at most one task per core (whatever the timing of the threads), and
+    the results come back in the items' order."""
+    from cb_storage_dagster.storage.delta import fetch_pool
+
+    pool = fetch_pool._fetch_pool()
+    tasks: list[int] = []
+
+    class CountingPool:
+        def map(self, function, items):
+            items = list(items)
+            tasks.append(len(items))
+            return pool.map(function, items)
+
+    monkeypatch.setattr(fetch_pool, "_fetch_pool", lambda: CountingPool())
     threads: set[int] = set()
 
     def square(n: int) -> int:
@@ -20,7 +34,11 @@ def test_processor_work_runs_on_at_most_one_thread_per_core_and_keeps_the_order(
         return n * n
 
     assert map_concurrently(square, list(range(30)), on_processor=True) == [n * n for n in range(30)]
-    assert 1 <= len(threads) <= (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    assert tasks == ([min(cores, 30)] if cores > 1 else []) and 1 <= len(threads) <= cores
+    tasks.clear()
+    assert map_concurrently(square, list(range(30))) == [n * n for n in range(30)]
+    assert tasks == [30]  # (fetches: a task per item)
 
 
 def test_fetches_wait_together_on_a_thread_each() -> None:
