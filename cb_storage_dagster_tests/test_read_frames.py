@@ -93,6 +93,7 @@ def test_a_read_only_string_column_is_widened_once_and_a_mutable_one_each_time()
     fixed = pa.StringArray.from_buffers(2, pa.py_buffer(read_only_offsets), pa.py_buffer(b"BTCETH"))
     widened = [_wide_strings(pa.chunked_array([fixed])) for _ in range(2)]
     assert widened[0].buffers()[1].address == widened[1].buffers()[1].address
+    assert not widened[0].buffers()[1].is_mutable  # (shared by the frames of later reads)
     assert widened[0].to_pylist() == ["BTC", "ETH"] and pa.types.is_large_string(widened[0].type)
 
     changing = pa.array(["SOL", "XRP"])  # pyarrow's own (mutable) buffers

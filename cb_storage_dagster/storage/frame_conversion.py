@@ -212,11 +212,15 @@ def _widened(array: pa.Array, narrow: pa.Buffer, data: pa.Buffer, validity: pa.B
 def _kept_wide(array: pa.Array, narrow: pa.Buffer, data: pa.Buffer) -> pa.LargeStringArray:
     """The widened ``array`` (no nulls, over read-only buffers), kept by where its buffers
     lie: memory that cannot change gives the same strings again, and the kept entry holds
-    ``array``, so its buffers (and their addresses) live as long as the entry."""
+    ``array``, so its buffers (and their addresses) live as long as the entry. The widened
+    offsets are read-only too: the frames of later reads share them."""
     key = (narrow.address, data.address, array.offset, len(array))
     kept = _KEPT_WIDE.get(key)
     if kept is None:
-        kept = (array, _widened(array, narrow, data, None))
+        count = len(array)
+        offsets = np.frombuffer(narrow, np.int32, count + 1, array.offset * 4).astype(np.int64)
+        offsets.flags.writeable = False
+        kept = (array, pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data))
         _KEPT_WIDE.put(key, kept)
     return kept[1]
 
