@@ -189,7 +189,6 @@ def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     if column.num_chunks != 1 or not len(column):
         return column
     array = column.chunk(0)
-    count = len(array)
     validity, narrow, data = array.buffers()
     if data is None:
         return column  # (every string empty or null: no values buffer)
