@@ -68,12 +68,14 @@ def _blocks(columns: list[pa.ChunkedArray]) -> list[tuple[np.ndarray | pd.api.ex
     blocks = []
     viewed: list[tuple[int, int]] = []
     for position, column in enumerate(columns):
-        view = True
         if _viewable(column):
             chunk = column.chunk(0)
             width = chunk.type.bit_width // 8
             view = _view_once(chunk.buffers()[1].address + chunk.offset * width, len(chunk) * width, viewed)
-        blocks.append((_column_values(column, view=view), np.array([position])))
+            values = _own_values(chunk, view=view)
+        else:
+            values = _column_values(column)
+        blocks.append((values, np.array([position])))
     return blocks
 
 
@@ -86,12 +88,10 @@ def _view_once(address: int, size: int, viewed: list[tuple[int, int]]) -> bool:
     return True
 
 
-def _column_values(column: pa.ChunkedArray, *, view: bool = True) -> np.ndarray | pd.api.extensions.ExtensionArray:
-    """One column as a block's values: a 2-D ``(1, rows)`` numpy array, or an extension array.
-    ``view``: a column :func:`_viewable` may view its memory (else it is copied)."""
+def _column_values(column: pa.ChunkedArray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """One column that is not :func:`_viewable` (those are :func:`_own_values`) as a block's
+    values: a 2-D ``(1, rows)`` numpy array, or an extension array."""
     typ = column.type
-    if _viewable(column):
-        return _own_values(column.chunk(0), view=view)
     if pa.types.is_string(typ):
         return _STRINGS.__from_arrow__(_wide_strings(column))
     if pa.types.is_date32(typ) and column.num_chunks == 1 and len(column) and not column.null_count:
@@ -201,10 +201,17 @@ def _wide_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     return _widened(array, narrow, data, validity)
 
 
-def _widened(array: pa.Array, narrow: pa.Buffer, data: pa.Buffer, validity: pa.Buffer | None) -> pa.LargeStringArray:
+def _widened(array: pa.Array, narrow: pa.Buffer, data: pa.Buffer, validity: pa.Buffer | None, *,
+             read_only: bool = False) -> pa.LargeStringArray:
+    """``array`` with 64-bit offsets: in pyarrow's pool, or ``read_only`` (to be shared)."""
     count = len(array)
-    offsets = pa.allocate_buffer((count + 1) * 8)
-    np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(narrow, np.int32, count + 1, array.offset * 4))
+    if read_only:
+        wide = np.frombuffer(narrow, np.int32, count + 1, array.offset * 4).astype(np.int64)
+        wide.flags.writeable = False
+        offsets = pa.py_buffer(wide)
+    else:
+        offsets = pa.allocate_buffer((count + 1) * 8)
+        np.copyto(np.frombuffer(offsets, np.int64), np.frombuffer(narrow, np.int32, count + 1, array.offset * 4))
     return pa.LargeStringArray.from_buffers(count, offsets, data, validity, array.null_count)
 
 
@@ -216,10 +223,7 @@ def _kept_wide(array: pa.Array, narrow: pa.Buffer, data: pa.Buffer) -> pa.LargeS
     key = (narrow.address, data.address, array.offset, len(array))
     kept = _KEPT_WIDE.get(key)
     if kept is None:
-        count = len(array)
-        offsets = np.frombuffer(narrow, np.int32, count + 1, array.offset * 4).astype(np.int64)
-        offsets.flags.writeable = False
-        kept = (array, pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data))
+        kept = (array, _widened(array, narrow, data, None, read_only=True))
         _KEPT_WIDE.put(key, kept)
     return kept[1]
 
