@@ -354,3 +354,98 @@ def test_a_file_whose_pages_are_not_where_its_footer_says_is_left_to_pyarrow(tmp
     slices = RowGroupSlices.of(map_file(str(path)), metadata, 0)
     assert slices.columns["i32"] is None
     assert all(slices.columns[name] is not None for name in TYPES if name != "i32")
+
+
+# -- reads of a few instruments --------------------------------------------------------------
+FEW_INSTRUMENT_READS = {
+    "two coins, three days": lambda m: m.get_many("ohlcv", ["binance:SOL", "binance:BTC"], at(2024, 1, 30), at(2024, 2, 2)),
+    "two coins inside a day": lambda m: m.get_many(
+        "ohlcv", ["binance:ETH", "binance:SOL"], at(2024, 1, 31, 0, 7), at(2024, 1, 31, 0, 53)),
+    "every coin across the month": lambda m: m.get_many(
+        "ohlcv", [("binance", c) for c in COINS], at(2024, 1, 31, 0, 30), at(2024, 2, 1, 0, 10)),
+    "filtered and projected": lambda m: m.get_many(
+        "ohlcv", ["binance:BTC", "binance:ETH"], at(2024, 1, 30), at(2024, 2, 2),
+        filters=[("close", ">", 120.0)], columns=["coin", "timestamp", "close"]),
+    "one known, one unknown": lambda m: m.get_many("ohlcv", ["binance:XRP", "binance:ETH"], at(2024, 1, 30), at(2024, 2, 2)),
+}
+"""Reads of a few instruments (``get_many`` of a list) on the three-coin store, by name."""
+
+
+def one_by_one(manager: StorageManagerImpl, coins: list[str], start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    """The oracle: the instruments' ``get_range`` one after another, in coin order."""
+    frames = [manager.get_range(key(c), start, end) for c in sorted(coins)]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("maintained", [False, True], ids=["before maintenance", "after maintenance"])
+@pytest.mark.parametrize("case", list(FEW_INSTRUMENT_READS))
+def test_a_read_of_a_few_instruments_takes_each_ones_rows_by_position(store, monkeypatch, case, maintained):
+    """Each instrument's rows are taken by position, file by file (in the exchange layout:
+    each coin's run of a file of several), and the frame is the one decoding gets, sorted by
+    coin then time."""
+    if maintained:
+        mt.maintain_table(store.backend, "ohlcv", retention_hours=0, min_retention_hours=0)
+    frame = by_position_and_decoded(monkeypatch, store, FEW_INSTRUMENT_READS[case])
+    if case == "two coins, three days":
+        pd.testing.assert_frame_equal(frame, one_by_one(store, ["BTC", "SOL"], at(2024, 1, 30), at(2024, 2, 2)))
+    if case == "every coin across the month":
+        assert frame["coin"].tolist() == sorted(frame["coin"]) and len(frame) == 3 * 40
+        eth = frame[frame["coin"] == "ETH"]
+        assert eth["close"].tolist() == ACROSS_THE_MONTH_CLOSES
+    if case == "one known, one unknown":
+        assert set(frame["coin"]) == {"ETH"} and len(frame) == 3 * ROWS_PER_DAY
+    if case == "filtered and projected":
+        assert list(frame.columns) == ["coin", "timestamp", "close"] and (frame["close"] > 120.0).all()
+
+
+def test_a_read_of_a_few_instruments_leaves_a_foreign_file_out_of_order_to_pyarrow(store, monkeypatch):
+    """A foreign writer's exchange-day in reverse order (no coin's rows form one run in time
+    order): that file is decoded, the others taken by position, the frame as decoding gets it."""
+    from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+    day = dt.date(2024, 2, 2)
+    rows = pa.concat_tables([normalize(ohlcv(day, n=ROWS_PER_DAY, coin=c, price=50.0), "ohlcv") for c in COINS])
+    uri = store.table_uri("ohlcv")
+    write_deltalake(uri, rows.take(pa.array(list(reversed(range(rows.num_rows))))), mode="append",
+                    partition_by=DeltaTable(uri).metadata().partition_columns,
+                    writer_properties=WriterProperties(compression="UNCOMPRESSED"))
+    read = lambda m: m.get_many("ohlcv", ["binance:BTC", "binance:SOL"], at(2024, 2, 1), at(2024, 2, 3))  # noqa: E731
+    frame = by_position_and_decoded(monkeypatch, store, read)
+    pd.testing.assert_frame_equal(frame, one_by_one(store, ["BTC", "SOL"], at(2024, 2, 1), at(2024, 2, 3)))
+    assert len(frame) == 2 * 2 * ROWS_PER_DAY
+
+
+def test_each_coin_of_a_read_of_a_few_is_exact_only_where_the_scope_is_every_coin_over_the_same_days():
+    """Each coin's window needs no scope filter only when the scope is the coins x the same
+    consecutive days; coins over different days keep the scope's filter."""
+    from cb_storage_dagster.domain.keys import PartitionSlot
+
+    days = [dt.date(2024, 1, 30), dt.date(2024, 1, 31)]
+    product = RowWindow.of(WriteScope.of_slots(PartitionSlot("binance", c, d) for c in ("BTC", "ETH") for d in days), None)
+    assert product.coins == ("BTC", "ETH") and product.each_coin_exact and not product.exact
+    assert product.for_coin("BTC").exact and product.for_coin("BTC").coins is None
+    assert (product.first_day, product.last_day) == (days[0], days[1])
+
+    uneven = RowWindow.of(WriteScope.of_slots([PartitionSlot("binance", "BTC", days[0]), PartitionSlot("binance", "ETH", days[1])]),
+                          None)
+    assert uneven.coins == ("BTC", "ETH") and not uneven.each_coin_exact and not uneven.for_coin("BTC").exact
+    gap = RowWindow.of(WriteScope.of_slots(PartitionSlot("binance", c, d) for c in ("BTC", "ETH")
+                                           for d in (days[0], days[0] + dt.timedelta(days=2))), None)
+    assert not gap.each_coin_exact
+
+
+def test_the_parts_of_a_read_of_a_few_coins_go_instrument_after_instrument():
+    """One part per coin per file, files in time order: put coin after coin, each coin's files
+    still in order; parts of several coins (decoded) leave the order as it was."""
+    from cb_storage_dagster.storage.delta.file_rows import FileRows
+
+    def part(coin: str | None, day: int) -> FileRows:
+        values = {"exchange": "binance", "day": day} | ({"coin": coin} if coin else {})
+        return FileRows(pa.table({"x": [day]}), values, False)
+
+    parts = [part("SOL", 1), part("BTC", 1), part("SOL", 2), part("BTC", 2)]
+    ordered = row_groups._by_instrument(parts)
+    assert [(p.partition_values["coin"], p.partition_values["day"]) for p in ordered] == \
+        [("BTC", 1), ("BTC", 2), ("SOL", 1), ("SOL", 2)]
+    mixed = [part("SOL", 1), part(None, 1)]
+    assert row_groups._by_instrument(mixed) == mixed

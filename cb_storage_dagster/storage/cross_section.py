@@ -7,7 +7,9 @@ and row filters, and hands them to the manager's one pruned read (``read_partiti
 
 * an exchange: every instrument of its days (``WriteScope.of_exchange_days``);
 * a few instruments (at most :data:`SLOT_SCOPE_LIMIT`): their exact instrument-days, so
-  the planner opens only their files;
+  the planner opens only their files, and from local files each instrument's rows are taken
+  by position as a read of that instrument alone takes them
+  (:func:`.delta.positional_read.reads_coins_by_position`);
 * many instruments: the days of their exchanges plus a ``coin IN (...)`` row filter per
   exchange, so that planning stays one vectorized pass however many instruments are asked for
   (files of other coins are skipped by their partition values or coin statistics).

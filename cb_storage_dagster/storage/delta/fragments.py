@@ -43,6 +43,7 @@ from cb_storage_dagster.storage.delta.cache import BoundedCache
 from cb_storage_dagster.storage.delta.fetch_pool import map_concurrently
 from cb_storage_dagster.storage.delta.fragment_read import has_view_types, read_fragment
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
+from cb_storage_dagster.storage.delta.positional_read import reads_coins_by_position
 from cb_storage_dagster.storage.delta.remote_read import FileKey, read_remote
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_groups import read_files
@@ -205,8 +206,9 @@ class FragmentCache:
         groups ``window`` needs and the file kept open to read them from, if any; ``None``
         (pyarrow's scan) for more than :data:`DIRECT_READ_MAX_FILES` files, or new files
         holding more than :data:`NEW_FILES_INDEXED_MAX_ROWS` rows (but for a read of one
-        instrument that keeps its files open). With ``keep_open``, a read
-        of one instrument keeps each file open in its entry (:attr:`_CachedFile.mapped`), and a
+        instrument, or of a few, that keeps its files open). With ``keep_open``, a read of one
+        instrument or of a few (:func:`.positional_read.reads_coins_by_position`) keeps each
+        file open in its entry (:attr:`_CachedFile.mapped`), and a
         read of every instrument of an exchange keeps open the files of one instrument (the
         instrument layout's) it reads a second time: their rows are then taken by position
         (:mod:`.positional_read`). Mapping a file and locating its columns costs more than
@@ -219,7 +221,7 @@ class FragmentCache:
         without ``keep_open`` (a past version), none is used or kept."""
         if len(entries) > DIRECT_READ_MAX_FILES:
             return None
-        positional = keep_open and window.coin is not None  # (rows taken by position: nothing decoded)
+        positional = keep_open and reads_coins_by_position(window)  # (rows taken by position: nothing decoded)
         if not positional and len(entries) > 1 and any(fresh) and \
                 sum(entry.fragment.metadata.num_rows for entry in entries) > NEW_FILES_INDEXED_MAX_ROWS:
             return None
@@ -230,7 +232,7 @@ class FragmentCache:
             if entry.index is None:
                 entry.index = RowGroupIndex.of(fragment.metadata)
             groups = entry.index.select(window)
-            if keep_open and entry.mapped is None and (window.coin is not None or (
+            if keep_open and entry.mapped is None and (positional or (
                     window.coins is None and "coin" not in entry.index.columns
                     and (read_before or entry.index.spills_past(groups, window)))):
                 entry.mapped = MappedFile(fragment.path, fragment.metadata,

@@ -40,7 +40,11 @@ import pyarrow.parquet as pq
 from cb_storage_dagster.storage.delta.fetch_pool import map_in_runs
 from cb_storage_dagster.storage.delta.file_rows import FileRows, assemble, in_schema
 from cb_storage_dagster.storage.delta.mapped_file import MappedFile
-from cb_storage_dagster.storage.delta.positional_read import PositionalRows, read_by_position
+from cb_storage_dagster.storage.delta.positional_read import (
+    PositionalRows,
+    read_by_position,
+    reads_coins_by_position,
+)
 from cb_storage_dagster.storage.delta.row_group_index import RowGroupIndex
 from cb_storage_dagster.storage.delta.row_window import RowWindow
 
@@ -75,11 +79,15 @@ def read_file(
     if not groups:
         return [FileRows(schema.empty_table(), partition_values, True)]
     if mapped is not None:
-        by_position = read_by_position(mapped, groups, _of_the_file(window, mapped), stored,
-                                       every_row=row_filter is None, index=index)
+        window = _of_the_file(window, mapped)
+        by_position = read_by_position(mapped, groups, window, stored, every_row=row_filter is None, index=index)
         if by_position is not None:
             rows, values, exact = by_position
             return [_filtered(rows, values, row_filter if row_filter is None or not exact else own_filter, schema)]
+        if window.coins is not None and row_filter is not None and reads_coins_by_position(window) and mapped.stores_coin:
+            by_coins = _coins_by_position(mapped, index, groups, window, stored, row_filter, own_filter, schema)
+            if by_coins is not None:
+                return by_coins
     parts = []
     for start in range(0, len(groups), GROUPS_PER_DECODE):
         batch = groups[start:start + GROUPS_PER_DECODE]
@@ -101,12 +109,37 @@ def read_file(
 
 def _of_the_file(window: RowWindow, mapped: MappedFile) -> RowWindow:
     """``window``, narrowed to the one instrument of a file that stores no ``coin`` (the
-    instrument layout's) for a read of every instrument: its rows can then be taken by
-    position like those of a read of that instrument."""
+    instrument layout's) for a read of every instrument or of several: its rows can then be
+    taken by position like those of a read of that instrument."""
     coin = mapped.partition_values.get("coin")
-    if window.coin is not None or window.coins is not None or mapped.stores_coin or not isinstance(coin, str):
+    if window.coin is not None or mapped.stores_coin or not isinstance(coin, str):
         return window
+    if window.coins is not None:
+        return window.for_coin(coin) if coin in window.coins else window
     return replace(window, coin=coin)
+
+
+def _coins_by_position(
+    mapped: MappedFile, index: RowGroupIndex, groups: list[int], window: RowWindow, stored: list[str],
+    row_filter: ds.Expression, own_filter: ds.Expression | None, schema: pa.Schema,
+) -> list[FileRows] | None:
+    """The rows of a read of a few coins (:func:`.positional_read.reads_coins_by_position`)
+    from a file of many, each coin's taken by position from the row groups of ``groups``
+    that may hold it; ``None`` where one coin's cannot be (the caller decodes the file).
+    A coin's rows need only the caller's own filters where its window is exact."""
+    wanted, parts = set(groups), []
+    for coin in window.coins or ():
+        one = window.for_coin(coin)
+        coin_groups = [group for group in index.select(one) if group in wanted]
+        if not coin_groups:
+            continue
+        by_position = read_by_position(mapped, coin_groups, one, stored, every_row=False, index=index)
+        if by_position is None:
+            return None
+        rows, values, exact = by_position
+        if rows.num_rows:
+            parts.append(_filtered(rows, values, own_filter if exact else row_filter, schema))
+    return parts or [FileRows(schema.empty_table(), mapped.partition_values, True)]
 
 
 def _filtered(rows: pa.Table | PositionalRows, partition_values: dict[str, object], remaining: ds.Expression | None,
@@ -142,8 +175,20 @@ def read_files(
                 for part in read_file(fragment, index, groups, window, schema=schema, own_filter=own_filter,
                                       columns=columns, mapped=mapped, row_filter=None if every_row else row_filter)]
 
-    return assemble(map_in_runs(read_run, files, min_run=min_run, cores=cores, weigh=lambda file: len(file[2])),
-                    schema, columns)
+    parts = map_in_runs(read_run, files, min_run=min_run, cores=cores, weigh=lambda file: len(file[2]))
+    return assemble(_by_instrument(parts) if window.coins is not None else parts, schema, columns)
+
+
+def _by_instrument(parts: list[FileRows]) -> list[FileRows]:
+    """The parts of a read of several coins, each one coin's rows of one file (taken by
+    position), put instrument after instrument; files come in time order, so the read comes
+    out sorted as the caller sorts it (a check instead of a sort: 5 coins x 30 exchange-days,
+    ~30 ms). Parts of several coins (decoded) stay as they are."""
+    keys = [(part.partition_values.get("exchange"), part.partition_values.get("coin")) for part in parts]
+    if len(parts) < 2 or not all(isinstance(exchange, str) and isinstance(coin, str) for exchange, coin in keys):
+        return parts
+    order = sorted(range(len(parts)), key=keys.__getitem__)  # (stable: a coin's files stay in order)
+    return [parts[i] for i in order]
 
 
 def _span(fragment: ds.ParquetFileFragment, first: int, end: int) -> pa.Buffer:

@@ -38,7 +38,9 @@ class RowWindow:
     rows were cut to it, and whose ``date`` values lie in those days, then needs no row
     filter beyond the caller's own filters. ``coins``: for a read of several instruments
     (of one exchange, or a ``coin in [...]`` filter), their coins, sorted: row groups that
-    hold none of them are skipped, the read's filter selects the rows.
+    hold none of them are skipped, the read's filter selects the rows. ``each_coin_exact``:
+    the scope is those coins of ``exchange``, each over the same consecutive days, so that
+    each coin's window (:meth:`for_coin`) is exact.
     """
 
     exchange: str | None = None
@@ -49,6 +51,7 @@ class RowWindow:
     last_day: dt.date | None = None
     exact: bool = False
     coins: tuple[str, ...] | None = None
+    each_coin_exact: bool = False
 
     @classmethod
     def of(cls, scope: WriteScope | None, time_range: tuple[dt.datetime, dt.datetime] | None) -> RowWindow:
@@ -71,8 +74,28 @@ class RowWindow:
             return cls._over(exchanges.pop(), None, {day.date for day in scope.days}, start, end, scope)
         pairs = {(slot.exchange, slot.coin) for slot in scope.slots} | set(scope.instruments)
         if not scope.days and len({exchange for exchange, _ in pairs}) == 1:
-            return cls(None, None, start, end, coins=tuple(sorted(coin for _, coin in pairs)))
+            coins = tuple(sorted(coin for _, coin in pairs))
+            if not scope.instruments and scope.slots:
+                each = cls._over(next(iter(pairs))[0], None, {slot.date for slot in scope.slots}, start, end, scope)
+                if each.exact and len(scope.slots) == len(coins) * ((each.last_day - each.first_day).days + 1):
+                    return replace(each, exact=False, coins=coins, each_coin_exact=True)
+            return cls(None, None, start, end, coins=coins)
         return cls(None, None, start, end)
+
+    def for_coin(self, coin: str) -> RowWindow:
+        """The window of one of :attr:`coins`: exact where this window is exact (every coin of
+        its exchange over consecutive days) or :attr:`each_coin_exact`.
+
+        >>> import datetime as dt
+        >>> from cb_storage_dagster.domain.scope import WriteScope
+        >>> from cb_storage_dagster.domain.keys import PartitionSlot
+        >>> days = [dt.date(1970, 1, 1), dt.date(1970, 1, 2)]
+        >>> scope = WriteScope.of_slots(PartitionSlot("binance", c, d) for c in ("BTC", "ETH") for d in days)
+        >>> window = RowWindow.of(scope, None)
+        >>> window.coins, window.exact, window.for_coin("ETH").coin, window.for_coin("ETH").exact
+        (('BTC', 'ETH'), False, 'ETH', True)
+        """
+        return replace(self, coin=coin, coins=None, exact=self.exact or self.each_coin_exact, each_coin_exact=False)
 
     def within_filters(self, filters: Iterable[tuple[str, str, Any]]) -> RowWindow:
         """The window narrowed by the read's filters (ANDed): ``coin = x`` or ``coin in [...]``
