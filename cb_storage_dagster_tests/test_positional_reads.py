@@ -449,3 +449,21 @@ def test_the_parts_of_a_read_of_a_few_coins_go_instrument_after_instrument():
         [("BTC", 1), ("BTC", 2), ("SOL", 1), ("SOL", 2)]
     mixed = [part("SOL", 1), part(None, 1)]
     assert row_groups._by_instrument(mixed) == mixed
+
+
+def test_an_exchange_day_of_many_instruments_is_written_in_row_groups_of_one_page_per_column(tmp_path):
+    """Row groups of more rows than delta-rs' 20,000-row pages (layout.EXCHANGE_LAYOUT_ROW_GROUP_ROWS):
+    each column chunk is still one data page, so every column is read by position."""
+    from cb_storage_dagster.storage.layout import EXCHANGE_LAYOUT_ROW_GROUP_ROWS
+
+    coins = [f"C{i:03d}" for i in range(30)]  # 30 x 1,440 = 43,200 rows: one row group
+    assert 20_000 < len(coins) * 1440 <= EXCHANGE_LAYOUT_ROW_GROUP_ROWS
+    manager = StorageManagerImpl(LocalFileBackend(tmp_path / "store"), default_layout="exchange")
+    manager.write_partitions("ohlcv", pa.concat_tables([normalize(ohlcv(DAYS[0], n=1440, step="1min", coin=c), "ohlcv")
+                                                        for c in coins]),
+                             WriteScope.of_exchange_days([("binance", DAYS[0])]))
+    (path,) = (tmp_path / "store").rglob("part-*.parquet")
+    (slices,) = slices_of(path)
+    assert slices.rows == len(coins) * 1440 and all(column is not None for column in slices.columns.values())
+    assert slices.coin_run("C007") == (7 * 1440, 8 * 1440)
+    assert_takes_equal_pyarrows(path, [name for name in pq.read_schema(path).names if name != "coin"], ranges=5)

@@ -2,7 +2,7 @@
 row group: where each column's values lie in the file, found once from its page headers.
 
 pyarrow decodes whole row groups. A read of one instrument from an exchange-day file needs
-1,440 rows of a 16 Ki-row group: decoding the group costs ~11x the rows kept, in each of the
+1,440 rows of a 64 Ki-row group: decoding the group costs ~45x the rows kept, in each of the
 30 files of a month. The product's files are uncompressed (:mod:`.writer_settings`), with
 one data page per column chunk, so the values of rows ``[first, end)`` of a plain column are
 bytes ``[8 * first, 8 * end)`` of its page (a view of the mapping, no copy), and those of a

@@ -5,7 +5,7 @@ A dictionary page's indices are a sequence of runs, each either one value repeat
 (``RLE``) or values packed ``bit_width`` bits each in groups of eight. Knowing where each
 run starts (:meth:`HybridRuns.parse`, once per page), the values ``[first, end)`` are
 decoded from the runs they fall in only (:meth:`HybridRuns.take`): a read of one
-instrument's 1,440 rows out of a 16 Ki-row page decodes 1,440 indices, not 16 Ki.
+instrument's 1,440 rows out of a 64 Ki-row page decodes 1,440 indices, not 64 Ki.
 
 >>> import numpy as np
 >>> # an RLE run of 3 x value 5, then 8 bit-packed values 0..7 of 3 bits each

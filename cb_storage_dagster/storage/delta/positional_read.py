@@ -4,7 +4,7 @@ pages (:mod:`.column_slices`) instead of decoding whole row groups.
 
 What a warm read of one instrument then costs is finding the rows and copying them: one
 instrument x 30 exchange-days of 2,000 coins reads 43,200 rows, where decoding the row
-groups that hold them meant 30 x 2 x 16 Ki rows.
+groups that hold them meant 30 x 1-2 x 64 Ki rows.
 
 A file is read so only when every column the read needs can be (:class:`.column_slices.
 RowGroupSlices`), the instrument's rows form one run in each row group and their times are

@@ -57,13 +57,22 @@ def writer_properties(
     schema: pa.Schema, *, compression: Codec = DATA_FILE_CODEC, max_row_group_size: int | None = None
 ) -> WriterProperties:
     """delta-rs writer properties for data of ``schema``: ``compression``, at most
-    ``max_row_group_size`` rows per row group (``None``: delta-rs' default), floating-point
-    columns without a dictionary (:func:`plain_columns`)."""
+    ``max_row_group_size`` rows per row group (``None``: delta-rs' default) and then as many
+    per data page, floating-point columns without a dictionary (:func:`plain_columns`).
+
+    One data page per column chunk is what lets a read take rows by position
+    (:mod:`.column_slices`); delta-rs' writer starts a new page every 20,000 rows by default,
+    and at 1 MiB of values (64 Ki rows of 8-byte values are 512 KiB).
+
+    >>> import pyarrow as pa
+    >>> writer_properties(pa.schema([("close", pa.float64())]), max_row_group_size=65536).data_page_row_count_limit
+    65536
+    """
     from deltalake import ColumnProperties, WriterProperties
 
     plain = {name: ColumnProperties(dictionary_enabled=False) for name in plain_columns(schema)}
     return WriterProperties(compression=compression, max_row_group_size=max_row_group_size,
-                            column_properties=plain or None)
+                            data_page_row_count_limit=max_row_group_size, column_properties=plain or None)
 
 
 __all__ = ["DATA_FILE_CODEC", "Codec", "plain_columns", "writer_properties"]
