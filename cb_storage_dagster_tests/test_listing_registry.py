@@ -188,6 +188,69 @@ class TestTheStampedInstrumentList:
         assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC", "XRP"]
         assert opens == []  # that listing stamped the new version
 
+    @pytest.fixture
+    def advances(self, monkeypatch) -> list[bool]:
+        """Whether each writer's commit advanced the stored list (else: computed in full)."""
+        from cb_storage_dagster.storage.delta.instrument_snapshot import InstrumentSnapshots
+
+        results: list[bool] = []
+        original = InstrumentSnapshots.advance
+
+        def recording(self, *args, **kwargs):
+            results.append(original(self, *args, **kwargs))
+            return results[-1]
+
+        monkeypatch.setattr(InstrumentSnapshots, "advance", recording)
+        return results
+
+    def test_a_writer_advances_the_list_over_another_writers_commits(self, backend, layout, opens, advances):
+        """Instrument layout: another writer's appends name their instruments in their files'
+        partition values, so the next write replays them. Exchange layout: their coins are
+        unknown without reading their files, so it does not; the listing is right either way."""
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        write_day(manager, DAYS[1], COINS)
+        foreign = normalize(ohlcv(DAYS[1], n=3, coin="XRP"), "ohlcv")
+        for _ in range(2):
+            write_deltalake(manager.table_uri("ohlcv"), foreign, mode="append",
+                            storage_options=backend.get_storage_options())
+        advances.clear()
+        write_day(manager, DAYS[2], COINS)
+        assert advances == [layout == "instrument"]
+        opens.clear()
+        assert fresh(manager).list_coins("binance", "ohlcv") == [*COINS, "XRP"]
+        if layout == "instrument":
+            assert opens == []
+
+    def test_another_writers_delete_in_between_is_not_replayed(self, backend, layout, advances):
+        from deltalake import DeltaTable
+
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        DeltaTable(manager.table_uri("ohlcv"), storage_options=backend.get_storage_options()).delete("coin = 'ADA'")
+        advances.clear()
+        write_day(manager, DAYS[1], ["BTC"])
+        assert advances == [False]  # a commit that removed ADA's files and added none of its own
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC", "ETH", "SOL"]
+
+    def test_a_writer_advances_from_what_it_stored_without_reading_it_back(self, backend, layout, advances, monkeypatch):
+        from cb_storage_dagster.storage.delta.instrument_snapshot import SNAPSHOT_OBJECT
+
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        loads: list[str] = []
+        original = type(backend).load_bytes
+
+        def counting(self, identifier):
+            loads.append(identifier)
+            return original(self, identifier)
+
+        monkeypatch.setattr(type(backend), "load_bytes", counting)
+        write_day(manager, DAYS[1], ["BTC", "DOGE"])
+        assert advances[-1] is True and f"ohlcv/{SNAPSHOT_OBJECT}" not in loads
+        monkeypatch.undo()
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["ADA", "BTC", "DOGE", "ETH", "SOL"]
+
     def test_a_stamp_of_another_table_at_the_same_version_is_not_trusted(self, backend, layout):
         from cb_storage_dagster.storage.delta.instrument_snapshot import SNAPSHOT_OBJECT
 

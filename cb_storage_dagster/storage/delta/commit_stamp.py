@@ -21,6 +21,8 @@ are still checked, the old way.
 True
 >>> commit_stamp(backend, "t", 1) is None
 True
+>>> stamp_of(backend.load_bytes("t/_delta_log/00000000000000000000.json")) == stamp
+True
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def fingerprint(backend: IStorageBackend, table: str, version: int) -> str | Non
         return None
 
 
+def stamp_of(commit: bytes) -> dict[str, str]:
+    """The stamp of a commit whose bytes (from the start, at least :data:`FINGERPRINT_BYTES`
+    or all of them) the caller has read already: :func:`commit_stamp` without a read."""
+    return {STAMP_KEY: hashlib.sha256(commit[:FINGERPRINT_BYTES]).hexdigest()}
+
+
 def commit_stamp(backend: IStorageBackend, table: str, version: int) -> dict[str, str] | None:
     """The metadata entry that stamps an object as computed from commit ``version`` (``None``:
     the commit was cleaned up, so nothing can be stamped with it)."""
@@ -66,4 +74,4 @@ def matches(backend: IStorageBackend, table: str, version: int, metadata: Mappin
     return False
 
 
-__all__ = ["FINGERPRINT_BYTES", "STAMP_KEY", "commit_stamp", "fingerprint", "matches"]
+__all__ = ["FINGERPRINT_BYTES", "STAMP_KEY", "commit_stamp", "fingerprint", "matches", "stamp_of"]

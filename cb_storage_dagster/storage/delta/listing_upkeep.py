@@ -31,12 +31,14 @@ def keep_listings_current(tables: DeltaTables, table: str, version: int, days: p
     def removed_pairs(removes: list[dict]) -> set[tuple[str, str]] | None:
         if exchange_layout:
             return tables.coin_registry.coins_of(table, removes, facts)
-        values = [r.get("partitionValues") or {} for r in removes]
-        if any("exchange" not in v or "coin" not in v for v in values):
-            return None
-        return {(v["exchange"], v["coin"]) for v in values}
+        return _partition_pairs(removes)
 
-    advanced = tables.instrument_snapshots.advance(table, version, written, removed_pairs)
+    def added_pairs(adds: list[dict]) -> set[tuple[str, str]] | None:
+        if exchange_layout:
+            return None  # (another writer's files: their coins are not registered)
+        return _partition_pairs(adds)
+
+    advanced = tables.instrument_snapshots.advance(table, version, written, removed_pairs, added_pairs)
     if advanced and not exchange_layout:
         return
     actions = pa.table(writer.get_add_actions(flatten=True))
@@ -53,3 +55,18 @@ def keep_listings_current(tables: DeltaTables, table: str, version: int, days: p
         pairs = set(zip(unique.column(0).to_pylist(), unique.column(1).to_pylist()))
     if pairs is not None:
         tables.instrument_snapshots.save(table, version, pairs)
+
+
+def _partition_pairs(actions: list[dict]) -> set[tuple[str, str]] | None:
+    """The ``(exchange, coin)`` partition values of add or remove actions of the instrument
+    layout; ``None`` where one lacks them.
+
+    >>> _partition_pairs([{"partitionValues": {"exchange": "binance", "coin": "BTC", "month": "2024-01"}}])
+    {('binance', 'BTC')}
+    >>> _partition_pairs([{"partitionValues": {"exchange": "binance", "coin": None}}]) is None
+    True
+    """
+    values = [action.get("partitionValues") or {} for action in actions]
+    if any(not isinstance(v.get("exchange"), str) or not isinstance(v.get("coin"), str) for v in values):
+        return None
+    return {(v["exchange"], v["coin"]) for v in values}
