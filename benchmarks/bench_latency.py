@@ -11,7 +11,9 @@ of the issue's two-round-trip floor (one for the log, one for the data files in 
 * ``get_range`` of one instrument x 1 day and x D days, warm (one manager, repeated);
 * the D-day read in a new process (open + read, timed inside the process after imports: the
   Azure SDK, deltalake, pandas and pyarrow are imported before the timer, as every process
-  loads them once; until session 8 they were imported lazily inside the timed read, ~190 ms);
+  loads them once; until session 8 they were imported lazily inside the timed read, ~190 ms),
+  after one such process not counted, as many processes as ``--rounds`` (until session 19:
+  three, the first counted: their medians moved by 2x the floor from run to run);
 * ``list_coins`` from a new manager (same process).
 
     python benchmarks/bench_latency.py                       # 4 instruments x 30 days, both layouts
@@ -197,12 +199,13 @@ def measure(server: Any, proxy_port: int, container: str, layout: str, instrumen
     payload = json.dumps({"container": container, "backend": backend_args, "exchange": EXCHANGE, "coin": coin,
                           "start": start.isoformat(), "end": end.isoformat()})
     env = dict(os.environ, PYTHONPATH=str(HERE.parent))
-    for _ in range(max(3, rounds // 2)):
+    for i in range(1 + rounds):
         result = subprocess.run([sys.executable, "-c", COLD, payload], capture_output=True, text=True, check=True,
                                 env=env)
         answer = json.loads(result.stdout.strip().splitlines()[-1])
         check(range(answer["rows"]), days * MINUTES)
-        cold.append(answer["ms"])
+        if i:  # (the first process is not counted)
+            cold.append(answer["ms"])
     out[f"1 instrument x {days} days, new process"] = statistics.median(cold)
     ms, coins = median_ms(lambda: StorageManagerImpl(AzureBlobBackend(container, **backend_args)).list_coins(
         EXCHANGE, "ohlcv"), rounds)
