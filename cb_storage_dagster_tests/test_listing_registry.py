@@ -233,6 +233,18 @@ class TestTheStampedInstrumentList:
         assert advances == [False]  # a commit that removed ADA's files and added none of its own
         assert fresh(manager).list_coins("binance", "ohlcv") == ["BTC", "ETH", "SOL"]
 
+    def test_a_writer_advances_over_another_writers_commit_that_adds_no_file(self, backend, layout, advances):
+        from deltalake import DeltaTable
+
+        manager = StorageManagerImpl(backend, default_layout=layout)
+        write_day(manager, DAYS[0], COINS)
+        table = DeltaTable(manager.table_uri("ohlcv"), storage_options=backend.get_storage_options())
+        table.alter.set_table_properties({"delta.logRetentionDuration": "interval 30 days"})
+        advances.clear()
+        write_day(manager, DAYS[1], ["BTC", "DOGE"])
+        assert advances == [True]
+        assert fresh(manager).list_coins("binance", "ohlcv") == ["ADA", "BTC", "DOGE", "ETH", "SOL"]
+
     def test_a_writer_advances_from_what_it_stored_without_reading_it_back(self, backend, layout, advances, monkeypatch):
         from cb_storage_dagster.storage.delta.instrument_snapshot import SNAPSHOT_OBJECT
 

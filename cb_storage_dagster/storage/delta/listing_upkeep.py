@@ -34,6 +34,8 @@ def keep_listings_current(tables: DeltaTables, table: str, version: int, days: p
         return _partition_pairs(removes)
 
     def added_pairs(adds: list[dict]) -> set[tuple[str, str]] | None:
+        if not adds:
+            return set()  # (a commit that adds no file: a vacuum's, a metadata change)
         if exchange_layout:
             return None  # (another writer's files: their coins are not registered)
         return _partition_pairs(adds)
